@@ -1,0 +1,18 @@
+//! Omnihub's business rules, as plain Rust: no SQL, no HTTP.
+//!
+//! Each module is one domain of the merchant's world; the store crate keeps their state and
+//! the HTTP crate exposes them.
+
+pub mod access;
+pub mod catalog;
+pub mod clock;
+pub mod customers;
+pub mod events;
+pub mod id;
+pub mod inventory;
+pub mod money;
+pub mod validation;
+
+pub use clock::{Clock, Timestamp};
+pub use money::Money;
+pub use validation::{FieldError, Invalid};

@@ -1,0 +1,142 @@
+//! JSON bodies in and out, with precise errors: syntax errors are 400 `malformed_json`, a
+//! body of the wrong shape is 422 `validation_failed` naming the field, too large is 413.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::problem::ApiError;
+
+/// A JSON request body, or a JSON answer.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        parse(&bytes).map(Json)
+    }
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            rejection.body_text(),
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", rejection.body_text())
+    }
+}
+
+/// Parses a JSON body, naming the field that has the wrong type or is missing.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { String::new() } else { path };
+            let message = inner.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default().to_owned();
+            ApiError::invalid_field(&field, "invalid", message)
+        } else {
+            malformed(&inner)
+        }
+    })?;
+    deserializer.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+fn malformed(error: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("the body is not valid JSON: {error}"),
+    )
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(error) => {
+                tracing::error!(%error, "could not serialise an answer");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+}
+
+/// `201 Created` with a JSON body.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, Json(self.0)).into_response()
+    }
+}
+
+/// Applies a JSON Merge Patch (RFC 7396): objects merge, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    if let Value::Object(fields) = target {
+        for (key, change) in changes {
+            if change.is_null() {
+                fields.remove(key);
+            } else {
+                merge_patch(fields.entry(key.clone()).or_insert(Value::Null), change);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+        merge_patch(&mut doc, &json!({"list": [1, 2]}));
+        assert_eq!(doc["list"], json!([1, 2]));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Thing {
+        name: String,
+        count: i64,
+    }
+
+    #[test]
+    fn bad_bodies_get_their_own_codes() {
+        assert_eq!(parse::<Thing>(b"{\"name\": ").unwrap_err().code, "malformed_json");
+        let wrong = parse::<Thing>(br#"{"name": "x", "count": "many"}"#).unwrap_err();
+        assert_eq!(wrong.code, "validation_failed");
+        assert_eq!(wrong.errors[0].field, "count");
+        let missing = parse::<Thing>(br#"{"name": "x"}"#).unwrap_err();
+        assert_eq!(missing.code, "validation_failed");
+        assert!(missing.errors[0].message.contains("count"), "{:?}", missing.errors);
+        assert_eq!(
+            parse::<Thing>(br#"{"name": "x", "count": 1} x"#).unwrap_err().code,
+            "malformed_json"
+        );
+    }
+}

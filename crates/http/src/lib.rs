@@ -1,0 +1,62 @@
+//! Omnihub's HTTP API: the routes of `/api/v1`, the conventions every route shares (auth,
+//! problem+json errors, idempotency, pagination, request ids, metrics) and the OpenAPI
+//! document that describes them.
+
+mod auth;
+mod idempotency;
+pub mod json;
+mod lists;
+mod observe;
+mod openapi;
+pub mod problem;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use omnihub_store::Store;
+use tokio::sync::watch;
+
+pub use observe::Metrics;
+pub use openapi::document as openapi_document;
+
+/// What the HTTP layer needs to know of the server's configuration.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<HttpConfig>,
+    pub metrics: Arc<Metrics>,
+    /// Turns true when the server shuts down, so that long-lived streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The whole HTTP surface of the hub.
+pub fn router(state: AppState) -> Router {
+    let api = routes::api()
+        .layer(from_fn_with_state(state.clone(), idempotency::idempotent))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(routes::ops())
+        .fallback(routes::not_found)
+        .layer(from_fn_with_state(state.clone(), observe::observe))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,56 @@
+//! The OpenAPI 3.1 document, generated from the route handlers and the domain types.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Omnihub API", description = "One catalog, inventory, order system, customer and inbox for every channel. \
+        Conventions: bearer keys with scopes, problem+json errors with stable codes, Idempotency-Key on every POST, \
+        version + If-Match, cursor pagination."),
+    paths(
+        create_channel, list_channels, get_channel, patch_channel,
+        create_location, list_locations, get_location, patch_location,
+        create_product, list_products, get_product, patch_product, put_listing, get_listing, price_parity,
+        list_events, stream_events,
+        healthz, readyz, metrics, openapi, docs,
+    ),
+    components(schemas(crate::problem::Problem, omnihub_domain::FieldError)),
+    modifiers(&Bearer),
+    security(("bearer" = [])),
+    tags(
+        (name = "catalog", description = "Sales channels, locations, products, listings, price parity"),
+        (name = "events", description = "The event log"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A secret key `sk_…` with scopes, or a publishable key `pk_…` of one sales channel",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+}

@@ -1,0 +1,145 @@
+//! Errors as `application/problem+json` (RFC 9457) with a stable machine `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use omnihub_domain::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine code: `validation_failed`, `malformed_json`, `not_found`, `unauthorized`,
+    /// `forbidden`, `conflict`, `insufficient_stock`, `version_mismatch`,
+    /// `idempotency_key_reused`, `payload_too_large`, `rate_limited`, `internal`.
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error answer: everything a handler can fail with ends up here, once.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is needed: Authorization: Bearer <key>",
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        ApiError {
+            errors,
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "the request breaks the rules; see errors",
+            )
+        }
+    }
+
+    pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        ApiError::invalid(vec![FieldError {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("https://omnihub.dev/problems/{}", self.code.replace('_', "-")),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+impl From<omnihub_store::Error> for ApiError {
+    fn from(error: omnihub_store::Error) -> Self {
+        use omnihub_store::Error as E;
+        match error {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Conflict(detail) => ApiError::conflict(detail),
+            E::VersionMismatch { current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                format!("the resource has changed; its current version is {current}"),
+            ),
+            E::Invalid(invalid) => ApiError::invalid(invalid.0),
+            E::Corrupt(_) | E::Database(_) => {
+                tracing::error!(error = %error, "storage failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server failed; the request may be retried",
+                )
+            }
+        }
+    }
+}
+
+impl From<omnihub_domain::Invalid> for ApiError {
+    fn from(invalid: omnihub_domain::Invalid) -> Self {
+        ApiError::invalid(invalid.0)
+    }
+}

@@ -1,0 +1,162 @@
+//! The event log, as pages and as a live Server-Sent Events stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use futures_util::stream::{self, Stream};
+use omnihub_domain::events::Event;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::json::Json;
+use crate::problem::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/events", get(list_events))
+        .route("/events/stream", get(stream_events))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only events with a larger `seq` (default 0: from the start).
+    pub after: Option<i64>,
+    /// Comma-separated event types to keep (`order.placed,order.cancelled`).
+    pub types: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+impl EventParams {
+    fn types(&self) -> Vec<String> {
+        self.types
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub data: Vec<Event>,
+    /// The `seq` to pass as `after` for the next page; null when there is nothing more yet.
+    pub next_cursor: Option<String>,
+}
+
+/// Read the event log in order.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams),
+    responses((status = 200, body = EventPage)))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<EventParams>,
+) -> Result<Json<EventPage>, ApiError> {
+    caller.require_secret("events:read")?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 500",
+        ));
+    }
+    let data = state
+        .store
+        .events_after(params.after.unwrap_or(0), &params.types(), limit)
+        .await?;
+    let next_cursor = if data.len() as i64 == limit {
+        data.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(EventPage { data, next_cursor }))
+}
+
+/// Follow the event log live as Server-Sent Events: each event's `id` is its `seq` and its
+/// `event` its type. Reconnect with `Last-Event-ID` (or `?after=`) to resume without gaps.
+#[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(EventParams, ("Last-Event-ID" = Option<i64>, Header)),
+    responses((status = 200, description = "text/event-stream of events", content_type = "text/event-stream")))]
+pub async fn stream_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(params): Query<EventParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    caller.require_secret("events:read")?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let after = resume.or(params.after).unwrap_or(0);
+    let follow = Follow {
+        state: state.clone(),
+        after,
+        types: params.types(),
+        pending: Vec::new().into_iter(),
+        wake: state.store.watch_log(),
+    };
+    let events = stream::unfold(follow, |mut follow| async move {
+        follow.next().await.map(|event| (Ok(event), follow))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The reader behind one SSE connection.
+struct Follow {
+    state: AppState,
+    after: i64,
+    types: Vec<String>,
+    pending: std::vec::IntoIter<Event>,
+    wake: tokio::sync::watch::Receiver<u64>,
+}
+
+/// Other server processes' events are seen by polling this often.
+const POLL: Duration = Duration::from_millis(250);
+
+impl Follow {
+    /// The next event to send, waiting for one; `None` ends the stream (shutdown).
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.pending.next() {
+                self.after = event.seq;
+                return Some(sse_event(&event));
+            }
+            if *self.state.shutdown.borrow() {
+                return None;
+            }
+            match self.state.store.events_after(self.after, &self.types, 200).await {
+                Ok(events) if !events.is_empty() => {
+                    self.pending = events.into_iter();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "event stream could not read the log"),
+            }
+            let mut shutdown = self.state.shutdown.clone();
+            tokio::select! {
+                _ = self.wake.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+fn sse_event(event: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(event.seq.to_string())
+        .event(event.kind.clone())
+        .data(serde_json::to_string(event).unwrap_or_default())
+}

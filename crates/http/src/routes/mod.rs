@@ -1,0 +1,56 @@
+//! The routes, one module per area of the API.
+
+mod catalog;
+mod events;
+mod ops;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::json::merge_patch;
+use crate::problem::ApiError;
+
+pub use ops::{not_found, ops};
+pub(crate) use {catalog::*, events::*, ops::*};
+
+/// Every route under `/api/v1`.
+pub fn api() -> Router<AppState> {
+    Router::new().merge(catalog::routes()).merge(events::routes())
+}
+
+/// The version a client expects, from `If-Match` (`3` or `"3"`).
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("if-match") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_field("If-Match", "invalid", "must be the resource's integer version"))
+}
+
+/// A draft with a JSON Merge Patch applied, checked like a new body.
+fn patched<D: Serialize + DeserializeOwned>(current: &D, patch: &serde_json::Value) -> Result<D, ApiError> {
+    if !patch.is_object() {
+        return Err(ApiError::invalid_field("", "invalid", "a patch is a JSON object"));
+    }
+    let mut doc = serde_json::to_value(current).map_err(|_| ApiError::conflict("the resource cannot be patched"))?;
+    merge_patch(&mut doc, patch);
+    crate::json::parse(&serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// A lost race without `If-Match` is a conflict to retry, not a stale precondition.
+fn version_race(error: omnihub_store::Error, asked: Option<i64>) -> ApiError {
+    match (error, asked) {
+        (omnihub_store::Error::VersionMismatch { .. }, None) => {
+            ApiError::conflict("the resource changed while this change was made; retry")
+        }
+        (error, _) => error.into(),
+    }
+}

@@ -1,0 +1,129 @@
+//! The Omnihub server: start-up, the background workers and the operations commands. The
+//! binary (`main.rs`) parses the command line; tests start the same [`Application`].
+
+pub mod config;
+pub mod demo;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use omnihub_domain::Clock;
+use omnihub_domain::clock::SystemClock;
+use omnihub_http::{AppState, HttpConfig, Metrics};
+use omnihub_store::{Db, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Settings;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the configured database and applies pending migrations.
+pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Store, BoxError> {
+    let db = Db::connect(&settings.database_url()?, settings.max_connections()).await?;
+    let applied = omnihub_store::migrate::run(&db).await?;
+    if applied > 0 {
+        tracing::info!(applied, "database schema is up to date");
+    }
+    Ok(Store::new(db, clock))
+}
+
+/// Makes sure an owner key exists. Answers a token to print when one was generated.
+pub async fn bootstrap_owner_key(store: &Store, bootstrap: Option<&str>) -> Result<Option<String>, BoxError> {
+    let owner = ["admin".to_owned()];
+    if let Some(token) = bootstrap {
+        if !token.starts_with("sk_") || token.len() < 20 {
+            return Err("OMNIHUB_BOOTSTRAP_KEY must start with sk_ and be at least 20 characters".into());
+        }
+        if !store.is_api_key(token).await? {
+            store.create_api_key("owner", token, &owner, None).await?;
+        }
+        return Ok(None);
+    }
+    if store.has_api_keys().await? {
+        return Ok(None);
+    }
+    Ok(Some(store.generate_api_key("owner", &owner, None).await?.token))
+}
+
+/// A running server: its address, its state, and a handle to stop it.
+pub struct Application {
+    pub address: SocketAddr,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Application {
+    /// Binds the listener and starts serving in the background.
+    pub async fn start(settings: &Settings, store: Store) -> Result<Application, BoxError> {
+        let listener = TcpListener::bind(settings.listen()).await?;
+        let address = listener.local_addr()?;
+        let (shutdown, stopping) = watch::channel(false);
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(HttpConfig {
+                body_limit: settings.body_limit(),
+            }),
+            metrics: Arc::new(Metrics::default()),
+            shutdown: stopping.clone(),
+        };
+        let app = omnihub_http::router(state);
+        let mut stop = stopping;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Ok(Application {
+            address,
+            store,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Stops accepting requests, lets those in flight finish, then returns.
+    pub async fn stop(self) -> Result<(), BoxError> {
+        let _ = self.shutdown.send(true);
+        self.server.await??;
+        self.store.db().close().await;
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then stops gracefully.
+    pub async fn run_until_signal(self) -> Result<(), BoxError> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+/// The system clock, for the server.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,132 @@
+//! `omnihub`: the server and its operations commands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use omnihub::{Application, BoxError, Settings, bootstrap_owner_key, demo, open_store, system_clock};
+
+/// Omnihub: one catalog, inventory, order system, customer and inbox for every sales and
+/// messaging channel.
+#[derive(Debug, Parser)]
+#[command(name = "omnihub", version, about, long_about = None)]
+struct Cli {
+    /// A TOML file with settings (flags and environment win over it).
+    #[arg(long, env = "OMNIHUB_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub: API, event stream and background work. On first start, creates an owner
+    /// API key and prints it once (or uses OMNIHUB_BOOTSTRAP_KEY).
+    Serve {
+        /// Fill an empty database with the demo shop first.
+        #[arg(long)]
+        demo: bool,
+        /// Use this token as the owner key (for scripts and tests).
+        #[arg(long, env = "OMNIHUB_BOOTSTRAP_KEY", hide_env_values = true)]
+        bootstrap_key: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Fill an empty database with the demo shop.
+    Demo,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its token (shown only this once).
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "api key")]
+        name: String,
+        /// Scopes of a secret key, comma-separated (e.g. catalog:write,inventory:read; admin is all).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Make a publishable key bound to this sales channel instead.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = result {
+        eprintln!("omnihub: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), BoxError> {
+    let settings = match &cli.config {
+        Some(path) => cli.settings.over(Settings::from_file(path)?),
+        None => cli.settings,
+    };
+    init_logs(&settings);
+    let store = open_store(&settings, system_clock()).await?;
+    match cli.command {
+        Command::Migrate => println!("migrations applied"),
+        Command::Demo => print_demo(demo::seed(&store).await?),
+        Command::Keys {
+            command: KeysCommand::Create { name, scopes, channel },
+        } => {
+            let key = store.generate_api_key(&name, &scopes, channel.as_deref()).await?;
+            println!("{}", key.token);
+            eprintln!("key {} created; the token above is shown only this once", key.key.id);
+        }
+        Command::Serve { demo, bootstrap_key } => {
+            if let Some(token) = bootstrap_owner_key(&store, bootstrap_key.as_deref()).await? {
+                println!("Owner API key (shown only this once, keep it safe):\n\n    {token}\n");
+            }
+            if demo {
+                print_demo(demo::seed(&store).await?);
+            }
+            let app = Application::start(&settings, store).await?;
+            println!("Omnihub is listening on http://{} (API reference: /docs)", app.address);
+            app.run_until_signal().await?;
+        }
+    }
+    Ok(())
+}
+
+fn print_demo(made: Option<demo::Demo>) {
+    match made {
+        None => println!("the database already has products; demo data left as it is"),
+        Some(demo) => {
+            println!(
+                "demo shop created: {} locations, {} sales channels, {} products",
+                demo.locations, demo.channels, demo.products
+            );
+            if let Some(key) = demo.publishable_key {
+                println!("publishable key of the web shop channel: {key}");
+            }
+        }
+    }
+}
+
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if settings.log_format.as_deref() == Some("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

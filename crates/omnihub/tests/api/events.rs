@@ -1,0 +1,134 @@
+//! The event log: appended with every change, read in order, followed live.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::fixtures::{self, id};
+use crate::helpers::{TestApp, json};
+use crate::on_both_backends;
+
+on_both_backends!(
+    every_change_appends_its_event,
+    the_stream_follows_live_and_resumes,
+    shutting_down_ends_live_streams
+);
+
+async fn every_change_appends_its_event(app: TestApp) {
+    let store = fixtures::location(&app, "Store", "store").await;
+    let channel = fixtures::channel(&app, "Web", "web", &[id(&store)]).await;
+    let shirt = fixtures::product(&app, "Shirt", &["SH-1"], 1000).await;
+    json(
+        app.patch(&format!("/products/{}", id(&shirt)), &json!({"title": "Shirt 2"}))
+            .await,
+        200,
+    )
+    .await;
+
+    let log = json(app.get("/events").await, 200).await;
+    let types: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "location.created",
+            "channel.created",
+            "product.created",
+            "product.updated"
+        ]
+    );
+    let seqs: Vec<i64> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(log["data"][1]["data"]["id"], channel["id"]);
+    assert_eq!(log["data"][3]["data"]["title"], "Shirt 2");
+
+    let after = json(app.get(&format!("/events?after={}", seqs[1])).await, 200).await;
+    assert_eq!(after["data"].as_array().unwrap().len(), 2);
+    let typed = json(app.get("/events?types=product.created,channel.created").await, 200).await;
+    assert_eq!(typed["data"].as_array().unwrap().len(), 2);
+    let page = json(app.get("/events?limit=3").await, 200).await;
+    assert_eq!(page["next_cursor"], seqs[2].to_string());
+}
+
+/// Reads SSE frames until `count` events have come; answers their (id, event) pairs.
+async fn read_events(response: reqwest::Response, count: usize) -> Vec<(String, String)> {
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while events.len() < count {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("events in time")
+            .expect("open")
+            .unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            if let (Some(id), Some(event)) = (field("id:"), field("event:")) {
+                events.push((id, event));
+            }
+        }
+    }
+    events
+}
+
+async fn the_stream_follows_live_and_resumes(app: TestApp) {
+    fixtures::location(&app, "Store", "store").await;
+    let stream = app.request(Method::GET, "/events/stream").send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fixtures::product(&app, "Shirt", &["SH-1"], 1000).await;
+    };
+    let (events, _) = tokio::join!(read_events(stream, 2), writer);
+    assert_eq!(events[0].1, "location.created");
+    assert_eq!(events[1].1, "product.created");
+
+    let resumed = app
+        .request(Method::GET, "/events/stream")
+        .header("last-event-id", &events[0].0)
+        .send()
+        .await
+        .unwrap();
+    let again = read_events(resumed, 1).await;
+    assert_eq!(again[0], events[1]);
+}
+
+async fn shutting_down_ends_live_streams(mut app: TestApp) {
+    let stream = app.request(Method::GET, "/events/stream").send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let reader = tokio::spawn(async move { stream.bytes().await.is_ok() });
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stops in time");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the stream ends")
+            .unwrap()
+    );
+}

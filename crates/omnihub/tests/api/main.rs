@@ -1,0 +1,8 @@
+//! The API suite: every test runs against the real server, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod catalog;
+mod conventions;
+mod events;
+mod fixtures;

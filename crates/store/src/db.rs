@@ -1,0 +1,380 @@
+//! The two database backends behind one small interface.
+//!
+//! Everything above this module writes its SQL once (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`), binds [`Arg`]s and reads typed columns from a [`Row`]; this module hands it
+//! to the real sqlx driver of whichever backend is configured. The backends are a closed set,
+//! so an enum dispatches to them: no trait objects, no boxed futures.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Database, Encode, Postgres, Row as _, Sqlite, Transaction, Type};
+
+use crate::Error;
+
+/// A value bound to a `$n` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(bool),
+    Float(Option<f64>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl From<Option<f64>> for Arg {
+    fn from(v: Option<f64>) -> Self {
+        Arg::Float(v)
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+impl From<Option<&String>> for Arg {
+    fn from(v: Option<&String>) -> Self {
+        Arg::Text(v.cloned())
+    }
+}
+
+/// A statement and its arguments.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    text: Text,
+    args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone)]
+enum Text {
+    Static(&'static str),
+    /// Built at run time, but only ever from fixed fragments and `$n` placeholders.
+    Built(String),
+}
+
+/// Starts a statement; the text is shared by both backends.
+pub fn sql(text: &'static str) -> Sql {
+    Sql {
+        text: Text::Static(text),
+        args: Vec::new(),
+    }
+}
+
+/// A statement whose text is assembled from fixed fragments, e.g. `IN ($2, $3, $4)` for a
+/// list of values. Values themselves are always bound, never spliced in.
+pub(crate) fn sql_built(text: String) -> Sql {
+    Sql {
+        text: Text::Built(text),
+        args: Vec::new(),
+    }
+}
+
+/// `$first, $first+1, …` for `count` values.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Sql {
+    pub fn bind(mut self, value: impl Into<Arg>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+}
+
+fn prepare<DB>(sql: Sql) -> sqlx::query::Query<'static, DB, DB::Arguments>
+where
+    DB: Database,
+    Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<f64>: for<'q> Encode<'q, DB> + Type<DB>,
+    bool: for<'q> Encode<'q, DB> + Type<DB>,
+{
+    let query = match sql.text {
+        Text::Static(text) => sqlx::query(text),
+        Text::Built(text) => sqlx::query(sqlx::AssertSqlSafe(text)),
+    };
+    sql.args.into_iter().fold(query, |query, arg| match arg {
+        Arg::Int(v) => query.bind(v),
+        Arg::Text(v) => query.bind(v),
+        Arg::Bool(v) => query.bind(v),
+        Arg::Float(v) => query.bind(v),
+    })
+}
+
+/// A result row of either backend, read by column name.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+macro_rules! get {
+    ($row:expr, $col:expr, $ty:ty) => {
+        match $row {
+            Row::Sqlite(r) => r.try_get::<$ty, _>($col),
+            Row::Postgres(r) => r.try_get::<$ty, _>($col),
+        }
+        .map_err(Error::from)
+    };
+}
+
+impl Row {
+    pub fn int(&self, col: &str) -> Result<i64, Error> {
+        get!(self, col, i64)
+    }
+    pub fn opt_int(&self, col: &str) -> Result<Option<i64>, Error> {
+        get!(self, col, Option<i64>)
+    }
+    pub fn text(&self, col: &str) -> Result<String, Error> {
+        get!(self, col, String)
+    }
+    pub fn opt_text(&self, col: &str) -> Result<Option<String>, Error> {
+        get!(self, col, Option<String>)
+    }
+    pub fn bool(&self, col: &str) -> Result<bool, Error> {
+        get!(self, col, bool)
+    }
+    pub fn opt_float(&self, col: &str) -> Result<Option<f64>, Error> {
+        get!(self, col, Option<f64>)
+    }
+    /// A column holding a JSON document as text.
+    pub fn json<T: DeserializeOwned>(&self, col: &str) -> Result<T, Error> {
+        let text = self.text(col)?;
+        serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("{col}: {e}")))
+    }
+}
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to one of the backends.
+///
+/// SQLite allows one writer at a time: writes go through a single connection (so they queue
+/// in the pool instead of failing with `SQLITE_BUSY`) while reads use their own pool.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite {
+        reader: sqlx::SqlitePool,
+        writer: sqlx::SqlitePool,
+    },
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    /// Opens `sqlite://path` or `postgres://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Every acknowledged write is on disk: durability is not traded for speed.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Db::Sqlite { reader, writer })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        let inner = match self {
+            Db::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx {
+            inner,
+            event_log_locked: false,
+        })
+    }
+
+    pub async fn fetch_all(&self, sql: Sql) -> Result<Vec<Row>, Error> {
+        Ok(match self {
+            Db::Sqlite { reader, .. } => prepare(sql)
+                .fetch_all(reader)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Db::Postgres(pool) => prepare(sql)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    pub async fn fetch_optional(&self, sql: Sql) -> Result<Option<Row>, Error> {
+        Ok(match self {
+            Db::Sqlite { reader, .. } => prepare(sql).fetch_optional(reader).await?.map(Row::Sqlite),
+            Db::Postgres(pool) => prepare(sql).fetch_optional(pool).await?.map(Row::Postgres),
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: TxInner,
+    event_log_locked: bool,
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs a statement; answers the number of rows it changed.
+    pub async fn execute(&mut self, sql: Sql) -> Result<u64, Error> {
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
+            TxInner::Postgres(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
+        })
+    }
+
+    pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, Error> {
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(tx) => prepare(sql)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            TxInner::Postgres(tx) => prepare(sql)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, Error> {
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
+            TxInner::Postgres(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Postgres),
+        })
+    }
+
+    /// Runs a script of several statements: the migrations compiled into the binary, never
+    /// anything built from input.
+    pub(crate) async fn execute_script(&mut self, script: String) -> Result<(), Error> {
+        let script = sqlx::AssertSqlSafe(script);
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop)?,
+            TxInner::Postgres(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, serialises appends to the event log until this transaction ends, so that
+    /// events become visible in `seq` order and a reader following the log never skips one.
+    /// SQLite has one writer at a time already.
+    pub(crate) async fn lock_event_log(&mut self) -> Result<(), Error> {
+        if self.event_log_locked {
+            return Ok(());
+        }
+        if let TxInner::Postgres(tx) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(7316001)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        self.event_log_locked = true;
+        Ok(())
+    }
+
+    /// Whether this transaction appended to the event log.
+    pub(crate) fn appended_events(&self) -> bool {
+        self.event_log_locked
+    }
+
+    pub async fn commit(self) -> Result<(), Error> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}

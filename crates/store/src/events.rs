@@ -1,0 +1,65 @@
+//! The event log: append inside a write transaction, read in `seq` order.
+
+use omnihub_domain::Timestamp;
+use omnihub_domain::events::{Event, NewEvent};
+use omnihub_domain::id::{self, Kind};
+
+use crate::db::{Row, Tx, placeholders, sql, sql_built};
+use crate::{Error, Store};
+
+/// Appends an event; it becomes visible when the transaction commits.
+pub(crate) async fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) -> Result<(), Error> {
+    tx.lock_event_log().await?;
+    tx.execute(
+        sql("INSERT INTO events (id, type, occurred_at, data) VALUES ($1, $2, $3, $4)")
+            .bind(id::new(Kind::Event))
+            .bind(event.kind)
+            .bind(at.millis())
+            .bind(event.data.to_string()),
+    )
+    .await?;
+    Ok(())
+}
+
+fn event(row: &Row) -> Result<Event, Error> {
+    Ok(Event {
+        seq: row.int("seq")?,
+        id: row.text("id")?,
+        kind: row.text("type")?,
+        occurred_at: Timestamp(row.int("occurred_at")?),
+        data: row.json("data")?,
+    })
+}
+
+impl Store {
+    /// Events after `after` in log order, optionally only those of the given types.
+    pub async fn events_after(&self, after: i64, types: &[String], limit: i64) -> Result<Vec<Event>, Error> {
+        let query = if types.is_empty() {
+            sql("SELECT seq, id, type, occurred_at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(limit)
+        } else {
+            let text = format!(
+                "SELECT seq, id, type, occurred_at, data FROM events \
+                 WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT $2",
+                placeholders(3, types.len())
+            );
+            types
+                .iter()
+                .fold(sql_built(text).bind(after).bind(limit), |q, t| q.bind(t))
+        };
+        self.db.fetch_all(query).await?.iter().map(event).collect()
+    }
+
+    /// The `seq` of the newest event, 0 when the log is empty.
+    pub async fn last_event_seq(&self) -> Result<i64, Error> {
+        let row = self
+            .db
+            .fetch_optional(sql("SELECT MAX(seq) AS seq FROM events"))
+            .await?;
+        Ok(match row {
+            Some(row) => row.opt_int("seq")?.unwrap_or(0),
+            None => 0,
+        })
+    }
+}

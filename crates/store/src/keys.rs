@@ -1,0 +1,167 @@
+//! API keys: only a hash of each token is stored; the token is shown once, when made.
+
+use omnihub_domain::Timestamp;
+use omnihub_domain::access::Principal;
+use omnihub_domain::id::{self, Kind};
+use rand::distr::{Alphanumeric, SampleString};
+use sha2::{Digest, Sha256};
+
+use crate::db::{Row, sql};
+use crate::{Error, Store};
+
+/// A key as listed: never its token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the token, to recognise it.
+    pub token_prefix: String,
+    pub scopes: Vec<String>,
+    pub channel_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A key just made, with its token (shown this once).
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub key: ApiKey,
+    pub token: String,
+}
+
+/// A fresh random token: `sk_…` for secret keys, `pk_…` for publishable ones.
+pub fn generate_token(publishable: bool) -> String {
+    let prefix = if publishable { "pk" } else { "sk" };
+    format!("{prefix}_{}", Alphanumeric.sample_string(&mut rand::rng(), 40))
+}
+
+fn hash(token: &str) -> String {
+    hex_lower(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn api_key(row: &Row) -> Result<ApiKey, Error> {
+    Ok(ApiKey {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        token_prefix: row.text("token_prefix")?,
+        scopes: row.text("scopes")?.split_whitespace().map(str::to_owned).collect(),
+        channel_id: row.opt_text("channel_id")?,
+        created_at: Timestamp(row.int("created_at")?),
+    })
+}
+
+impl Store {
+    /// Stores a key for `token`. A publishable key (`pk_…`) names its sales channel.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        token: &str,
+        scopes: &[String],
+        channel_id: Option<&str>,
+    ) -> Result<ApiKey, Error> {
+        let publishable = token.starts_with("pk_");
+        if publishable != channel_id.is_some() {
+            return Err(Error::Conflict(
+                "a publishable key belongs to exactly one sales channel; a secret key to none".into(),
+            ));
+        }
+        if !publishable {
+            omnihub_domain::access::check_scopes(scopes)?;
+        }
+        if let Some(channel) = channel_id {
+            self.channel(channel).await?;
+        }
+        let key = ApiKey {
+            id: id::new(Kind::ApiKey),
+            name: name.to_owned(),
+            token_prefix: token.chars().take(10).collect(),
+            scopes: scopes.to_vec(),
+            channel_id: channel_id.map(str::to_owned),
+            created_at: self.now(),
+        };
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            sql(
+                "INSERT INTO api_keys (id, name, token_hash, token_prefix, scopes, channel_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(hash(token))
+            .bind(&key.token_prefix)
+            .bind(key.scopes.join(" "))
+            .bind(key.channel_id.as_deref())
+            .bind(key.created_at.millis()),
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                Error::Conflict("this token is already a key".into())
+            } else {
+                e
+            }
+        })?;
+        self.commit(tx).await?;
+        Ok(key)
+    }
+
+    /// Makes a key with a fresh token.
+    pub async fn generate_api_key(
+        &self,
+        name: &str,
+        scopes: &[String],
+        channel_id: Option<&str>,
+    ) -> Result<NewApiKey, Error> {
+        let token = generate_token(channel_id.is_some());
+        let key = self.create_api_key(name, &token, scopes, channel_id).await?;
+        Ok(NewApiKey { key, token })
+    }
+
+    /// The principal behind a bearer token, if it is a live key.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
+        let row = self
+            .db
+            .fetch_optional(
+                sql(
+                    "SELECT id, name, token_prefix, scopes, channel_id, created_at FROM api_keys \
+                     WHERE token_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(hash(token)),
+            )
+            .await?;
+        let Some(key) = row.as_ref().map(api_key).transpose()? else {
+            return Ok(None);
+        };
+        Ok(Some(match key.channel_id {
+            Some(channel_id) => Principal::Publishable {
+                key_id: key.id,
+                channel_id,
+            },
+            None => Principal::Secret {
+                key_id: key.id,
+                scopes: key.scopes,
+            },
+        }))
+    }
+
+    /// Whether any key exists yet (the first start creates the owner's).
+    pub async fn has_api_keys(&self) -> Result<bool, Error> {
+        Ok(self
+            .db
+            .fetch_optional(sql("SELECT id FROM api_keys LIMIT 1"))
+            .await?
+            .is_some())
+    }
+
+    /// Whether this exact token is already a key.
+    pub async fn is_api_key(&self, token: &str) -> Result<bool, Error> {
+        let row = self
+            .db
+            .fetch_optional(sql("SELECT id FROM api_keys WHERE token_hash = $1").bind(hash(token)))
+            .await?;
+        Ok(row.is_some())
+    }
+}

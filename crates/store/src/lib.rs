@@ -1,0 +1,90 @@
+//! Omnihub's storage: every domain's state in SQLite or PostgreSQL, behind one [`Store`].
+//!
+//! Each write is one transaction that also appends its events to the event log (the
+//! transactional outbox), so the log never misses a change and never shows one that was
+//! rolled back.
+
+mod catalog;
+pub mod db;
+mod events;
+mod idempotency;
+mod keys;
+pub mod migrate;
+
+use std::sync::Arc;
+
+use omnihub_domain::{Clock, Invalid, Timestamp};
+use tokio::sync::watch;
+
+pub use catalog::Page;
+pub use db::{Backend, Db};
+pub use idempotency::Claim;
+pub use keys::{ApiKey, NewApiKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stale version: the current one is {current}")]
+    VersionMismatch { current: i64 },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, Error::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// The hub's state, shared by every request and worker of a server process.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    /// Bumped after every commit that appended events, so live readers wake at once.
+    log_commits: Arc<watch::Sender<u64>>,
+}
+
+impl Store {
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Store {
+        Store {
+            db,
+            clock,
+            log_commits: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Wakes when this process commits new events (other processes are seen by polling).
+    pub fn watch_log(&self) -> watch::Receiver<u64> {
+        self.log_commits.subscribe()
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.fetch_optional(db::sql("SELECT 1 AS one")).await.is_ok()
+    }
+
+    async fn commit(&self, tx: db::Tx) -> Result<(), Error> {
+        let appended = tx.appended_events();
+        tx.commit().await?;
+        if appended {
+            self.log_commits.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+}

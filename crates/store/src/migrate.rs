@@ -1,0 +1,60 @@
+//! Schema migrations, compiled into the binary and applied in order, each once.
+//!
+//! One script serves both backends; the few words that differ are filled in per backend.
+
+use omnihub_domain::clock::{Clock, SystemClock};
+
+use crate::Error;
+use crate::db::{Backend, Db, sql};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+
+fn dialect(script: &str, backend: Backend) -> String {
+    let seq_pk = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    script.replace("{seq_pk}", seq_pk)
+}
+
+/// Applies every migration the database has not seen yet; answers how many ran.
+pub async fn run(db: &Db) -> Result<usize, Error> {
+    let mut tx = db.begin().await?;
+    tx.execute_script(
+        "CREATE TABLE IF NOT EXISTS omnihub_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )"
+        .to_owned(),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut applied = 0;
+    for (version, name, script) in MIGRATIONS {
+        // One transaction per migration; on PostgreSQL an advisory lock keeps two nodes
+        // starting at once from applying the same one twice.
+        let mut tx = db.begin().await?;
+        if tx.backend() == Backend::Postgres {
+            tx.execute(sql("SELECT pg_advisory_xact_lock(7316000)")).await?;
+        }
+        let done = tx
+            .fetch_optional(sql("SELECT version FROM omnihub_migrations WHERE version = $1").bind(*version))
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        tx.execute_script(dialect(script, db.backend())).await?;
+        tx.execute(
+            sql("INSERT INTO omnihub_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*name)
+                .bind(SystemClock.now().millis()),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+        applied += 1;
+    }
+    Ok(applied)
+}
