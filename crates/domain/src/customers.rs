@@ -6,13 +6,16 @@
 //! any case, a phone number in any national or international format, a WhatsApp id (which is
 //! a phone number and therefore becomes a `phone` identity).
 
-use phonenumber::country::Id as Region;
+use std::collections::{BTreeMap, HashSet};
+
+/// A phone-numbering region (`Region::DE`): where numbers written without a country code are read.
+pub use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
 use phonenumber::{Mode, PhoneNumber};
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
-use crate::validation::{Check, Invalid};
+use crate::validation::{Check, FieldError, Invalid};
 
 // ───────────────────────────── identities ─────────────────────────────
 
@@ -66,6 +69,12 @@ impl IdentityKind {
     /// The kind named `text` exactly as [`IdentityKind::as_str`] spells it.
     pub fn parse(text: &str) -> Option<IdentityKind> {
         IdentityKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether messages can be sent over this kind: only those can carry a consent or be the
+    /// preferred channel.
+    pub const fn is_messaging(self) -> bool {
+        !matches!(self, IdentityKind::LoyaltyCard | IdentityKind::External)
     }
 }
 

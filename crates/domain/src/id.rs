@@ -1,5 +1,7 @@
 //! Opaque ids: a type prefix over a time-ordered ULID (`prd_01J…`).
 
+use std::sync::Mutex;
+
 /// The prefix of each kind of resource's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -10,6 +12,7 @@ pub enum Kind {
     ApiKey,
     Event,
     Reservation,
+    Movement,
     Order,
     Cart,
     Customer,
@@ -25,6 +28,7 @@ impl Kind {
             Kind::ApiKey => "key",
             Kind::Event => "evt",
             Kind::Reservation => "res",
+            Kind::Movement => "mov",
             Kind::Order => "ord",
             Kind::Cart => "crt",
             Kind::Customer => "cus",
@@ -32,9 +36,16 @@ impl Kind {
     }
 }
 
-/// A fresh id of the given kind, ordered by creation time.
+/// A fresh id of the given kind, ordered by creation time. Within one process ids are strictly
+/// increasing, even within one millisecond, so "ORDER BY id" is creation order.
 pub fn new(kind: Kind) -> String {
-    format!("{}_{}", kind.prefix(), ulid::Ulid::new().to_string().to_lowercase())
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let next = GENERATOR
+        .lock()
+        .ok()
+        .and_then(|mut g| g.generate().ok())
+        .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()));
+    format!("{}_{}", kind.prefix(), next.to_string().to_lowercase())
 }
 
 #[cfg(test)]
@@ -44,7 +55,6 @@ mod tests {
     #[test]
     fn ids_carry_their_prefix_and_sort_by_time() {
         let a = new(Kind::Product);
-        std::thread::sleep(std::time::Duration::from_millis(2));
         let b = new(Kind::Product);
         assert!(a.starts_with("prd_"));
         assert_eq!(a.len(), 4 + 26);

@@ -756,6 +756,71 @@ pub fn suggest_reorder(
     }
 }
 
+// ───────────────────────────── records ─────────────────────────────
+
+/// One row of the append-only movement ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Movement {
+    pub id: String,
+    pub sku: String,
+    pub location_id: String,
+    /// The change of `on_hand`.
+    pub delta: i64,
+    pub reason: MovementReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// `on_hand` right after this movement.
+    pub on_hand_after: i64,
+    pub at: Timestamp,
+}
+
+/// Stock held for a channel until it is taken, released or lapses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reservation {
+    pub id: String,
+    pub channel_id: String,
+    pub status: ReservationStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub lines: Vec<Sourced>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// A reorder suggestion for one SKU at one location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReorderRow {
+    pub sku: String,
+    pub location_id: String,
+    pub available: i64,
+    /// Units sold over the window.
+    pub units_sold: i64,
+    #[serde(flatten)]
+    pub reorder: Reorder,
+}
+
+/// What a channel may sell of one SKU, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SkuAvailability {
+    pub sku: String,
+    /// What the channel may sell now: its locations' stock less reservations, less its buffer.
+    pub available: i64,
+    pub locations: Vec<LocationAvailability>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LocationAvailability {
+    pub location_id: String,
+    pub available: i64,
+    /// Customers may pick up here.
+    pub pickup: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use crate::routes::*;
         create_channel, list_channels, get_channel, patch_channel,
         create_location, list_locations, get_location, patch_location,
         create_product, list_products, get_product, patch_product, put_listing, get_listing, price_parity,
+        list_levels, adjust, transfer, list_movements, availability, reserve, get_reservation, release, replenishment,
         list_events, stream_events,
         healthz, readyz, metrics, openapi, docs,
     ),
@@ -24,6 +25,7 @@ use crate::routes::*;
     security(("bearer" = [])),
     tags(
         (name = "catalog", description = "Sales channels, locations, products, listings, price parity"),
+        (name = "inventory", description = "Levels, ledger, availability per channel, reservations, replenishment"),
         (name = "events", description = "The event log"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )

@@ -126,6 +126,14 @@ impl From<omnihub_store::Error> for ApiError {
                 format!("the resource has changed; its current version is {current}"),
             ),
             E::Invalid(invalid) => ApiError::invalid(invalid.0),
+            E::InsufficientStock(errors) => ApiError {
+                errors,
+                ..ApiError::new(
+                    StatusCode::CONFLICT,
+                    "insufficient_stock",
+                    "not enough stock for some lines; nothing was held",
+                )
+            },
             E::Corrupt(_) | E::Database(_) => {
                 tracing::error!(error = %error, "storage failed");
                 ApiError::new(

@@ -6,6 +6,7 @@ use omnihub_domain::catalog::{
     Address, ChannelDraft, ChannelKind, Geo, ListingDraft, LocationDraft, LocationKind, Parity, PriceOverride,
     PricePolicy, ProductDraft, StockBuffer, VariantDraft,
 };
+use omnihub_domain::inventory::{AdjustmentDraft, MovementReason};
 use omnihub_store::{Page, Store};
 
 use crate::BoxError;
@@ -245,6 +246,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>, BoxError> {
                 .await?;
         }
     }
+    stock_up(store, &location_ids).await?;
     let web = &channels[0];
     let publishable = store
         .generate_api_key("web shop storefront", &[], Some(&web.id))
@@ -255,6 +257,36 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>, BoxError> {
         products: RANGE.len(),
         publishable_key: Some(publishable.token),
     }))
+}
+
+/// Receives stock: plenty in the warehouse, a little in each store, some items sold out.
+async fn stock_up(store: &Store, location_ids: &[String]) -> Result<(), BoxError> {
+    for (number, (_, _, options)) in RANGE.iter().enumerate() {
+        for (o, option) in options.iter().enumerate() {
+            for (l, location) in location_ids.iter().enumerate() {
+                // A deterministic spread: the warehouse holds most; stores hold 0–5.
+                let quantity = if l == 0 {
+                    20 + ((number * 7 + o * 3) % 40) as i64
+                } else {
+                    ((number + o + l) % 6) as i64
+                };
+                if quantity == 0 {
+                    continue;
+                }
+                store
+                    .adjust_stock(AdjustmentDraft {
+                        sku: sku(number, option),
+                        location_id: location.clone(),
+                        delta: Some(quantity),
+                        set_on_hand: None,
+                        reason: MovementReason::Receipt,
+                        reference: Some("demo opening stock".into()),
+                    })
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

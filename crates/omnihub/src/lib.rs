@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +71,7 @@ impl Application {
             shutdown: stopping.clone(),
         };
         let app = omnihub_http::router(state);
+        tokio::spawn(workers::expire_reservations(store.clone(), stopping.clone()));
         let mut stop = stopping;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -35,6 +35,9 @@ enum Command {
     Migrate,
     /// Fill an empty database with the demo shop.
     Demo,
+    /// Verify the inventory: every level's on-hand equals the sum of its movements and its
+    /// reserved units equal what active reservations hold. Exits 1 on any difference.
+    Check,
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -81,6 +84,19 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     match cli.command {
         Command::Migrate => println!("migrations applied"),
         Command::Demo => print_demo(demo::seed(&store).await?),
+        Command::Check => {
+            let found = store.check_inventory().await?;
+            if !found.is_empty() {
+                for d in &found {
+                    println!(
+                        "{} at {}: on hand {} but movements sum to {}; reserved {} but reservations hold {}",
+                        d.sku, d.location_id, d.on_hand, d.ledger_sum, d.reserved, d.held_by_reservations
+                    );
+                }
+                return Err(format!("{} inventory levels do not add up", found.len()).into());
+            }
+            println!("inventory is consistent: every level matches its ledger and reservations");
+        }
         Command::Keys {
             command: KeysCommand::Create { name, scopes, channel },
         } => {

@@ -129,7 +129,7 @@ impl Store {
             .bind(now.millis()),
         )
         .await?;
-        append(&mut tx, now, NewEvent::new("location.created", &location)).await?;
+        append(&mut tx, now, NewEvent::new("location.created", &location));
         self.commit(tx).await?;
         Ok(location)
     }
@@ -163,7 +163,7 @@ impl Store {
             .await?
             .ok_or(Error::NotFound("location"))?;
         let updated = location(&row)?;
-        append(&mut tx, now, NewEvent::new("location.updated", &updated)).await?;
+        append(&mut tx, now, NewEvent::new("location.updated", &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -284,7 +284,7 @@ impl Store {
         )
         .await?;
         write_channel_locations(&mut tx, &channel.id, &d.location_ids).await?;
-        append(&mut tx, now, NewEvent::new("channel.created", &channel)).await?;
+        append(&mut tx, now, NewEvent::new("channel.created", &channel));
         self.commit(tx).await?;
         Ok(channel)
     }
@@ -319,7 +319,7 @@ impl Store {
             created_at: self.channel_created_at(&mut tx, id).await?,
             updated_at: now,
         };
-        append(&mut tx, now, NewEvent::new("channel.updated", &updated)).await?;
+        append(&mut tx, now, NewEvent::new("channel.updated", &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -501,7 +501,7 @@ impl Store {
         }
         write_variants(&mut tx, &id, &draft).await?;
         let created = read_product(&mut tx, &id).await?;
-        append(&mut tx, now, NewEvent::new("product.created", &created)).await?;
+        append(&mut tx, now, NewEvent::new("product.created", &created));
         self.commit(tx).await?;
         Ok(created)
     }
@@ -525,7 +525,7 @@ impl Store {
         check_updated(&mut tx, changed, "products", "product", id).await?;
         write_variants(&mut tx, id, &draft).await?;
         let updated = read_product(&mut tx, id).await?;
-        append(&mut tx, now, NewEvent::new("product.updated", &updated)).await?;
+        append(&mut tx, now, NewEvent::new("product.updated", &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -742,7 +742,7 @@ impl Store {
             version: next,
             updated_at: now,
         };
-        append(&mut tx, now, NewEvent::new("listing.updated", &listing)).await?;
+        append(&mut tx, now, NewEvent::new("listing.updated", &listing));
         self.commit(tx).await?;
         Ok(listing)
     }

@@ -248,7 +248,19 @@ impl Db {
         };
         Ok(Tx {
             inner,
-            event_log_locked: false,
+            events: Vec::new(),
+        })
+    }
+
+    /// Starts a read-only transaction: several reads that see one moment.
+    pub async fn begin_read(&self) -> Result<Tx, Error> {
+        let inner = match self {
+            Db::Sqlite { reader, .. } => TxInner::Sqlite(reader.begin().await?),
+            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx {
+            inner,
+            events: Vec::new(),
         })
     }
 
@@ -295,7 +307,8 @@ enum TxInner {
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: TxInner,
-    event_log_locked: bool,
+    /// Events to append when the transaction commits.
+    pub(crate) events: Vec<(omnihub_domain::Timestamp, omnihub_domain::events::NewEvent)>,
 }
 
 impl Tx {
@@ -351,23 +364,15 @@ impl Tx {
 
     /// On PostgreSQL, serialises appends to the event log until this transaction ends, so that
     /// events become visible in `seq` order and a reader following the log never skips one.
+    /// It is taken last, after every row lock, so two writers never wait on each other.
     /// SQLite has one writer at a time already.
     pub(crate) async fn lock_event_log(&mut self) -> Result<(), Error> {
-        if self.event_log_locked {
-            return Ok(());
-        }
         if let TxInner::Postgres(tx) = &mut self.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(7316001)")
                 .execute(&mut **tx)
                 .await?;
         }
-        self.event_log_locked = true;
         Ok(())
-    }
-
-    /// Whether this transaction appended to the event log.
-    pub(crate) fn appended_events(&self) -> bool {
-        self.event_log_locked
     }
 
     pub async fn commit(self) -> Result<(), Error> {

@@ -7,18 +7,28 @@ use omnihub_domain::id::{self, Kind};
 use crate::db::{Row, Tx, placeholders, sql, sql_built};
 use crate::{Error, Store};
 
-/// Appends an event; it becomes visible when the transaction commits.
-pub(crate) async fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) -> Result<(), Error> {
+/// Appends an event to the transaction; it is written, and becomes visible, when it commits.
+pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
+    tx.events.push((at, event));
+}
+
+/// Writes the transaction's events to the log, just before it commits.
+pub(crate) async fn flush(tx: &mut Tx) -> Result<bool, Error> {
+    if tx.events.is_empty() {
+        return Ok(false);
+    }
     tx.lock_event_log().await?;
-    tx.execute(
-        sql("INSERT INTO events (id, type, occurred_at, data) VALUES ($1, $2, $3, $4)")
-            .bind(id::new(Kind::Event))
-            .bind(event.kind)
-            .bind(at.millis())
-            .bind(event.data.to_string()),
-    )
-    .await?;
-    Ok(())
+    for (at, event) in std::mem::take(&mut tx.events) {
+        tx.execute(
+            sql("INSERT INTO events (id, type, occurred_at, data) VALUES ($1, $2, $3, $4)")
+                .bind(id::new(Kind::Event))
+                .bind(event.kind)
+                .bind(at.millis())
+                .bind(event.data.to_string()),
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 fn event(row: &Row) -> Result<Event, Error> {

@@ -8,6 +8,7 @@ mod catalog;
 pub mod db;
 mod events;
 mod idempotency;
+mod inventory;
 mod keys;
 pub mod migrate;
 
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 pub use catalog::Page;
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
+pub use inventory::{Discrepancy, LevelFilter};
 pub use keys::{ApiKey, NewApiKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum Error {
     VersionMismatch { current: i64 },
     #[error(transparent)]
     Invalid(#[from] Invalid),
+    /// Some lines cannot be served; each short line is a field error.
+    #[error("insufficient stock")]
+    InsufficientStock(Vec<omnihub_domain::FieldError>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -79,8 +84,8 @@ impl Store {
         self.db.fetch_optional(db::sql("SELECT 1 AS one")).await.is_ok()
     }
 
-    async fn commit(&self, tx: db::Tx) -> Result<(), Error> {
-        let appended = tx.appended_events();
+    async fn commit(&self, mut tx: db::Tx) -> Result<(), Error> {
+        let appended = events::flush(&mut tx).await?;
         tx.commit().await?;
         if appended {
             self.log_commits.send_modify(|n| *n += 1);

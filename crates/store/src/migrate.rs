@@ -7,7 +7,10 @@ use omnihub_domain::clock::{Clock, SystemClock};
 use crate::Error;
 use crate::db::{Backend, Db, sql};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "inventory", include_str!("../migrations/0002_inventory.sql")),
+];
 
 fn dialect(script: &str, backend: Backend) -> String {
     let seq_pk = match backend {

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod events;
+mod inventory;
 mod ops;
 
 use axum::Router;
@@ -14,11 +15,14 @@ use crate::json::merge_patch;
 use crate::problem::ApiError;
 
 pub use ops::{not_found, ops};
-pub(crate) use {catalog::*, events::*, ops::*};
+pub(crate) use {catalog::*, events::*, inventory::*, ops::*};
 
 /// Every route under `/api/v1`.
 pub fn api() -> Router<AppState> {
-    Router::new().merge(catalog::routes()).merge(events::routes())
+    Router::new()
+        .merge(catalog::routes())
+        .merge(inventory::routes())
+        .merge(events::routes())
 }
 
 /// The version a client expects, from `If-Match` (`3` or `"3"`).

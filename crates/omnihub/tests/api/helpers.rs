@@ -42,6 +42,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: ManualClock,
     app: Option<Application>,
+    /// More server processes on the same database.
+    nodes: std::sync::Mutex<Vec<Application>>,
     cleanup: Cleanup,
 }
 
@@ -97,6 +99,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             clock,
             app: Some(app),
+            nodes: Default::default(),
             cleanup,
         }
     }
@@ -138,6 +141,25 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// On PostgreSQL, a second server process on the same database (answers its base URL);
+    /// on SQLite, `None`: one file has one server.
+    pub async fn another_node(&self) -> Option<String> {
+        let Cleanup::Database { admin_url, name } = &self.cleanup else {
+            return None;
+        };
+        let settings = Settings {
+            database_url: Some(database_url(admin_url, name)),
+            ..test_settings()
+        };
+        let store = open_store(&settings, Arc::new(self.clock.clone()))
+            .await
+            .expect("database opens");
+        let node = Application::start(&settings, store).await.expect("second node starts");
+        let base = format!("http://{}", node.address);
+        self.nodes.lock().expect("nodes").push(node);
+        Some(base)
     }
 
     /// A secret key with just these scopes.

@@ -6,3 +6,4 @@ mod catalog;
 mod conventions;
 mod events;
 mod fixtures;
+mod inventory;

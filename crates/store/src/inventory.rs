@@ -1,0 +1,965 @@
+//! Inventory: levels, the movement ledger, per-channel availability, reservations.
+//!
+//! Every change of stock is one atomic conditional write (`… WHERE on_hand - reserved >= n`),
+//! never a read-then-write, so nothing is oversold with any number of server processes. The
+//! database's own CHECK constraint refuses the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use omnihub_domain::catalog::{Channel, StockBuffer};
+use omnihub_domain::events::NewEvent;
+use omnihub_domain::id::{self, Kind};
+use omnihub_domain::inventory::{
+    AdjustmentDraft, Allocation, Candidate, FewestSplits, Level, LocationAvailability, Movement, MovementReason,
+    ReorderRow, Reservation, ReservationDraft, ReservationLineDraft, ReservationStatus, SkuAvailability, Sourced,
+    SourcingStrategy, TransferDraft, channel_available, location_available_for_channel, suggest_reorder,
+};
+use omnihub_domain::{FieldError, Invalid, Timestamp};
+use serde::Serialize;
+
+use crate::catalog::Page;
+use crate::db::{Row, Tx, placeholders, sql, sql_built};
+use crate::events::append;
+use crate::{Error, Store};
+
+/// How often a reservation is retried when the stock it planned on was taken meanwhile.
+const RESERVE_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, Default)]
+pub struct LevelFilter {
+    pub sku: Option<String>,
+    pub location_id: Option<String>,
+}
+
+/// A level whose `on_hand` is not the sum of its movements, or whose `reserved` is not what
+/// its active reservations hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Discrepancy {
+    pub sku: String,
+    pub location_id: String,
+    pub on_hand: i64,
+    pub ledger_sum: i64,
+    pub reserved: i64,
+    pub held_by_reservations: i64,
+}
+
+fn level(row: &Row) -> Result<Level, Error> {
+    Ok(Level {
+        sku: row.text("sku")?,
+        location_id: row.text("location_id")?,
+        on_hand: row.int("on_hand")?,
+        reserved: row.int("reserved")?,
+        version: row.int("version")?,
+    })
+}
+
+fn movement(row: &Row) -> Result<Movement, Error> {
+    let reason = row.text("reason")?;
+    Ok(Movement {
+        id: row.text("id")?,
+        sku: row.text("sku")?,
+        location_id: row.text("location_id")?,
+        delta: row.int("delta")?,
+        reason: MovementReason::parse(&reason).ok_or_else(|| Error::Corrupt(format!("movement reason {reason}")))?,
+        reference: row.opt_text("reference")?,
+        on_hand_after: row.int("on_hand_after")?,
+        at: Timestamp(row.int("at")?),
+    })
+}
+
+// ---- the atomic writes every inventory change is made of ----
+
+async fn ensure_level(tx: &mut Tx, sku: &str, location_id: &str, now: Timestamp) -> Result<(), Error> {
+    tx.execute(
+        sql(
+            "INSERT INTO inventory_levels (sku, location_id, on_hand, reserved, version, updated_at) \
+             VALUES ($1, $2, 0, 0, 0, $3) ON CONFLICT (sku, location_id) DO NOTHING",
+        )
+        .bind(sku)
+        .bind(location_id)
+        .bind(now.millis()),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn read_level(tx: &mut Tx, sku: &str, location_id: &str) -> Result<Option<Level>, Error> {
+    let row = tx
+        .fetch_optional(
+            sql("SELECT * FROM inventory_levels WHERE sku = $1 AND location_id = $2")
+                .bind(sku)
+                .bind(location_id),
+        )
+        .await?;
+    row.as_ref().map(level).transpose()
+}
+
+/// Moves `on_hand` by `delta` unless that would leave less than is reserved; records the
+/// movement. Answers the new level, or `None` when refused.
+pub(crate) async fn move_stock(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    delta: i64,
+    reason: MovementReason,
+    reference: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<Level>, Error> {
+    let row = tx
+        .fetch_optional(
+            sql(
+                "UPDATE inventory_levels SET on_hand = on_hand + $3, version = version + 1, updated_at = $4 \
+                 WHERE sku = $1 AND location_id = $2 AND on_hand + $3 >= reserved RETURNING *",
+            )
+            .bind(sku)
+            .bind(location_id)
+            .bind(delta)
+            .bind(now.millis()),
+        )
+        .await?;
+    let Some(changed) = row.as_ref().map(level).transpose()? else {
+        return Ok(None);
+    };
+    record_movement(tx, &changed, delta, reason, reference, now).await?;
+    level_changed(tx, &changed, reason.as_str(), reference, now);
+    Ok(Some(changed))
+}
+
+async fn record_movement(
+    tx: &mut Tx,
+    level: &Level,
+    delta: i64,
+    reason: MovementReason,
+    reference: Option<&str>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    tx.execute(
+        sql(
+            "INSERT INTO inventory_movements (id, sku, location_id, delta, reason, reference, on_hand_after, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id::new(Kind::Movement))
+        .bind(&level.sku)
+        .bind(&level.location_id)
+        .bind(delta)
+        .bind(reason.as_str())
+        .bind(reference)
+        .bind(level.on_hand)
+        .bind(now.millis()),
+    )
+    .await?;
+    Ok(())
+}
+
+fn level_changed(tx: &mut Tx, level: &Level, cause: &str, reference: Option<&str>, now: Timestamp) {
+    append(
+        tx,
+        now,
+        NewEvent::new(
+            "inventory.level_changed",
+            serde_json::json!({
+                "sku": level.sku, "location_id": level.location_id, "on_hand": level.on_hand,
+                "reserved": level.reserved, "available": level.available(), "cause": cause, "reference": reference,
+            }),
+        ),
+    );
+}
+
+/// Promises `quantity` units of a level: the one conditional write that keeps stock from being
+/// oversold. Answers false when they are not there (any more).
+async fn hold(tx: &mut Tx, sku: &str, location_id: &str, quantity: i64, now: Timestamp) -> Result<bool, Error> {
+    let row = tx
+        .fetch_optional(
+            sql(
+                "UPDATE inventory_levels SET reserved = reserved + $3, version = version + 1, updated_at = $4 \
+                 WHERE sku = $1 AND location_id = $2 AND on_hand - reserved >= $3 RETURNING *",
+            )
+            .bind(sku)
+            .bind(location_id)
+            .bind(quantity)
+            .bind(now.millis()),
+        )
+        .await?;
+    match row.as_ref().map(level).transpose()? {
+        Some(changed) => {
+            level_changed(tx, &changed, "reserved", None, now);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Gives promised units back.
+async fn unhold(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    quantity: i64,
+    cause: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let row = tx
+        .fetch_optional(
+            sql(
+                "UPDATE inventory_levels SET reserved = reserved - $3, version = version + 1, updated_at = $4 \
+                 WHERE sku = $1 AND location_id = $2 AND reserved >= $3 RETURNING *",
+            )
+            .bind(sku)
+            .bind(location_id)
+            .bind(quantity)
+            .bind(now.millis()),
+        )
+        .await?;
+    let changed = row
+        .as_ref()
+        .map(level)
+        .transpose()?
+        .ok_or_else(|| Error::Corrupt(format!("level {sku} at {location_id} holds less than its reservations")))?;
+    level_changed(tx, &changed, cause, None, now);
+    Ok(())
+}
+
+// ---- per-channel availability ----
+
+/// A channel's buffer and the locations it sells from.
+struct ChannelStock {
+    id: String,
+    buffer: StockBuffer,
+    locations: Vec<String>,
+}
+
+async fn channel_stock(tx: &mut Tx) -> Result<Vec<ChannelStock>, Error> {
+    let rows = tx
+        .fetch_all(sql(
+            "SELECT c.id, c.buffer_units, c.buffer_percent, cl.location_id FROM channels c \
+             JOIN channel_locations cl ON cl.channel_id = c.id ORDER BY c.id, cl.position",
+        ))
+        .await?;
+    let mut channels: Vec<ChannelStock> = Vec::new();
+    for row in &rows {
+        let id = row.text("id")?;
+        let location = row.text("location_id")?;
+        match channels.last_mut() {
+            Some(last) if last.id == id => last.locations.push(location),
+            _ => channels.push(ChannelStock {
+                id,
+                buffer: StockBuffer {
+                    units: row.opt_int("buffer_units")?,
+                    percent: row.opt_int("buffer_percent")?,
+                },
+                locations: vec![location],
+            }),
+        }
+    }
+    Ok(channels)
+}
+
+/// sku → location → available, for the given SKUs.
+type StockMap = BTreeMap<String, BTreeMap<String, i64>>;
+
+async fn stock_of(tx: &mut Tx, skus: &BTreeSet<String>) -> Result<StockMap, Error> {
+    let mut stock = StockMap::new();
+    if skus.is_empty() {
+        return Ok(stock);
+    }
+    let text = format!(
+        "SELECT sku, location_id, on_hand, reserved FROM inventory_levels WHERE sku IN ({})",
+        placeholders(1, skus.len())
+    );
+    let rows = tx
+        .fetch_all(skus.iter().fold(sql_built(text), |q, s| q.bind(s)))
+        .await?;
+    for row in &rows {
+        let available = (row.int("on_hand")? - row.int("reserved")?).max(0);
+        stock
+            .entry(row.text("sku")?)
+            .or_default()
+            .insert(row.text("location_id")?, available);
+    }
+    Ok(stock)
+}
+
+fn sellable(channel: &ChannelStock, stock: &StockMap, sku: &str) -> i64 {
+    let at = stock.get(sku);
+    let availables: Vec<i64> = channel
+        .locations
+        .iter()
+        .map(|l| at.and_then(|a| a.get(l)).copied().unwrap_or(0))
+        .collect();
+    channel_available(&channel.buffer, &availables)
+}
+
+/// Remembers what each channel may sell of some SKUs, to announce what a change altered.
+pub(crate) struct AvailabilityWatch {
+    skus: BTreeSet<String>,
+    before: StockMap,
+}
+
+impl AvailabilityWatch {
+    pub(crate) async fn start(tx: &mut Tx, skus: impl IntoIterator<Item = String>) -> Result<Self, Error> {
+        let skus: BTreeSet<String> = skus.into_iter().collect();
+        let before = stock_of(tx, &skus).await?;
+        Ok(AvailabilityWatch { skus, before })
+    }
+
+    /// Appends `availability.changed` for every channel whose sellable quantity changed.
+    pub(crate) async fn finish(self, tx: &mut Tx, now: Timestamp) -> Result<(), Error> {
+        let after = stock_of(tx, &self.skus).await?;
+        for channel in channel_stock(tx).await? {
+            for sku in &self.skus {
+                let (was, is) = (sellable(&channel, &self.before, sku), sellable(&channel, &after, sku));
+                if was != is {
+                    append(
+                        tx,
+                        now,
+                        NewEvent::new(
+                            "availability.changed",
+                            serde_json::json!({"channel_id": channel.id, "sku": sku, "available": is, "previous": was}),
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---- checks shared by the operations ----
+
+async fn check_sku_exists(tx: &mut Tx, field: &str, sku: &str) -> Result<(), Error> {
+    match tx
+        .fetch_optional(sql("SELECT id FROM variants WHERE sku = $1").bind(sku))
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(Invalid::one(field, "not_found", format!("no variant has the SKU {sku}")).into()),
+    }
+}
+
+async fn check_location_exists(tx: &mut Tx, field: &str, location_id: &str) -> Result<(), Error> {
+    match tx
+        .fetch_optional(sql("SELECT id FROM locations WHERE id = $1").bind(location_id))
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(Invalid::one(field, "not_found", format!("there is no location {location_id}")).into()),
+    }
+}
+
+impl Store {
+    pub async fn levels(&self, filter: &LevelFilter, page: &Page) -> Result<(Vec<Level>, Option<String>), Error> {
+        // The cursor is "sku\tlocation_id" of the last level of the previous page.
+        let after = page.after.clone().unwrap_or_default();
+        let (after_sku, after_location) = after.split_once('\t').unwrap_or((after.as_str(), ""));
+        let rows = self
+            .db
+            .fetch_all(
+                sql(
+                    "SELECT * FROM inventory_levels WHERE ($1 = '' OR sku = $1) AND ($2 = '' OR location_id = $2) \
+                     AND (sku > $3 OR (sku = $3 AND location_id > $4)) ORDER BY sku, location_id LIMIT $5",
+                )
+                .bind(filter.sku.as_deref().unwrap_or(""))
+                .bind(filter.location_id.as_deref().unwrap_or(""))
+                .bind(after_sku)
+                .bind(after_location)
+                .bind(page.limit + 1),
+            )
+            .await?;
+        let levels = rows.iter().map(level).collect::<Result<Vec<_>, _>>()?;
+        let (levels, next) = page.finish(levels, |l| &l.sku);
+        let next = next.and(levels.last().map(|l| format!("{}\t{}", l.sku, l.location_id)));
+        Ok((levels, next))
+    }
+
+    /// Changes what is on hand at a location, with its reason, in the ledger.
+    pub async fn adjust_stock(&self, draft: AdjustmentDraft) -> Result<Level, Error> {
+        draft.validate()?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        check_sku_exists(&mut tx, "sku", &draft.sku).await?;
+        check_location_exists(&mut tx, "location_id", &draft.location_id).await?;
+        ensure_level(&mut tx, &draft.sku, &draft.location_id, now).await?;
+        let watch = AvailabilityWatch::start(&mut tx, [draft.sku.clone()]).await?;
+        let current = read_level(&mut tx, &draft.sku, &draft.location_id)
+            .await?
+            .ok_or(Error::NotFound("inventory level"))?;
+        let delta = draft.resolve_delta(&current)?;
+        // `set_on_hand` was worked out from `current`: the write only goes through if that is
+        // still what is on hand.
+        let expected = current.on_hand;
+        let changed = if delta == 0 {
+            current
+        } else {
+            let updated = move_stock(
+                &mut tx,
+                &draft.sku,
+                &draft.location_id,
+                delta,
+                draft.reason,
+                draft.reference.as_deref(),
+                now,
+            )
+            .await?
+            .ok_or_else(|| Invalid::one("delta", "below_reserved", "would leave less on hand than is reserved"))?;
+            if draft.set_on_hand.is_some() && updated.on_hand - delta != expected {
+                return Err(Error::Conflict("the stock changed while it was counted; retry".into()));
+            }
+            updated
+        };
+        watch.finish(&mut tx, now).await?;
+        self.commit(tx).await?;
+        Ok(changed)
+    }
+
+    /// Moves stock from one location to another: out of one, into the other, atomically.
+    pub async fn transfer_stock(&self, draft: TransferDraft) -> Result<(Level, Level), Error> {
+        draft.validate()?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        check_sku_exists(&mut tx, "sku", &draft.sku).await?;
+        check_location_exists(&mut tx, "from_location_id", &draft.from_location_id).await?;
+        check_location_exists(&mut tx, "to_location_id", &draft.to_location_id).await?;
+        ensure_level(&mut tx, &draft.sku, &draft.from_location_id, now).await?;
+        ensure_level(&mut tx, &draft.sku, &draft.to_location_id, now).await?;
+        let watch = AvailabilityWatch::start(&mut tx, [draft.sku.clone()]).await?;
+        let reference = draft.reference.as_deref();
+        let from = move_stock(
+            &mut tx,
+            &draft.sku,
+            &draft.from_location_id,
+            -draft.quantity,
+            MovementReason::TransferOut,
+            reference,
+            now,
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::InsufficientStock(vec![FieldError {
+                field: "quantity".into(),
+                code: "insufficient_stock".into(),
+                message: format!(
+                    "{} units of {} are not free to move at the source",
+                    draft.quantity, draft.sku
+                ),
+            }])
+        })?;
+        let to = move_stock(
+            &mut tx,
+            &draft.sku,
+            &draft.to_location_id,
+            draft.quantity,
+            MovementReason::TransferIn,
+            reference,
+            now,
+        )
+        .await?
+        .ok_or(Error::Conflict("the destination refused the stock".into()))?;
+        watch.finish(&mut tx, now).await?;
+        self.commit(tx).await?;
+        Ok((from, to))
+    }
+
+    pub async fn movements(&self, filter: &LevelFilter, page: &Page) -> Result<(Vec<Movement>, Option<String>), Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql(
+                    "SELECT * FROM inventory_movements WHERE ($1 = '' OR sku = $1) AND ($2 = '' OR location_id = $2) \
+                     AND id > $3 ORDER BY id LIMIT $4",
+                )
+                .bind(filter.sku.as_deref().unwrap_or(""))
+                .bind(filter.location_id.as_deref().unwrap_or(""))
+                .bind(page.after.as_deref().unwrap_or(""))
+                .bind(page.limit + 1),
+            )
+            .await?;
+        let items = rows.iter().map(movement).collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(items, |m| &m.id))
+    }
+
+    /// What a channel may sell of each SKU now, and where.
+    pub async fn availability(&self, channel: &Channel, skus: &[String]) -> Result<Vec<SkuAvailability>, Error> {
+        let mut tx = self.db.begin_read().await?;
+        let wanted: BTreeSet<String> = skus.iter().cloned().collect();
+        let stock = stock_of(&mut tx, &wanted).await?;
+        let pickup = pickup_locations(&mut tx, &channel.draft.location_ids).await?;
+        let view = ChannelStock {
+            id: channel.id.clone(),
+            buffer: channel.draft.stock_buffer.clone(),
+            locations: channel.draft.location_ids.clone(),
+        };
+        Ok(skus
+            .iter()
+            .map(|sku| {
+                let available = sellable(&view, &stock, sku);
+                let locations = view
+                    .locations
+                    .iter()
+                    .map(|location| LocationAvailability {
+                        location_id: location.clone(),
+                        available: location_available_for_channel(
+                            stock.get(sku).and_then(|s| s.get(location)).copied().unwrap_or(0),
+                            available,
+                        ),
+                        pickup: pickup.contains(location),
+                    })
+                    .collect();
+                SkuAvailability {
+                    sku: sku.clone(),
+                    available,
+                    locations,
+                }
+            })
+            .collect())
+    }
+}
+
+async fn pickup_locations(tx: &mut Tx, ids: &[String]) -> Result<BTreeSet<String>, Error> {
+    let mut pickup = BTreeSet::new();
+    for id in ids {
+        let row = tx
+            .fetch_optional(sql("SELECT pickup FROM locations WHERE id = $1").bind(id))
+            .await?;
+        if let Some(row) = row
+            && row.bool("pickup")?
+        {
+            pickup.insert(id.clone());
+        }
+    }
+    Ok(pickup)
+}
+
+// ---- reservations ----
+
+/// Where a reservation may take stock from, and how to choose.
+pub struct Sourcing<'a> {
+    /// The locations allowed (for a plain reservation: all the channel's).
+    pub locations: Vec<String>,
+    /// Distance of each location to the customer, when known.
+    pub distances: BTreeMap<String, f64>,
+    pub strategy: &'a dyn SourcingStrategy,
+}
+
+impl Store {
+    pub async fn reserve(&self, draft: ReservationDraft) -> Result<Reservation, Error> {
+        draft.validate()?;
+        let channel = self.channel(&draft.channel_id).await.map_err(|e| match e {
+            Error::NotFound(_) => Invalid::one("channel_id", "not_found", "there is no such sales channel").into(),
+            other => other,
+        })?;
+        for (i, line) in draft.lines.iter().enumerate() {
+            if let Some(location) = &line.location_id
+                && !channel.draft.location_ids.contains(location)
+            {
+                return Err(Invalid::one(
+                    format!("lines[{i}].location_id"),
+                    "not_in_channel",
+                    "this channel does not sell from that location",
+                )
+                .into());
+            }
+        }
+        let sourcing = Sourcing {
+            locations: channel.draft.location_ids.clone(),
+            distances: BTreeMap::new(),
+            strategy: &FewestSplits,
+        };
+        for _ in 0..RESERVE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.db.begin().await?;
+            let expires_at = Some(draft.expires_at(now));
+            let held = reserve_in(
+                &mut tx,
+                &channel,
+                &draft.lines,
+                &sourcing,
+                draft.reference.as_deref(),
+                expires_at,
+                now,
+            )
+            .await?;
+            if let Some(reservation) = held {
+                append(&mut tx, now, NewEvent::new("reservation.created", &reservation));
+                self.commit(tx).await?;
+                return Ok(reservation);
+            }
+        }
+        Err(Error::Conflict("the stock changed too fast to reserve; retry".into()))
+    }
+
+    pub async fn reservation(&self, id: &str) -> Result<Reservation, Error> {
+        let mut tx = self.db.begin_read().await?;
+        read_reservation(&mut tx, id).await
+    }
+
+    /// Gives a reservation's stock back (status `released`).
+    pub async fn release_reservation(&self, id: &str) -> Result<Reservation, Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let released = end_reservation(&mut tx, id, ReservationStatus::Released, now).await?;
+        let Some(reservation) = released else {
+            let current = read_reservation(&mut tx, id).await?;
+            return Err(Error::Conflict(format!(
+                "the reservation is already {}",
+                current.status.as_str()
+            )));
+        };
+        self.commit(tx).await?;
+        Ok(reservation)
+    }
+
+    /// Releases every reservation past its time (status `expired`). Safe on several nodes at
+    /// once: each reservation's status flips in a conditional write only one of them wins.
+    pub async fn expire_reservations(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let due = self
+            .db
+            .fetch_all(
+                sql("SELECT id FROM reservations WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT 100")
+                .bind(now.millis()),
+            )
+            .await?;
+        let mut expired = 0;
+        for row in &due {
+            let mut tx = self.db.begin().await?;
+            if end_reservation(&mut tx, &row.text("id")?, ReservationStatus::Expired, now)
+                .await?
+                .is_some()
+            {
+                self.commit(tx).await?;
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+/// Plans and holds a reservation's stock inside `tx`. `None`: the stock planned on was taken
+/// meanwhile (only on PostgreSQL); the caller retries with a fresh transaction.
+pub(crate) async fn reserve_in(
+    tx: &mut Tx,
+    channel: &Channel,
+    lines: &[ReservationLineDraft],
+    sourcing: &Sourcing<'_>,
+    reference: Option<&str>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Option<Reservation>, Error> {
+    for (i, line) in lines.iter().enumerate() {
+        check_sku_exists(tx, &format!("lines[{i}].sku"), &line.sku).await?;
+    }
+    let skus: BTreeSet<String> = lines.iter().map(|l| l.sku.clone()).collect();
+    let stock = stock_of(tx, &skus).await?;
+    let candidates = candidates(tx, &sourcing.locations, &sourcing.distances, &stock).await?;
+    let sourced = sourcing
+        .strategy
+        .source(lines, &candidates)
+        .map_err(|short| Error::InsufficientStock(short.field_errors(lines)))?;
+    check_buffer(channel, lines, &stock)?;
+
+    let watch = AvailabilityWatch {
+        skus: skus.clone(),
+        before: stock,
+    };
+    // Take levels in one order (SKU, location) so two reservations never wait on each other.
+    let mut takes: Vec<(&str, &str, i64)> = sourced
+        .iter()
+        .flat_map(|line| {
+            line.allocations
+                .iter()
+                .map(move |a| (line.sku.as_str(), a.location_id.as_str(), a.quantity))
+        })
+        .collect();
+    takes.sort();
+    for (sku, location, quantity) in takes {
+        if !hold(tx, sku, location, quantity, now).await? {
+            return Ok(None);
+        }
+    }
+    let reservation = Reservation {
+        id: id::new(Kind::Reservation),
+        channel_id: channel.id.clone(),
+        status: ReservationStatus::Active,
+        reference: reference.map(str::to_owned),
+        lines: sourced,
+        expires_at: expires_at.unwrap_or(Timestamp(i64::MAX)),
+        created_at: now,
+    };
+    write_reservation(tx, &reservation, expires_at, now).await?;
+    watch.finish(tx, now).await?;
+    Ok(Some(reservation))
+}
+
+/// The channel's buffer holds some stock back from it.
+fn check_buffer(channel: &Channel, lines: &[ReservationLineDraft], stock: &StockMap) -> Result<(), Error> {
+    let view = ChannelStock {
+        id: channel.id.clone(),
+        buffer: channel.draft.stock_buffer.clone(),
+        locations: channel.draft.location_ids.clone(),
+    };
+    let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
+    for line in lines {
+        *wanted.entry(&line.sku).or_default() += line.quantity;
+    }
+    let errors: Vec<FieldError> = wanted
+        .into_iter()
+        .filter_map(|(sku, quantity)| {
+            let sellable = sellable(&view, stock, sku);
+            (quantity > sellable).then(|| FieldError {
+                field: "lines".into(),
+                code: "insufficient_stock".into(),
+                message: format!("{quantity} units of {sku} requested, {sellable} available in this channel"),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InsufficientStock(errors))
+    }
+}
+
+async fn candidates(
+    tx: &mut Tx,
+    locations: &[String],
+    distances: &BTreeMap<String, f64>,
+    stock: &StockMap,
+) -> Result<Vec<Candidate>, Error> {
+    let mut out = Vec::with_capacity(locations.len());
+    for location in locations {
+        let Some(row) = tx
+            .fetch_optional(sql("SELECT priority FROM locations WHERE id = $1").bind(location))
+            .await?
+        else {
+            continue;
+        };
+        let stock = stock
+            .iter()
+            .filter_map(|(sku, at)| at.get(location).map(|n| (sku.clone(), *n)))
+            .collect();
+        out.push(Candidate {
+            location_id: location.clone(),
+            priority: row.int("priority")?,
+            distance_km: distances.get(location).copied(),
+            stock,
+        });
+    }
+    Ok(out)
+}
+
+async fn write_reservation(
+    tx: &mut Tx,
+    reservation: &Reservation,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    tx.execute(
+        sql(
+            "INSERT INTO reservations (id, channel_id, status, reference, expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&reservation.id)
+        .bind(&reservation.channel_id)
+        .bind(reservation.status.as_str())
+        .bind(reservation.reference.as_deref())
+        .bind(expires_at.map(Timestamp::millis))
+        .bind(now.millis()),
+    )
+    .await?;
+    for (line_no, line) in reservation.lines.iter().enumerate() {
+        for allocation in &line.allocations {
+            tx.execute(
+                sql(
+                    "INSERT INTO reservation_allocations (reservation_id, line_no, sku, location_id, quantity, taken) \
+                     VALUES ($1, $2, $3, $4, $5, 0)",
+                )
+                .bind(&reservation.id)
+                .bind(line_no as i64)
+                .bind(&line.sku)
+                .bind(&allocation.location_id)
+                .bind(allocation.quantity),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_reservation(tx: &mut Tx, id: &str) -> Result<Reservation, Error> {
+    let row = tx
+        .fetch_optional(sql("SELECT * FROM reservations WHERE id = $1").bind(id))
+        .await?
+        .ok_or(Error::NotFound("reservation"))?;
+    let status = row.text("status")?;
+    let allocations = tx
+        .fetch_all(
+            sql("SELECT * FROM reservation_allocations WHERE reservation_id = $1 ORDER BY line_no, location_id")
+                .bind(id),
+        )
+        .await?;
+    let mut lines: Vec<Sourced> = Vec::new();
+    let mut last_line = -1;
+    for a in &allocations {
+        let line_no = a.int("line_no")?;
+        let allocation = Allocation {
+            location_id: a.text("location_id")?,
+            quantity: a.int("quantity")?,
+        };
+        match lines.last_mut() {
+            Some(line) if line_no == last_line => {
+                line.quantity += allocation.quantity;
+                line.allocations.push(allocation);
+            }
+            _ => lines.push(Sourced {
+                sku: a.text("sku")?,
+                quantity: allocation.quantity,
+                allocations: vec![allocation],
+            }),
+        }
+        last_line = line_no;
+    }
+    Ok(Reservation {
+        id: row.text("id")?,
+        channel_id: row.text("channel_id")?,
+        status: ReservationStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("reservation status {status}")))?,
+        reference: row.opt_text("reference")?,
+        lines,
+        expires_at: Timestamp(row.opt_int("expires_at")?.unwrap_or(i64::MAX)),
+        created_at: Timestamp(row.int("created_at")?),
+    })
+}
+
+/// Ends an active reservation and gives back what it still holds. `None` when it was not
+/// active (someone else ended it first).
+pub(crate) async fn end_reservation(
+    tx: &mut Tx,
+    id: &str,
+    status: ReservationStatus,
+    now: Timestamp,
+) -> Result<Option<Reservation>, Error> {
+    let flipped = tx
+        .execute(
+            sql("UPDATE reservations SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'active'")
+                .bind(id)
+                .bind(status.as_str())
+                .bind(now.millis()),
+        )
+        .await?;
+    if flipped == 0 {
+        read_reservation(tx, id).await?;
+        return Ok(None);
+    }
+    let held = tx
+        .fetch_all(sql("SELECT sku, location_id, quantity - taken AS held FROM reservation_allocations WHERE reservation_id = $1 ORDER BY sku, location_id").bind(id))
+        .await?;
+    let skus = held.iter().map(|r| r.text("sku")).collect::<Result<Vec<_>, _>>()?;
+    let watch = AvailabilityWatch::start(tx, skus).await?;
+    for row in &held {
+        let quantity = row.int("held")?;
+        if quantity > 0 {
+            unhold(
+                tx,
+                &row.text("sku")?,
+                &row.text("location_id")?,
+                quantity,
+                status.as_str(),
+                now,
+            )
+            .await?;
+        }
+    }
+    watch.finish(tx, now).await?;
+    let reservation = read_reservation(tx, id).await?;
+    let kind = if status == ReservationStatus::Expired {
+        "reservation.expired"
+    } else {
+        "reservation.released"
+    };
+    append(tx, now, NewEvent::new(kind, &reservation));
+    Ok(Some(reservation))
+}
+
+// ---- checks and suggestions ----
+
+impl Store {
+    /// Every level whose on-hand is not the sum of its movements or whose reserved units are
+    /// not what its active reservations hold. Empty when all is well.
+    pub async fn check_inventory(&self) -> Result<Vec<Discrepancy>, Error> {
+        let rows = self
+            .db
+            .fetch_all(sql(
+                "SELECT l.sku, l.location_id, l.on_hand, l.reserved, \
+                   CAST(COALESCE((SELECT SUM(m.delta) FROM inventory_movements m WHERE m.sku = l.sku AND m.location_id = l.location_id), 0) AS BIGINT) AS ledger, \
+                   CAST(COALESCE((SELECT SUM(a.quantity - a.taken) FROM reservation_allocations a JOIN reservations r ON r.id = a.reservation_id \
+                                  WHERE r.status = 'active' AND a.sku = l.sku AND a.location_id = l.location_id), 0) AS BIGINT) AS held \
+                 FROM inventory_levels l ORDER BY l.sku, l.location_id",
+            ))
+            .await?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let (on_hand, ledger, reserved, held) = (
+                row.int("on_hand")?,
+                row.int("ledger")?,
+                row.int("reserved")?,
+                row.int("held")?,
+            );
+            if on_hand != ledger || reserved != held {
+                found.push(Discrepancy {
+                    sku: row.text("sku")?,
+                    location_id: row.text("location_id")?,
+                    on_hand,
+                    ledger_sum: ledger,
+                    reserved,
+                    held_by_reservations: held,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reorder suggestions for a location from its sales over the last `window_days`.
+    pub async fn replenishment(
+        &self,
+        location_id: &str,
+        window_days: i64,
+        lead_time_days: i64,
+        safety_stock: i64,
+        review_days: i64,
+    ) -> Result<Vec<ReorderRow>, Error> {
+        self.location(location_id).await?;
+        let since = self.now().plus_seconds(-window_days * 86_400);
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT l.sku, l.location_id, l.on_hand, l.reserved, \
+                       CAST(COALESCE((SELECT -SUM(m.delta) FROM inventory_movements m WHERE m.sku = l.sku AND m.location_id = l.location_id \
+                                      AND m.reason = 'sale' AND m.at >= $2), 0) AS BIGINT) AS sold \
+                     FROM inventory_levels l WHERE l.location_id = $1 ORDER BY l.sku")
+                .bind(location_id)
+                .bind(since.millis()),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let available = (row.int("on_hand")? - row.int("reserved")?).max(0);
+            let sold = row.int("sold")?;
+            out.push(ReorderRow {
+                sku: row.text("sku")?,
+                location_id: row.text("location_id")?,
+                available,
+                units_sold: sold,
+                reorder: suggest_reorder(sold, window_days, lead_time_days, safety_stock, review_days, available),
+            });
+        }
+        // Fast movers first.
+        out.sort_by(|a, b| {
+            b.reorder
+                .velocity_per_day_milli
+                .cmp(&a.reorder.velocity_per_day_milli)
+                .then(a.sku.cmp(&b.sku))
+        });
+        Ok(out)
+    }
+}
