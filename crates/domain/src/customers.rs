@@ -513,6 +513,356 @@ pub fn check_merge(
     Ok(())
 }
 
+// ───────────────────────────── profiles ─────────────────────────────
+
+const MAX_NAME: usize = 200;
+const MAX_TAG: usize = 50;
+const MAX_TAGS: usize = 50;
+const MAX_SOURCE: usize = 100;
+const MAX_REFERENCE: usize = 200;
+/// More than this is not one person but a mistake (or an attempt to claim everyone).
+const MAX_IDENTITIES: usize = 50;
+
+/// A consent as a client gives it; `at` may be left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConsentDraft {
+    pub channel: IdentityKind,
+    pub status: ConsentStatus,
+    /// When it was given; absent means now, or when the same word was recorded before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// Where it was given (`checkout`, `whatsapp_stop`, `pos` …).
+    pub source: String,
+}
+
+impl ConsentDraft {
+    /// The consent to store. An undated one keeps the date of the same word already `held`,
+    /// so that re-sending a profile does not make an old consent look freshly given.
+    pub fn dated(&self, held: &[Consent], now: Timestamp) -> Consent {
+        let same = held
+            .iter()
+            .find(|c| c.channel == self.channel && c.status == self.status);
+        Consent {
+            channel: self.channel,
+            status: self.status,
+            at: self.at.or(same.map(|c| c.at)).unwrap_or(now),
+            source: self.source.trim().to_owned(),
+        }
+    }
+}
+
+impl From<&Consent> for ConsentDraft {
+    fn from(consent: &Consent) -> Self {
+        ConsentDraft {
+            channel: consent.channel,
+            status: consent.status,
+            at: Some(consent.at),
+            source: consent.source.clone(),
+        }
+    }
+}
+
+/// What a client sends to create a customer, and what a merge patch changes. `identities`,
+/// `consents` and `tags`, when given, are the whole new lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CustomerDraft {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    /// At most one per messaging channel.
+    #[serde(default)]
+    pub consents: Vec<ConsentDraft>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_channel: Option<IdentityKind>,
+}
+
+impl CustomerDraft {
+    /// Checks the draft; answers its identities in canonical form, each once.
+    pub fn validate(&self, region: Region) -> Result<Vec<Identity>, Invalid> {
+        let mut check = Check::new();
+        if let Some(name) = &self.name {
+            check.text("name", name, MAX_NAME);
+        }
+        let identities = normalize_into("identities", &self.identities, region, &mut check);
+        self.check_consents(&mut check);
+        check_tags(&self.tags, &mut check);
+        if let Some(kind) = self.preferred_channel
+            && !kind.is_messaging()
+        {
+            check.fail(
+                "preferred_channel",
+                "invalid",
+                "must be a channel messages are sent over",
+            );
+        }
+        check.done().map(|()| identities)
+    }
+
+    fn check_consents(&self, check: &mut Check) {
+        let mut channels = HashSet::new();
+        for (i, consent) in self.consents.iter().enumerate() {
+            let field = format!("consents[{i}]");
+            if !consent.channel.is_messaging() {
+                check.fail(
+                    format!("{field}.channel"),
+                    "invalid",
+                    "must be a channel messages are sent over",
+                );
+            }
+            if !channels.insert(consent.channel) {
+                check.fail(format!("{field}.channel"), "duplicate", "has a consent already");
+            }
+            check.text(&format!("{field}.source"), &consent.source, MAX_SOURCE);
+        }
+    }
+
+    /// The tags with surrounding space trimmed, as they are stored.
+    pub fn trimmed_tags(&self) -> Vec<String> {
+        self.tags.iter().map(|tag| tag.trim().to_owned()).collect()
+    }
+}
+
+fn check_tags(tags: &[String], check: &mut Check) {
+    if tags.len() > MAX_TAGS {
+        check.fail("tags", "too_long", format!("at most {MAX_TAGS} tags"));
+    }
+    let mut seen = HashSet::new();
+    for (i, tag) in tags.iter().enumerate() {
+        check.text(&format!("tags[{i}]"), tag, MAX_TAG);
+        if !seen.insert(tag.trim()) {
+            check.fail(format!("tags[{i}]"), "duplicate", "is given twice");
+        }
+    }
+}
+
+/// The survivor's tags, then those of the absorbed customer it lacks, as many as a profile holds.
+pub fn merge_tags(survivor: &[String], absorbed: &[String]) -> Vec<String> {
+    let mut tags = survivor.to_vec();
+    for tag in absorbed {
+        if tags.len() >= MAX_TAGS {
+            break;
+        }
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    tags
+}
+
+/// The identities in canonical form, each once (a number given as phone and as WhatsApp is
+/// one identity); errors name `identities[i].value`.
+pub fn normalize_identities(identities: &[Identity], region: Region) -> Result<Vec<Identity>, Invalid> {
+    let mut check = Check::new();
+    if identities.is_empty() {
+        check.fail("identities", "required", "name at least one identity");
+    }
+    let canonical = normalize_into("identities", identities, region, &mut check);
+    check.done().map(|()| canonical)
+}
+
+fn normalize_into(field: &str, identities: &[Identity], region: Region, check: &mut Check) -> Vec<Identity> {
+    if identities.len() > MAX_IDENTITIES {
+        check.fail(field, "too_long", format!("at most {MAX_IDENTITIES} identities"));
+    }
+    let mut canonical: Vec<Identity> = Vec::new();
+    for (i, identity) in identities.iter().enumerate() {
+        match normalize(identity, region) {
+            Ok(identity) if canonical.contains(&identity) => {}
+            Ok(identity) => canonical.push(identity),
+            Err(Invalid(errors)) => {
+                for FieldError {
+                    field: inner,
+                    code,
+                    message,
+                } in errors
+                {
+                    check.fail(format!("{field}[{i}].{inner}"), &code, message);
+                }
+            }
+        }
+    }
+    canonical
+}
+
+/// A customer: the person behind every identity, on every channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Customer {
+    pub id: String,
+    pub name: Option<String>,
+    /// In canonical form: e-mail lower-cased, phone numbers (and WhatsApp ids) as E.164 `phone`.
+    pub identities: Vec<Identity>,
+    pub consents: Vec<Consent>,
+    pub tags: Vec<String>,
+    pub preferred_channel: Option<IdentityKind>,
+    /// Set once this customer was merged into another one, which now holds everything: follow it.
+    pub merged_into: Option<String>,
+    /// Set once the personal data was erased; the id stays so that order totals still add up.
+    pub erased_at: Option<Timestamp>,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Customer {
+    pub fn to_draft(&self) -> CustomerDraft {
+        CustomerDraft {
+            name: self.name.clone(),
+            identities: self.identities.clone(),
+            consents: self.consents.iter().map(ConsentDraft::from).collect(),
+            tags: self.tags.clone(),
+            preferred_channel: self.preferred_channel,
+        }
+    }
+}
+
+// ───────────────────────────── loyalty records ─────────────────────────────
+
+/// Why a customer's points changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LoyaltyReason {
+    /// Earned by an order from any channel.
+    OrderCompleted,
+    /// Taken back for a return.
+    OrderReturned,
+    /// Spent as a discount at checkout.
+    Redeemed,
+    Goodwill,
+    Correction,
+    Expired,
+}
+
+/// Larger changes are typing mistakes; the cap also keeps balances far from overflowing.
+const MAX_POINTS_CHANGE: i64 = 1_000_000_000;
+
+/// A manual change of a customer's points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoyaltyAdjustment {
+    /// Points to add (positive) or take (negative).
+    pub points: i64,
+    pub reason: LoyaltyReason,
+    /// The merchant's own reference (a ticket, a receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl LoyaltyAdjustment {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut check = Check::new();
+        if self.points == 0 {
+            check.fail("points", "invalid", "must not be 0");
+        } else if !(-MAX_POINTS_CHANGE..=MAX_POINTS_CHANGE).contains(&self.points) {
+            check.fail(
+                "points",
+                "out_of_range",
+                format!("must be between -{MAX_POINTS_CHANGE} and {MAX_POINTS_CHANGE}"),
+            );
+        }
+        if let Some(reference) = &self.reference {
+            check.text("reference", reference, MAX_REFERENCE);
+        }
+        check.done()
+    }
+}
+
+/// The error for a change that would take the balance below zero.
+pub fn insufficient_points(balance: i64, points: i64) -> Invalid {
+    Invalid::one(
+        "points",
+        "insufficient_points",
+        format!("the balance is {balance} points; {points} would take it below 0"),
+    )
+}
+
+/// Where a customer stands in the loyalty programme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoyaltyStanding {
+    /// Points to redeem: the sum of the ledger.
+    pub balance: i64,
+    /// Spend over the last twelve months, in minor units of the programme's currency.
+    pub spend_12m_minor: i64,
+    pub tier: Tier,
+}
+
+/// One row of the points ledger; a customer's balance is the sum of their movements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoyaltyMovement {
+    pub id: String,
+    pub customer_id: String,
+    pub points: i64,
+    pub reason: LoyaltyReason,
+    pub reference: Option<String>,
+    /// The order that earned, returned or redeemed the points.
+    pub order_id: Option<String>,
+    pub at: Timestamp,
+}
+
+// ───────────────────────────── timeline, merges, export ─────────────────────────────
+
+/// Something that happened with a customer on any channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineEntry {
+    pub id: String,
+    /// What happened, named like the event (`order.placed`, `loyalty.points_changed` …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: Timestamp,
+    /// The resource it is about (an order, a conversation …).
+    pub reference: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub summary: serde_json::Value,
+}
+
+/// A merge as recorded: who merged which customer into which, and how much moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerMerge {
+    pub id: String,
+    pub survivor_id: String,
+    pub absorbed_id: String,
+    /// Rows moved to the survivor, by what they are (`identities`, `loyalty_points` …).
+    pub moved: BTreeMap<String, i64>,
+    /// The API key that merged them.
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// Two customers whom identities tied together, kept for a person to decide: they are never
+/// merged automatically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MergeSuggestion {
+    pub customer_ids: Vec<String>,
+    pub suggested_at: Timestamp,
+}
+
+/// Everything held about one person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerExport {
+    pub customer: Customer,
+    pub loyalty_balance: i64,
+    pub loyalty_movements: Vec<LoyaltyMovement>,
+    pub timeline: Vec<TimelineEntry>,
+    pub merges: Vec<CustomerMerge>,
+    pub merge_suggestions: Vec<MergeSuggestion>,
+    pub exported_at: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,6 +1209,114 @@ mod tests {
             field_and_code(check_merge("cus_a", " ", None)),
             ("customer_id".into(), "required".into())
         );
+    }
+
+    #[test]
+    fn drafts_keep_each_identity_once_in_canonical_form() {
+        let draft = CustomerDraft {
+            identities: vec![
+                Identity::new(IdentityKind::Phone, "0151 12345678"),
+                Identity::new(IdentityKind::Whatsapp, "4915112345678"),
+                Identity::new(IdentityKind::Email, " Jane@Example.com"),
+            ],
+            ..CustomerDraft::default()
+        };
+        let identities = draft.validate(Region::DE).unwrap();
+        assert_eq!(
+            identities,
+            [
+                Identity::new(IdentityKind::Phone, "+4915112345678"),
+                Identity::new(IdentityKind::Email, "jane@example.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn drafts_report_every_bad_field() {
+        let consent = |channel| ConsentDraft {
+            channel,
+            status: ConsentStatus::OptedIn,
+            at: None,
+            source: "checkout".into(),
+        };
+        let draft = CustomerDraft {
+            name: Some(" ".into()),
+            identities: vec![
+                Identity::new(IdentityKind::Email, "ok@example.com"),
+                Identity::new(IdentityKind::Phone, "call me"),
+            ],
+            consents: vec![
+                consent(IdentityKind::Email),
+                consent(IdentityKind::Email),
+                consent(IdentityKind::LoyaltyCard),
+            ],
+            tags: vec!["vip".into(), " vip ".into()],
+            preferred_channel: Some(IdentityKind::External),
+        };
+        let Invalid(errors) = draft.validate(Region::DE).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        assert_eq!(
+            fields,
+            [
+                ("name", "required"),
+                ("identities[1].value", "invalid"),
+                ("consents[1].channel", "duplicate"),
+                ("consents[2].channel", "invalid"),
+                ("tags[1]", "duplicate"),
+                ("preferred_channel", "invalid"),
+            ]
+        );
+        assert_eq!(normalize_identities(&[], Region::DE).unwrap_err().0[0].code, "required");
+    }
+
+    #[test]
+    fn undated_consents_keep_the_date_of_the_same_word() {
+        let held = [Consent {
+            channel: IdentityKind::Email,
+            status: ConsentStatus::OptedIn,
+            at: Timestamp(1000),
+            source: "checkout".into(),
+        }];
+        let draft = |status| ConsentDraft {
+            channel: IdentityKind::Email,
+            status,
+            at: None,
+            source: " pos ".into(),
+        };
+        let now = Timestamp(5000);
+        assert_eq!(draft(ConsentStatus::OptedIn).dated(&held, now).at, Timestamp(1000));
+        let changed = draft(ConsentStatus::OptedOut).dated(&held, now);
+        assert_eq!((changed.at, changed.source.as_str()), (now, "pos"));
+        let dated = ConsentDraft {
+            at: Some(Timestamp(7)),
+            ..draft(ConsentStatus::OptedIn)
+        };
+        assert_eq!(dated.dated(&held, now).at, Timestamp(7));
+    }
+
+    #[test]
+    fn merged_tags_keep_the_survivors_first_and_fit_a_profile() {
+        let tags = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            merge_tags(&tags(&["vip", "web"]), &tags(&["web", "pos"])),
+            tags(&["vip", "web", "pos"])
+        );
+        let many: Vec<String> = (0..MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert_eq!(merge_tags(&many, &tags(&["extra"])).len(), MAX_TAGS);
+    }
+
+    #[test]
+    fn adjustments_change_something() {
+        let adjustment = |points| LoyaltyAdjustment {
+            points,
+            reason: LoyaltyReason::Goodwill,
+            reference: None,
+        };
+        assert!(adjustment(5).validate().is_ok());
+        assert!(adjustment(-5).validate().is_ok());
+        assert_eq!(adjustment(0).validate().unwrap_err().0[0].field, "points");
+        assert_eq!(adjustment(i64::MIN).validate().unwrap_err().0[0].code, "out_of_range");
+        assert_eq!(insufficient_points(3, -5).0[0].code, "insufficient_points");
     }
 
     // ── properties ──

@@ -13,9 +13,16 @@ pub enum Kind {
     Event,
     Reservation,
     Movement,
+    Fulfillment,
+    Return,
+    CartLine,
     Order,
     Cart,
     Customer,
+    CustomerMerge,
+    LoyaltyMovement,
+    TimelineEntry,
+    Spend,
 }
 
 impl Kind {
@@ -29,9 +36,16 @@ impl Kind {
             Kind::Event => "evt",
             Kind::Reservation => "res",
             Kind::Movement => "mov",
+            Kind::Fulfillment => "ful",
+            Kind::Return => "ret",
+            Kind::CartLine => "cli",
             Kind::Order => "ord",
             Kind::Cart => "crt",
             Kind::Customer => "cus",
+            Kind::CustomerMerge => "mrg",
+            Kind::LoyaltyMovement => "lpt",
+            Kind::TimelineEntry => "tle",
+            Kind::Spend => "spd",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod id;
 pub mod inventory;
 pub mod money;
+pub mod orders;
 pub mod validation;
 
 pub use clock::{Clock, Timestamp};

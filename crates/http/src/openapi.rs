@@ -17,6 +17,10 @@ use crate::routes::*;
         create_location, list_locations, get_location, patch_location,
         create_product, list_products, get_product, patch_product, put_listing, get_listing, price_parity,
         list_levels, adjust, transfer, list_movements, availability, reserve, get_reservation, release, replenishment,
+        create_cart, get_cart, patch_cart, add_line, set_line, remove_line, checkout, customer_cart,
+        take_order, list_orders, get_order, cancel_order, create_fulfillment, advance_fulfillment, return_items,
+        create_customer, list_customers, get_customer, patch_customer, erase_customer, resolve_customer, merge_customer,
+        customer_timeline, customer_loyalty, adjust_loyalty, export_customer,
         list_events, stream_events,
         healthz, readyz, metrics, openapi, docs,
     ),
@@ -26,6 +30,8 @@ use crate::routes::*;
     tags(
         (name = "catalog", description = "Sales channels, locations, products, listings, price parity"),
         (name = "inventory", description = "Levels, ledger, availability per channel, reservations, replenishment"),
+        (name = "orders", description = "Carts, checkout, orders from every channel, fulfilment, returns"),
+        (name = "customers", description = "Profiles, identities and resolution, merges, consents, timeline, loyalty, export and erasure"),
         (name = "events", description = "The event log"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )

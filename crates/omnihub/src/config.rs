@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use omnihub_domain::customers::{Region, parse_region};
 use serde::Deserialize;
 
 /// Settings shared by every command. Each may also be set in the TOML file given with
@@ -29,6 +30,9 @@ pub struct Settings {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "OMNIHUB_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// Region (ISO 3166-1 alpha-2) of phone numbers written without a country code [default: DE].
+    #[arg(long, env = "OMNIHUB_PHONE_REGION", global = true)]
+    pub phone_region: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("cannot create the data folder {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error("phone_region {0:?} is not a region code such as DE")]
+    PhoneRegion(String),
 }
 
 impl Settings {
@@ -51,6 +57,7 @@ impl Settings {
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes),
             db_max_connections: self.db_max_connections.or(file.db_max_connections),
             log_format: self.log_format.or(file.log_format),
+            phone_region: self.phone_region.or(file.phone_region),
         }
     }
 
@@ -75,6 +82,13 @@ impl Settings {
 
     pub fn max_connections(&self) -> u32 {
         self.db_max_connections.unwrap_or(16)
+    }
+
+    pub fn phone_region(&self) -> Result<Region, ConfigError> {
+        match &self.phone_region {
+            None => Ok(Region::DE),
+            Some(code) => parse_region(code).ok_or_else(|| ConfigError::PhoneRegion(code.clone())),
+        }
     }
 
     /// The database URL; for the embedded default, makes sure its folder exists.
@@ -106,6 +120,18 @@ mod tests {
         assert_eq!(merged.listen().port(), 9000);
         assert_eq!(merged.body_limit(), 20);
         assert_eq!(merged.max_connections(), 16);
+    }
+
+    #[test]
+    fn phone_region_defaults_to_germany_and_is_checked() {
+        assert_eq!(Settings::default().phone_region().unwrap(), Region::DE);
+        let file: Settings = toml::from_str("phone_region = \"at\"").unwrap();
+        assert_eq!(file.phone_region().unwrap(), Region::AT);
+        let wrong = Settings {
+            phone_region: Some("XX".into()),
+            ..Settings::default()
+        };
+        assert!(wrong.phone_region().is_err());
     }
 
     #[test]

@@ -22,12 +22,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Opens the configured database and applies pending migrations.
 pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Store, BoxError> {
+    let phone_region = settings.phone_region()?;
     let db = Db::connect(&settings.database_url()?, settings.max_connections()).await?;
     let applied = omnihub_store::migrate::run(&db).await?;
     if applied > 0 {
         tracing::info!(applied, "database schema is up to date");
     }
-    Ok(Store::new(db, clock))
+    Ok(Store::new(db, clock).with_phone_region(phone_region))
 }
 
 /// Makes sure an owner key exists. Answers a token to print when one was generated.

@@ -69,7 +69,7 @@ fn movement(row: &Row) -> Result<Movement, Error> {
 
 // ---- the atomic writes every inventory change is made of ----
 
-async fn ensure_level(tx: &mut Tx, sku: &str, location_id: &str, now: Timestamp) -> Result<(), Error> {
+pub(crate) async fn ensure_level(tx: &mut Tx, sku: &str, location_id: &str, now: Timestamp) -> Result<(), Error> {
     tx.execute(
         sql(
             "INSERT INTO inventory_levels (sku, location_id, on_hand, reserved, version, updated_at) \
@@ -255,9 +255,9 @@ async fn channel_stock(tx: &mut Tx) -> Result<Vec<ChannelStock>, Error> {
 }
 
 /// sku → location → available, for the given SKUs.
-type StockMap = BTreeMap<String, BTreeMap<String, i64>>;
+pub(crate) type StockMap = BTreeMap<String, BTreeMap<String, i64>>;
 
-async fn stock_of(tx: &mut Tx, skus: &BTreeSet<String>) -> Result<StockMap, Error> {
+pub(crate) async fn stock_of(tx: &mut Tx, skus: &BTreeSet<String>) -> Result<StockMap, Error> {
     let mut stock = StockMap::new();
     if skus.is_empty() {
         return Ok(stock);
@@ -878,7 +878,65 @@ pub(crate) async fn end_reservation(
         "reservation.released"
     };
     append(tx, now, NewEvent::new(kind, &reservation));
+    if status == ReservationStatus::Expired {
+        crate::orders::hold_lapsed(tx, id, now).await?;
+    }
     Ok(Some(reservation))
+}
+
+/// Takes away `quantity` held units of a reservation at a location: they leave the shelf as a
+/// sale. When everything held is taken, the reservation is `consumed`.
+pub(crate) async fn take_reserved(
+    tx: &mut Tx,
+    reservation_id: &str,
+    sku: &str,
+    location_id: &str,
+    quantity: i64,
+    reference: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let taken = tx
+        .execute(
+            sql("UPDATE reservation_allocations SET taken = taken + $4 \
+                 WHERE reservation_id = $1 AND sku = $2 AND location_id = $3 AND quantity - taken >= $4")
+            .bind(reservation_id)
+            .bind(sku)
+            .bind(location_id)
+            .bind(quantity),
+        )
+        .await?;
+    if taken != 1 {
+        return Err(Error::Conflict(format!(
+            "{quantity} units of {sku} are not held at {location_id} for this order"
+        )));
+    }
+    let row = tx
+        .fetch_optional(
+            sql("UPDATE inventory_levels SET on_hand = on_hand - $3, reserved = reserved - $3, version = version + 1, updated_at = $4 \
+                 WHERE sku = $1 AND location_id = $2 AND reserved >= $3 RETURNING *")
+            .bind(sku)
+            .bind(location_id)
+            .bind(quantity)
+            .bind(now.millis()),
+        )
+        .await?;
+    let level = row
+        .as_ref()
+        .map(level)
+        .transpose()?
+        .ok_or_else(|| Error::Corrupt(format!("level {sku} at {location_id} holds less than its reservations")))?;
+    record_movement(tx, &level, -quantity, MovementReason::Sale, Some(reference), now).await?;
+    level_changed(tx, &level, MovementReason::Sale.as_str(), Some(reference), now);
+    tx.execute(
+        sql(
+            "UPDATE reservations SET status = 'consumed', updated_at = $2 WHERE id = $1 AND status = 'active' \
+             AND NOT EXISTS (SELECT 1 FROM reservation_allocations WHERE reservation_id = $1 AND taken < quantity)",
+        )
+        .bind(reservation_id)
+        .bind(now.millis()),
+    )
+    .await?;
+    Ok(())
 }
 
 // ---- checks and suggestions ----

@@ -4,24 +4,32 @@
 //! transactional outbox), so the log never misses a change and never shows one that was
 //! rolled back.
 
+mod carts;
 mod catalog;
+mod customers;
 pub mod db;
 mod events;
 mod idempotency;
 mod inventory;
 mod keys;
 pub mod migrate;
+mod orders;
+mod sourcing;
 
 use std::sync::Arc;
 
+use omnihub_domain::customers::Region;
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
 
+pub use carts::{ExternalLine, ExternalOrder};
 pub use catalog::Page;
+pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
 pub use inventory::{Discrepancy, LevelFilter};
 pub use keys::{ApiKey, NewApiKey};
+pub use orders::{FulfillmentDraft, OrderFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,6 +63,8 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     /// Bumped after every commit that appended events, so live readers wake at once.
     log_commits: Arc<watch::Sender<u64>>,
+    /// Where phone numbers written without a country code are read.
+    phone_region: Region,
 }
 
 impl Store {
@@ -63,7 +73,20 @@ impl Store {
             db,
             clock,
             log_commits: Arc::new(watch::Sender::new(0)),
+            phone_region: Region::DE,
         }
+    }
+
+    /// Reads phone numbers without a country code as numbers of `region` (default DE).
+    pub fn with_phone_region(self, region: Region) -> Store {
+        Store {
+            phone_region: region,
+            ..self
+        }
+    }
+
+    pub fn phone_region(&self) -> Region {
+        self.phone_region
     }
 
     pub fn db(&self) -> &Db {

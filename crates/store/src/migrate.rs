@@ -10,6 +10,8 @@ use crate::db::{Backend, Db, sql};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "inventory", include_str!("../migrations/0002_inventory.sql")),
+    (3, "customers", include_str!("../migrations/0003_customers.sql")),
+    (4, "orders", include_str!("../migrations/0004_orders.sql")),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {

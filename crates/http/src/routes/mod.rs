@@ -1,9 +1,11 @@
 //! The routes, one module per area of the API.
 
 mod catalog;
+mod customers;
 mod events;
 mod inventory;
 mod ops;
+mod orders;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -15,13 +17,15 @@ use crate::json::merge_patch;
 use crate::problem::ApiError;
 
 pub use ops::{not_found, ops};
-pub(crate) use {catalog::*, events::*, inventory::*, ops::*};
+pub(crate) use {catalog::*, customers::*, events::*, inventory::*, ops::*, orders::*};
 
 /// Every route under `/api/v1`.
 pub fn api() -> Router<AppState> {
     Router::new()
         .merge(catalog::routes())
+        .merge(customers::routes())
         .merge(inventory::routes())
+        .merge(orders::routes())
         .merge(events::routes())
 }
 

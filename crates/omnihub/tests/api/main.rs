@@ -7,3 +7,4 @@ mod conventions;
 mod events;
 mod fixtures;
 mod inventory;
+mod orders;

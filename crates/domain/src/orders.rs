@@ -1,0 +1,599 @@
+//! Orders from every channel: carts, checkout totals, fulfilment methods and states, the order
+//! state machine, returns and refunds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::catalog::{Address, Geo};
+use crate::money::Money;
+use crate::validation::{Check, Invalid};
+
+/// How the customer gets the goods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Shipped from warehouses and ship-from stores.
+    #[default]
+    Ship,
+    /// Bought online, picked up in a store.
+    Pickup,
+    /// Delivered the same day from a store whose radius covers the address.
+    SameDay,
+    /// Reserved in the app to try in the store; a sale only when collected.
+    ReserveInStore,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Ship => "ship",
+            Method::Pickup => "pickup",
+            Method::SameDay => "same_day",
+            Method::ReserveInStore => "reserve_in_store",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Method> {
+        [Method::Ship, Method::Pickup, Method::SameDay, Method::ReserveInStore]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+
+    /// Methods served at one store the customer (or courier) comes to.
+    pub fn needs_store(self) -> bool {
+        matches!(self, Method::Pickup | Method::ReserveInStore)
+    }
+
+    /// The kind of fulfilment this method makes.
+    pub fn fulfillment_kind(self) -> FulfillmentKind {
+        match self {
+            Method::Ship => FulfillmentKind::Shipment,
+            Method::Pickup | Method::ReserveInStore => FulfillmentKind::Pickup,
+            Method::SameDay => FulfillmentKind::Delivery,
+        }
+    }
+}
+
+/// The chosen method, and the store for pick-up, reserve-in-store and (optionally) same-day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Fulfillment {
+    pub method: Method,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+}
+
+/// A delivery address, with coordinates when the storefront knows them (distance, same day).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ShippingAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub address: Address,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Placed,
+    Allocated,
+    PartiallyFulfilled,
+    ReadyForPickup,
+    Shipped,
+    Completed,
+    Cancelled,
+    Returned,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Placed => "placed",
+            Status::Allocated => "allocated",
+            Status::PartiallyFulfilled => "partially_fulfilled",
+            Status::ReadyForPickup => "ready_for_pickup",
+            Status::Shipped => "shipped",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+            Status::Returned => "returned",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Placed,
+            Status::Allocated,
+            Status::PartiallyFulfilled,
+            Status::ReadyForPickup,
+            Status::Shipped,
+            Status::Completed,
+            Status::Cancelled,
+            Status::Returned,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// An order may be cancelled until goods have left or been handed over.
+    pub fn can_cancel(self) -> bool {
+        matches!(self, Status::Placed | Status::Allocated | Status::ReadyForPickup)
+    }
+
+    /// Goods can be returned once some have reached the customer's hands or the carrier.
+    pub fn can_return(self) -> bool {
+        matches!(self, Status::PartiallyFulfilled | Status::Shipped | Status::Completed)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Cancelled | Status::Returned)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FulfillmentKind {
+    Shipment,
+    Pickup,
+    Delivery,
+}
+
+impl FulfillmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FulfillmentKind::Shipment => "shipment",
+            FulfillmentKind::Pickup => "pickup",
+            FulfillmentKind::Delivery => "delivery",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FulfillmentKind> {
+        [
+            FulfillmentKind::Shipment,
+            FulfillmentKind::Pickup,
+            FulfillmentKind::Delivery,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// Where one fulfilment is. Shipments and deliveries go `pending → shipped → delivered`;
+/// pick-ups go `pending → ready → collected`. Any may be `cancelled` before goods leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FulfillmentStatus {
+    Pending,
+    Ready,
+    Shipped,
+    Delivered,
+    Collected,
+    Cancelled,
+}
+
+/// What can be done to a fulfilment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Ship,
+    Ready,
+    Collect,
+    Deliver,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Ship => "ship",
+            Step::Ready => "ready",
+            Step::Collect => "collect",
+            Step::Deliver => "deliver",
+        }
+    }
+}
+
+impl FulfillmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FulfillmentStatus::Pending => "pending",
+            FulfillmentStatus::Ready => "ready",
+            FulfillmentStatus::Shipped => "shipped",
+            FulfillmentStatus::Delivered => "delivered",
+            FulfillmentStatus::Collected => "collected",
+            FulfillmentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FulfillmentStatus> {
+        [
+            FulfillmentStatus::Pending,
+            FulfillmentStatus::Ready,
+            FulfillmentStatus::Shipped,
+            FulfillmentStatus::Delivered,
+            FulfillmentStatus::Collected,
+            FulfillmentStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// The status after `step`, or why the step is not allowed now.
+    pub fn after(self, kind: FulfillmentKind, step: Step) -> Result<FulfillmentStatus, String> {
+        use FulfillmentStatus as S;
+        let next = match (kind, self, step) {
+            (FulfillmentKind::Shipment | FulfillmentKind::Delivery, S::Pending, Step::Ship) => S::Shipped,
+            (FulfillmentKind::Shipment | FulfillmentKind::Delivery, S::Shipped, Step::Deliver) => S::Delivered,
+            (FulfillmentKind::Pickup, S::Pending, Step::Ready) => S::Ready,
+            (FulfillmentKind::Pickup, S::Pending | S::Ready, Step::Collect) => S::Collected,
+            _ => {
+                return Err(format!(
+                    "a {} fulfilment that is {} cannot {}",
+                    kind.as_str(),
+                    self.as_str(),
+                    step.as_str()
+                ));
+            }
+        };
+        Ok(next)
+    }
+
+    /// Goods have left the location (stock was taken).
+    pub fn has_left(self) -> bool {
+        matches!(
+            self,
+            FulfillmentStatus::Shipped | FulfillmentStatus::Delivered | FulfillmentStatus::Collected
+        )
+    }
+
+    /// Goods reached the customer.
+    pub fn is_done(self) -> bool {
+        matches!(self, FulfillmentStatus::Delivered | FulfillmentStatus::Collected)
+    }
+}
+
+/// How much of each order line is where, to work out the order's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub ordered: i64,
+    /// In fulfilments whose goods have left.
+    pub left: i64,
+    /// Delivered or collected.
+    pub done: i64,
+    /// In pick-up fulfilments that are ready.
+    pub ready: i64,
+    pub returned: i64,
+}
+
+/// The order's status, derived from its fulfilments and returns: one rule, so the status can
+/// never disagree with what happened.
+pub fn derive_status(progress: Progress) -> Status {
+    let p = progress;
+    if p.ordered > 0 && p.returned >= p.ordered {
+        Status::Returned
+    } else if p.done >= p.ordered && p.ordered > 0 {
+        Status::Completed
+    } else if p.left >= p.ordered && p.ordered > 0 {
+        Status::Shipped
+    } else if p.left > 0 {
+        Status::PartiallyFulfilled
+    } else if p.ready >= p.ordered && p.ordered > 0 {
+        Status::ReadyForPickup
+    } else {
+        Status::Allocated
+    }
+}
+
+/// A human order number: `#1001`.
+pub fn order_number(n: i64) -> String {
+    format!("#{n}")
+}
+
+/// Subtotal, discount and total of some priced lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Totals {
+    pub subtotal: Money,
+    pub discount: Money,
+    pub total: Money,
+}
+
+/// Totals of `(quantity, unit price)` lines less a discount, which never exceeds the subtotal.
+pub fn totals(lines: &[(i64, i64)], discount: i64, currency: &str) -> Totals {
+    let subtotal: i64 = lines
+        .iter()
+        .map(|(quantity, unit)| quantity.saturating_mul(*unit))
+        .sum();
+    let discount = discount.clamp(0, subtotal.max(0));
+    Totals {
+        subtotal: Money::new(subtotal, currency),
+        discount: Money::new(discount, currency),
+        total: Money::new(subtotal - discount, currency),
+    }
+}
+
+/// What to pay back for returning `quantity` units bought at `unit` each: the price paid less
+/// the line's share of the order's discount. The share is rounded down, so returning every
+/// line never refunds less than was paid (at most a cent a line more).
+pub fn refund(quantity: i64, unit: i64, subtotal: i64, discount: i64) -> i64 {
+    let gross = quantity * unit;
+    if subtotal <= 0 || discount <= 0 {
+        return gross;
+    }
+    let share = (i128::from(discount) * i128::from(gross)).div_euclid(i128::from(subtotal));
+    gross - share as i64
+}
+
+/// A line to put in a cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CartLineDraft {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+impl CartLineDraft {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut check = Check::new();
+        crate::catalog::check_sku("sku", &self.sku, &mut check);
+        check_quantity("quantity", self.quantity, &mut check);
+        check.done()
+    }
+}
+
+pub fn check_quantity(field: &str, quantity: i64, check: &mut Check) {
+    if !(1..=10_000).contains(&quantity) {
+        check.fail(field, "out_of_range", "must be between 1 and 10000");
+    }
+}
+
+/// A line of a fulfilment or a return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ItemLine {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+pub fn check_item_lines(lines: &[ItemLine]) -> Result<(), Invalid> {
+    let mut check = Check::new();
+    if lines.is_empty() {
+        check.fail("lines", "required", "name at least one line");
+    }
+    for (i, line) in lines.iter().enumerate() {
+        check_quantity(&format!("lines[{i}].quantity"), line.quantity, &mut check);
+        if lines[..i].iter().any(|l| l.sku == line.sku) {
+            check.fail(format!("lines[{i}].sku"), "duplicate", "is listed twice");
+        }
+    }
+    check.done()
+}
+
+/// How long a reserve-in-store order holds its items by default.
+pub const RESERVE_IN_STORE_HOURS: i64 = 48;
+
+/// When a reserve-in-store hold lapses.
+pub fn reserve_in_store_until(now: Timestamp) -> Timestamp {
+    now.plus_seconds(RESERVE_IN_STORE_HOURS * 3600)
+}
+
+/// What a client may set on a cart (a JSON Merge Patch over these fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CartDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddress>,
+    #[serde(default)]
+    pub fulfillment: Fulfillment,
+    /// Loyalty points to redeem at checkout as a discount.
+    #[serde(default)]
+    pub loyalty_points: i64,
+}
+
+impl CartDetails {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut check = Check::new();
+        if let Some(email) = &self.email
+            && (email.len() > 254 || !email.contains('@'))
+        {
+            check.fail("email", "invalid", "must be an e-mail address");
+        }
+        if let Some(address) = &self.shipping_address {
+            address.address.check("shipping_address", &mut check);
+            if let Some(geo) = &address.geo {
+                geo.check("shipping_address.geo", &mut check);
+            }
+        }
+        if self.loyalty_points < 0 {
+            check.fail("loyalty_points", "out_of_range", "must not be negative");
+        }
+        check.done()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CartLine {
+    pub id: String,
+    pub sku: String,
+    pub quantity: i64,
+    /// The channel's price.
+    pub unit_price: Money,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CartStatus {
+    Active,
+    CheckedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Cart {
+    pub id: String,
+    pub channel_id: String,
+    pub status: CartStatus,
+    #[serde(flatten)]
+    pub details: CartDetails,
+    pub lines: Vec<CartLine>,
+    #[serde(flatten)]
+    pub totals: Totals,
+    /// The order it became, once checked out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+    /// Which locations hold or gave the units.
+    pub allocations: Vec<crate::inventory::Allocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FulfillmentRecord {
+    pub id: String,
+    pub location_id: String,
+    pub kind: FulfillmentKind,
+    pub status: FulfillmentStatus,
+    pub lines: Vec<ItemLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReturnRecord {
+    pub id: String,
+    pub location_id: String,
+    pub restock: bool,
+    pub reason: String,
+    pub lines: Vec<ItemLine>,
+    /// What is paid back: the price paid for these units, less their share of the discount.
+    pub refund: Money,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Order {
+    pub id: String,
+    /// Human number, `#1001`.
+    pub number: String,
+    pub channel_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub status: Status,
+    pub lines: Vec<OrderLine>,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub loyalty_points_redeemed: i64,
+    pub fulfillment: Fulfillment,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddress>,
+    pub fulfillments: Vec<FulfillmentRecord>,
+    pub returns: Vec<ReturnRecord>,
+    /// When a reserve-in-store hold lapses unless collected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<Timestamp>,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn progress(ordered: i64, left: i64, done: i64, ready: i64, returned: i64) -> Progress {
+        Progress {
+            ordered,
+            left,
+            done,
+            ready,
+            returned,
+        }
+    }
+
+    #[test]
+    fn status_follows_what_happened() {
+        assert_eq!(derive_status(progress(3, 0, 0, 0, 0)), Status::Allocated);
+        assert_eq!(derive_status(progress(3, 0, 0, 3, 0)), Status::ReadyForPickup);
+        assert_eq!(derive_status(progress(3, 1, 0, 0, 0)), Status::PartiallyFulfilled);
+        assert_eq!(derive_status(progress(3, 3, 1, 0, 0)), Status::Shipped);
+        assert_eq!(derive_status(progress(3, 3, 3, 0, 0)), Status::Completed);
+        assert_eq!(derive_status(progress(3, 3, 3, 0, 1)), Status::Completed);
+        assert_eq!(derive_status(progress(3, 3, 3, 0, 3)), Status::Returned);
+    }
+
+    #[test]
+    fn fulfilment_steps_follow_their_kind() {
+        use FulfillmentStatus as S;
+        assert_eq!(S::Pending.after(FulfillmentKind::Shipment, Step::Ship), Ok(S::Shipped));
+        assert_eq!(
+            S::Shipped.after(FulfillmentKind::Shipment, Step::Deliver),
+            Ok(S::Delivered)
+        );
+        assert!(S::Pending.after(FulfillmentKind::Shipment, Step::Collect).is_err());
+        assert_eq!(S::Pending.after(FulfillmentKind::Pickup, Step::Ready), Ok(S::Ready));
+        assert_eq!(S::Ready.after(FulfillmentKind::Pickup, Step::Collect), Ok(S::Collected));
+        assert!(
+            S::Collected.after(FulfillmentKind::Pickup, Step::Collect).is_err(),
+            "no double collect"
+        );
+        assert!(S::Cancelled.after(FulfillmentKind::Delivery, Step::Ship).is_err());
+    }
+
+    #[test]
+    fn totals_never_discount_below_zero() {
+        let t = totals(&[(2, 1000), (1, 550)], 3000, "EUR");
+        assert_eq!((t.subtotal.amount, t.discount.amount, t.total.amount), (2550, 2550, 0));
+        let t = totals(&[(2, 1000)], 150, "EUR");
+        assert_eq!(t.total.amount, 1850);
+    }
+
+    proptest! {
+        #[test]
+        fn refunds_of_every_line_add_up_to_what_was_paid(
+            lines in proptest::collection::vec((1i64..20, 1i64..50_000), 1..6),
+            discount_share in 0i64..100,
+        ) {
+            let subtotal: i64 = lines.iter().map(|(q, u)| q * u).sum();
+            let discount = subtotal * discount_share / 100;
+            let refunded: i64 = lines.iter().map(|(q, u)| refund(*q, *u, subtotal, discount)).sum();
+            let paid = subtotal - discount;
+            // Each line rounds down its discount share: at most a cent per line in the customer's favour.
+            prop_assert!(refunded >= paid && refunded - paid <= lines.len() as i64, "{refunded} vs {paid}");
+        }
+    }
+}

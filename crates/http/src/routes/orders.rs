@@ -1,0 +1,430 @@
+//! Carts that follow the customer, checkout, orders from every channel, fulfilment from any
+//! location, cancellation and returns anywhere.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, patch, post};
+use omnihub_domain::Money;
+use omnihub_domain::orders::{
+    Cart, CartDetails, CartLineDraft, Fulfillment, FulfillmentKind, ItemLine, Order, ShippingAddress, Step,
+};
+use omnihub_store::{ExternalLine, ExternalOrder, FulfillmentDraft, OrderFilter};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{if_match, patched, version_race};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::json::{Created, Json};
+use crate::lists::{List, ListParams};
+use crate::problem::{ApiError, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/carts", post(create_cart))
+        .route("/carts/{id}", get(get_cart).patch(patch_cart))
+        .route("/carts/{id}/lines", post(add_line))
+        .route("/carts/{id}/lines/{line_id}", patch(set_line).delete(remove_line))
+        .route("/carts/{id}/checkout", post(checkout))
+        .route("/customers/{id}/cart", get(customer_cart))
+        .route("/orders", get(list_orders).post(take_order))
+        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/cancel", post(cancel_order))
+        .route("/orders/{id}/fulfillments", post(create_fulfillment))
+        .route(
+            "/orders/{id}/fulfillments/{fulfillment_id}/{step}",
+            post(advance_fulfillment),
+        )
+        .route("/orders/{id}/returns", post(return_items))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCart {
+    /// The sales channel (a publishable key's own, when omitted).
+    pub channel_id: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+/// A cart the caller may touch: a publishable key only its channel's.
+async fn own_cart(state: &AppState, caller: &Caller, id: &str) -> Result<Cart, ApiError> {
+    caller.require("carts:write")?;
+    let cart = state.store.cart(id).await?;
+    caller
+        .channel(Some(&cart.channel_id))
+        .map_err(|_| ApiError::not_found("cart"))?;
+    Ok(cart)
+}
+
+/// Start a cart in a sales channel; prices are that channel's.
+#[utoipa::path(post, path = "/api/v1/carts", tag = "orders", request_body = NewCart,
+    responses((status = 201, body = Cart), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_cart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewCart>,
+) -> Result<Created<Cart>, ApiError> {
+    caller.require("carts:write")?;
+    let channel = caller
+        .channel(body.channel_id.as_deref())?
+        .ok_or_else(|| ApiError::invalid_field("channel_id", "required", "name the sales channel"))?;
+    Ok(Created(
+        state.store.create_cart(channel, body.customer_id.as_deref()).await?,
+    ))
+}
+
+/// Read a cart.
+#[utoipa::path(get, path = "/api/v1/carts/{id}", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = Cart), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_cart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Cart>, ApiError> {
+    Ok(Json(own_cart(&state, &caller, &id).await?))
+}
+
+/// Set the cart's e-mail, customer, shipping address, fulfilment method and loyalty points
+/// to redeem (JSON Merge Patch, `If-Match` guarded).
+#[utoipa::path(patch, path = "/api/v1/carts/{id}", tag = "orders", request_body = CartDetails,
+    params(("id" = String, Path), ("If-Match" = Option<i64>, Header)),
+    responses((status = 200, body = Cart), (status = 412, body = Problem, content_type = "application/problem+json")))]
+pub async fn patch_cart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(patch): Json<serde_json::Value>,
+) -> Result<Json<Cart>, ApiError> {
+    let asked = if_match(&headers)?;
+    let current = own_cart(&state, &caller, &id).await?;
+    let details: CartDetails = patched(&current.details, &patch)?;
+    let version = asked.unwrap_or(current.version);
+    Ok(Json(
+        state
+            .store
+            .update_cart(&id, details, version)
+            .await
+            .map_err(|e| version_race(e, asked))?,
+    ))
+}
+
+/// Add units of a SKU (added to the line when the SKU is there already).
+#[utoipa::path(post, path = "/api/v1/carts/{id}/lines", tag = "orders", request_body = CartLineDraft, params(("id" = String, Path)),
+    responses((status = 200, body = Cart), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn add_line(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(draft): Json<CartLineDraft>,
+) -> Result<Json<Cart>, ApiError> {
+    own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.add_cart_line(&id, draft).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineQuantity {
+    pub quantity: i64,
+}
+
+/// Change a line's quantity.
+#[utoipa::path(patch, path = "/api/v1/carts/{id}/lines/{line_id}", tag = "orders", request_body = LineQuantity,
+    params(("id" = String, Path), ("line_id" = String, Path)), responses((status = 200, body = Cart)))]
+pub async fn set_line(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, line_id)): Path<(String, String)>,
+    Json(body): Json<LineQuantity>,
+) -> Result<Json<Cart>, ApiError> {
+    own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.set_cart_line(&id, &line_id, body.quantity).await?))
+}
+
+/// Remove a line.
+#[utoipa::path(delete, path = "/api/v1/carts/{id}/lines/{line_id}", tag = "orders",
+    params(("id" = String, Path), ("line_id" = String, Path)), responses((status = 200, body = Cart)))]
+pub async fn remove_line(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, line_id)): Path<(String, String)>,
+) -> Result<Json<Cart>, ApiError> {
+    own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.remove_cart_line(&id, &line_id).await?))
+}
+
+/// Check out: holds the stock and places the order in one atomic step. `409
+/// insufficient_stock` names the short lines (and, for a pick-up, the nearest stores that
+/// have everything) and holds nothing.
+#[utoipa::path(post, path = "/api/v1/carts/{id}/checkout", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = Order), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn checkout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Created<Order>, ApiError> {
+    own_cart(&state, &caller, &id).await?;
+    Ok(Created(state.store.checkout(&id).await?))
+}
+
+/// The customer's active cart, whatever channel started it.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/cart", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = Cart), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn customer_cart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Cart>, ApiError> {
+    caller.require_secret("customers:read")?;
+    Ok(Json(state.store.customer_cart(&id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeLine {
+    pub sku: String,
+    pub quantity: i64,
+    /// What the customer paid per unit in that channel.
+    pub unit_price: Money,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeCustomer {
+    pub name: Option<String>,
+    /// `[{"kind": "email", "value": "…"}]`
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub identities: Vec<serde_json::Value>,
+}
+
+/// An order made elsewhere: a marketplace, a POS, an external web shop.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Intake {
+    pub channel_id: String,
+    /// Unique per channel: the same one again answers the first order (200).
+    pub external_id: String,
+    pub customer: Option<IntakeCustomer>,
+    pub customer_id: Option<String>,
+    pub lines: Vec<IntakeLine>,
+    #[serde(default)]
+    pub fulfillment: Fulfillment,
+    pub shipping_address: Option<ShippingAddress>,
+}
+
+/// Take in an order made elsewhere. Idempotent by channel and `external_id`; a POS sale is
+/// handed over on the spot and takes the stock from its store.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = Intake,
+    responses((status = 201, body = Order), (status = 200, description = "taken in before", body = Order),
+        (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn take_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(intake): Json<Intake>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    caller.require_secret("orders:write")?;
+    let email = intake.customer.as_ref().and_then(|c| {
+        c.identities
+            .iter()
+            .find(|i| i["kind"] == "email")
+            .and_then(|i| i["value"].as_str())
+            .map(str::to_owned)
+    });
+    let external = ExternalOrder {
+        channel_id: intake.channel_id,
+        external_id: intake.external_id,
+        customer_id: intake.customer_id,
+        email,
+        lines: intake
+            .lines
+            .into_iter()
+            .map(|l| ExternalLine {
+                sku: l.sku,
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+            })
+            .collect(),
+        fulfillment: intake.fulfillment,
+        shipping_address: intake.shipping_address,
+    };
+    let (order, created) = state.store.take_order(external).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(order)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderParams {
+    pub channel_id: Option<String>,
+    pub status: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+/// Orders of every channel, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderParams, ListParams), responses((status = 200, body = List<Order>)))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<OrderParams>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<Order>>, ApiError> {
+    caller.require_secret("orders:read")?;
+    if let Some(status) = &filter.status
+        && omnihub_domain::orders::Status::parse(status).is_none()
+    {
+        return Err(ApiError::invalid_field("status", "invalid", "not an order status"));
+    }
+    let filter = OrderFilter {
+        channel_id: filter.channel_id,
+        status: filter.status,
+        customer_id: filter.customer_id,
+    };
+    Ok(Json(List::new(state.store.orders(&filter, &params.page()?).await?)))
+}
+
+/// Read an order with its lines, allocations per location, fulfilments and returns.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    caller.require_secret("orders:read")?;
+    Ok(Json(state.store.order(&id).await?))
+}
+
+/// Cancel an order that has not left yet; every hold is released. Otherwise 409.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path), ("If-Match" = Option<i64>, Header)),
+    responses((status = 200, body = Order), (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Order>, ApiError> {
+    caller.require_secret("orders:write")?;
+    Ok(Json(state.store.cancel_order(&id, if_match(&headers)?).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFulfillment {
+    pub location_id: String,
+    pub lines: Vec<ItemLine>,
+    pub kind: FulfillmentKind,
+}
+
+/// Fulfil some lines from one location that holds them for the order.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/fulfillments", tag = "orders", request_body = NewFulfillment, params(("id" = String, Path)),
+    responses((status = 201, body = Order), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_fulfillment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NewFulfillment>,
+) -> Result<Created<Order>, ApiError> {
+    caller.require_secret("orders:write")?;
+    let draft = FulfillmentDraft {
+        location_id: body.location_id,
+        lines: body.lines,
+        kind: body.kind,
+    };
+    Ok(Created(state.store.create_fulfillment(&id, draft).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepDetails {
+    /// For `ship`: the carrier and its tracking number.
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+}
+
+/// Move a fulfilment one step: `ship` (with `carrier` and `tracking_number`), `deliver`,
+/// `ready` (prepared for pick-up) or `collect` (handed over at the desk). Shipping and
+/// collecting take the stock away. A step not allowed now is 409.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/fulfillments/{fulfillment_id}/{step}", tag = "orders", request_body = Option<StepDetails>,
+    params(("id" = String, Path), ("fulfillment_id" = String, Path), ("step" = String, Path, description = "ship, ready, collect or deliver")),
+    responses((status = 200, body = Order), (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn advance_fulfillment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, fulfillment_id, step)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Order>, ApiError> {
+    caller.require_secret("orders:write")?;
+    let step = match step.as_str() {
+        "ship" => Step::Ship,
+        "ready" => Step::Ready,
+        "collect" => Step::Collect,
+        "deliver" => Step::Deliver,
+        _ => return Err(ApiError::not_found("route")),
+    };
+    let details: StepDetails = if body.is_empty() {
+        StepDetails::default()
+    } else {
+        crate::json::parse(&body)?
+    };
+    let carrier = match (step, details.carrier, details.tracking_number) {
+        (Step::Ship, Some(carrier), Some(tracking)) => Some((carrier, tracking)),
+        (Step::Ship, _, _)
+            if state.store.order(&id).await?.fulfillment.method == omnihub_domain::orders::Method::Ship =>
+        {
+            return Err(ApiError::invalid_field(
+                "tracking_number",
+                "required",
+                "a shipment needs its carrier and tracking number",
+            ));
+        }
+        _ => None,
+    };
+    Ok(Json(
+        state
+            .store
+            .advance_fulfillment(&id, &fulfillment_id, step, carrier)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReturn {
+    pub lines: Vec<ItemLine>,
+    /// Where the goods came back: any location, whatever channel sold them.
+    pub location_id: String,
+    /// Put the goods back on sale there (false for damaged goods).
+    pub restock: bool,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Take goods back at any location; restocks there when asked; records the refund.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/returns", tag = "orders", request_body = NewReturn, params(("id" = String, Path)),
+    responses((status = 201, body = Order), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn return_items(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NewReturn>,
+) -> Result<Created<Order>, ApiError> {
+    caller.require_secret("orders:write")?;
+    if body.reason.chars().count() > 500 {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "too_long",
+            "must be at most 500 characters",
+        ));
+    }
+    Ok(Created(
+        state
+            .store
+            .return_items(&id, &body.location_id, &body.lines, body.restock, &body.reason)
+            .await?,
+    ))
+}

@@ -1,0 +1,629 @@
+//! One order system for every channel: carts, checkout, orders from elsewhere, fulfilment from
+//! anywhere, returns anywhere.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fixtures::{self, id};
+use crate::helpers::{TestApp, json, problem};
+use crate::on_both_backends;
+
+on_both_backends!(
+    web_order_ships_from_two_locations,
+    app_order_is_picked_up_in_a_store,
+    pickup_where_the_stock_is_not_names_stores_that_have_it,
+    marketplace_orders_are_taken_in_once,
+    a_pos_sale_takes_stock_from_its_store,
+    reserve_in_store_lapses_and_gives_the_stock_back,
+    an_online_order_is_returned_in_a_store,
+    same_day_only_within_a_store_radius,
+    the_cart_follows_the_customer,
+    bad_orders_change_nothing,
+);
+
+struct Shop {
+    warehouse: String,
+    berlin: String,
+    hamburg: String,
+    web: String,
+}
+
+async fn location(
+    app: &TestApp,
+    name: &str,
+    kind: &str,
+    lat: f64,
+    lon: f64,
+    pickup: bool,
+    radius: Option<f64>,
+) -> String {
+    let mut body = fixtures::location_body(name, kind);
+    body["geo"] = json!({"lat": lat, "lon": lon});
+    body["pickup"] = json!(pickup);
+    if let Some(radius) = radius {
+        body["same_day_radius_km"] = json!(radius);
+    }
+    id(&json(app.post("/locations", &body).await, 201).await).to_owned()
+}
+
+/// A warehouse in Erfurt, stores in Berlin and Hamburg; SKUs A, B, C at 1000, 2500, 400.
+async fn shop(app: &TestApp) -> Shop {
+    let warehouse = location(app, "Warehouse", "warehouse", 50.98, 11.03, false, None).await;
+    let berlin = location(app, "Berlin", "store", 52.52, 13.40, true, Some(15.0)).await;
+    let hamburg = location(app, "Hamburg", "store", 53.55, 9.99, true, Some(15.0)).await;
+    let web = id(&fixtures::channel(app, "Web", "web", &[&warehouse, &berlin, &hamburg]).await).to_owned();
+    for (sku, price) in [("A", 1000), ("B", 2500), ("C", 400)] {
+        let product = fixtures::product(app, sku, &[sku], price).await;
+        json(
+            app.put(
+                &format!("/products/{}/listings/{web}", id(&product)),
+                &json!({"published": true}),
+            )
+            .await,
+            200,
+        )
+        .await;
+    }
+    Shop {
+        warehouse,
+        berlin,
+        hamburg,
+        web,
+    }
+}
+
+async fn receive(app: &TestApp, sku: &str, location: &str, quantity: i64) {
+    let body = json!({"sku": sku, "location_id": location, "delta": quantity, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &body).await, 200).await;
+}
+
+async fn level(app: &TestApp, sku: &str, location: &str) -> (i64, i64) {
+    let levels = json(
+        app.get(&format!("/inventory/levels?sku={sku}&location_id={location}"))
+            .await,
+        200,
+    )
+    .await;
+    let l = &levels["data"][0];
+    (l["on_hand"].as_i64().unwrap_or(0), l["reserved"].as_i64().unwrap_or(0))
+}
+
+fn address(lat: f64, lon: f64) -> Value {
+    json!({"name": "Kim Meyer", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE", "geo": {"lat": lat, "lon": lon}})
+}
+
+/// A cart in `channel` with these lines and details, ready to check out.
+async fn cart(app: &TestApp, channel: &str, lines: &[(&str, i64)], details: Value) -> String {
+    let cart = json(app.post("/carts", &json!({"channel_id": channel})).await, 201).await;
+    let cart_id = id(&cart).to_owned();
+    for (sku, quantity) in lines {
+        json(
+            app.post(
+                &format!("/carts/{cart_id}/lines"),
+                &json!({"sku": sku, "quantity": quantity}),
+            )
+            .await,
+            200,
+        )
+        .await;
+    }
+    json(app.patch(&format!("/carts/{cart_id}"), &details).await, 200).await;
+    cart_id
+}
+
+async fn step(app: &TestApp, order: &Value, fulfillment: &str, step: &str, body: Value) -> reqwest::Response {
+    app.post(
+        &format!("/orders/{}/fulfillments/{fulfillment}/{step}", id(order)),
+        &body,
+    )
+    .await
+}
+
+async fn web_order_ships_from_two_locations(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 2).await;
+    receive(&app, "B", &shop.berlin, 1).await;
+    let details =
+        json!({"email": "Kim@Example.com", "shipping_address": address(52.5, 13.4), "fulfillment": {"method": "ship"}});
+    let cart_id = cart(&app, &shop.web, &[("A", 2), ("B", 1)], details).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(order["number"], "#1001");
+    assert_eq!(order["status"], "allocated");
+    assert_eq!(order["email"], "kim@example.com");
+    assert_eq!(
+        (order["subtotal"]["amount"].as_i64(), order["total"]["amount"].as_i64()),
+        (Some(4500), Some(4500))
+    );
+    assert_eq!(
+        order["lines"][0]["allocations"],
+        json!([{"location_id": shop.warehouse, "quantity": 2}])
+    );
+    assert_eq!(
+        order["lines"][1]["allocations"],
+        json!([{"location_id": shop.berlin, "quantity": 1}])
+    );
+    assert_eq!(level(&app, "A", &shop.warehouse).await, (2, 2));
+    problem(
+        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    let from_warehouse =
+        json!({"location_id": shop.warehouse, "kind": "shipment", "lines": [{"sku": "A", "quantity": 2}]});
+    let order = json(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &from_warehouse)
+            .await,
+        201,
+    )
+    .await;
+    let first = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+    problem(
+        step(&app, &order, &first, "ship", json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let order = json(
+        step(
+            &app,
+            &order,
+            &first,
+            "ship",
+            json!({"carrier": "DHL", "tracking_number": "00340434"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(order["status"], "partially_fulfilled");
+    assert_eq!(order["fulfillments"][0]["tracking_number"], "00340434");
+    assert_eq!(level(&app, "A", &shop.warehouse).await, (0, 0));
+
+    let too_many = json!({"location_id": shop.berlin, "kind": "shipment", "lines": [{"sku": "B", "quantity": 2}]});
+    problem(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &too_many)
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let from_store = json!({"location_id": shop.berlin, "kind": "shipment", "lines": [{"sku": "B", "quantity": 1}]});
+    let order = json(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &from_store)
+            .await,
+        201,
+    )
+    .await;
+    let second = order["fulfillments"][1]["id"].as_str().unwrap().to_owned();
+    let order = json(
+        step(
+            &app,
+            &order,
+            &second,
+            "ship",
+            json!({"carrier": "DPD", "tracking_number": "X1"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(order["status"], "shipped");
+    problem(
+        app.post(&format!("/orders/{}/cancel", id(&order)), &json!({})).await,
+        409,
+        "conflict",
+    )
+    .await;
+    json(step(&app, &order, &first, "deliver", json!({})).await, 200).await;
+    let order = json(step(&app, &order, &second, "deliver", json!({})).await, 200).await;
+    assert_eq!(order["status"], "completed");
+    problem(step(&app, &order, &second, "deliver", json!({})).await, 409, "conflict").await;
+
+    let sales = json(app.get("/inventory/movements?sku=A").await, 200).await;
+    let last = sales["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["reason"].as_str(),
+            last["delta"].as_i64(),
+            last["reference"].as_str()
+        ),
+        (Some("sale"), Some(-2), Some("#1001"))
+    );
+    let log = json(
+        app.get("/events?types=order.placed,fulfillment.shipped,fulfillment.delivered")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 5);
+    assert!(app.store().check_inventory().await.unwrap().is_empty());
+}
+
+async fn app_order_is_picked_up_in_a_store(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "C", &shop.berlin, 3).await;
+    let mobile = id(&fixtures::channel(&app, "App", "mobile_app", &[&shop.warehouse, &shop.berlin]).await).to_owned();
+    let product = json(app.get("/products?limit=10").await, 200).await["data"][2]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json(
+        app.put(
+            &format!("/products/{product}/listings/{mobile}"),
+            &json!({"published": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let details = json!({"fulfillment": {"method": "pickup", "location_id": shop.berlin}});
+    let cart_id = cart(&app, &mobile, &[("C", 2)], details).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(
+        order["fulfillment"],
+        json!({"method": "pickup", "location_id": shop.berlin})
+    );
+    let pickup = order["fulfillments"][0].clone();
+    assert_eq!(
+        (pickup["kind"].as_str(), pickup["status"].as_str()),
+        (Some("pickup"), Some("pending"))
+    );
+    let fid = pickup["id"].as_str().unwrap().to_owned();
+
+    let order = json(step(&app, &order, &fid, "ready", json!({})).await, 200).await;
+    assert_eq!(order["status"], "ready_for_pickup");
+    assert_eq!(level(&app, "C", &shop.berlin).await, (3, 2));
+    let order = json(step(&app, &order, &fid, "collect", json!({})).await, 200).await;
+    assert_eq!(order["status"], "completed");
+    assert_eq!(level(&app, "C", &shop.berlin).await, (1, 0));
+    problem(step(&app, &order, &fid, "collect", json!({})).await, 409, "conflict").await;
+    assert_eq!(
+        level(&app, "C", &shop.berlin).await,
+        (1, 0),
+        "a second collect takes nothing"
+    );
+    let log = json(
+        app.get("/events?types=fulfillment.ready_for_pickup,fulfillment.collected")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 2);
+}
+
+async fn pickup_where_the_stock_is_not_names_stores_that_have_it(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.hamburg, 5).await;
+    let details = json!({"fulfillment": {"method": "pickup", "location_id": shop.berlin}});
+    let cart_id = cart(&app, &shop.web, &[("A", 2)], details).await;
+    let refused = problem(
+        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    let errors = refused["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["field"], "lines[0].quantity");
+    assert_eq!(errors[1]["code"], "available_at");
+    assert!(
+        errors[1]["message"].as_str().unwrap().starts_with(&shop.hamburg),
+        "{errors:?}"
+    );
+    assert_eq!(level(&app, "A", &shop.hamburg).await, (5, 0), "nothing held");
+    assert_eq!(
+        json(app.get(&format!("/carts/{cart_id}")).await, 200).await["status"],
+        "active"
+    );
+
+    let at_warehouse = json!({"fulfillment": {"method": "pickup", "location_id": shop.warehouse}});
+    json(app.patch(&format!("/carts/{cart_id}"), &at_warehouse).await, 200).await;
+    let refused = problem(
+        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["code"], "no_pickup");
+}
+
+async fn marketplace_orders_are_taken_in_once(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "B", &shop.warehouse, 4).await;
+    let market = id(&fixtures::channel(&app, "Marketplace", "marketplace", &[&shop.warehouse]).await).to_owned();
+    let intake = json!({
+        "channel_id": market, "external_id": "MP-2024-0001",
+        "customer": {"name": "Kim", "identities": [{"kind": "email", "value": "kim@example.com"}]},
+        "lines": [{"sku": "B", "quantity": 2, "unit_price": {"amount": 2700, "currency": "EUR"}}],
+        "fulfillment": {"method": "ship"}, "shipping_address": address(52.5, 13.4)
+    });
+    let first = json(app.post("/orders", &intake).await, 201).await;
+    assert_eq!(first["external_id"], "MP-2024-0001");
+    assert_eq!(first["total"]["amount"], 5400);
+    let again = json(app.post("/orders", &intake).await, 200).await;
+    assert_eq!(again["id"], first["id"]);
+    let orders = json(app.get(&format!("/orders?channel_id={market}")).await, 200).await;
+    assert_eq!(orders["data"].as_array().unwrap().len(), 1);
+    assert_eq!(level(&app, "B", &shop.warehouse).await, (4, 2));
+
+    let wrong_currency = json!({"channel_id": market, "external_id": "MP-2", "lines": [{"sku": "B", "quantity": 1, "unit_price": {"amount": 1, "currency": "USD"}}], "fulfillment": {"method": "ship"}, "shipping_address": address(52.5, 13.4)});
+    problem(app.post("/orders", &wrong_currency).await, 422, "validation_failed").await;
+}
+
+async fn a_pos_sale_takes_stock_from_its_store(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "C", &shop.berlin, 5).await;
+    receive(&app, "C", &shop.warehouse, 50).await;
+    let pos = id(&fixtures::channel(&app, "POS Berlin", "pos", &[&shop.berlin]).await).to_owned();
+    let sale = json!({"channel_id": pos, "external_id": "TILL-1-0042", "lines": [{"sku": "C", "quantity": 2, "unit_price": {"amount": 400, "currency": "EUR"}}]});
+    let order = json(app.post("/orders", &sale).await, 201).await;
+    assert_eq!(order["status"], "completed");
+    assert_eq!(order["fulfillments"][0]["status"], "collected");
+    assert_eq!(level(&app, "C", &shop.berlin).await, (3, 0));
+    assert_eq!(level(&app, "C", &shop.warehouse).await, (50, 0));
+    // The web shop, which sells from the store too, sees the store's stock go down at once.
+    let web = json(
+        app.get(&format!("/availability?channel_id={}&skus=C", shop.web)).await,
+        200,
+    )
+    .await;
+    assert_eq!(web["data"][0]["available"], 53);
+}
+
+async fn reserve_in_store_lapses_and_gives_the_stock_back(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "B", &shop.hamburg, 1).await;
+    let details = json!({"fulfillment": {"method": "reserve_in_store", "location_id": shop.hamburg}});
+    let cart_id = cart(&app, &shop.web, &[("B", 1)], details).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    assert!(order["hold_expires_at"].is_string());
+    assert_eq!(level(&app, "B", &shop.hamburg).await, (1, 1));
+    app.clock.advance_seconds(49 * 3600);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = json(app.get(&format!("/orders/{}", id(&order))).await, 200).await;
+        if now["status"] == "cancelled" {
+            assert_eq!(now["fulfillments"][0]["status"], "cancelled");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the hold did not lapse");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(level(&app, "B", &shop.hamburg).await, (1, 0));
+    assert!(app.store().check_inventory().await.unwrap().is_empty());
+}
+
+async fn an_online_order_is_returned_in_a_store(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 3).await;
+    let details = json!({"shipping_address": address(52.5, 13.4)});
+    let cart_id = cart(&app, &shop.web, &[("A", 3)], details).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let body = json!({"location_id": shop.warehouse, "kind": "shipment", "lines": [{"sku": "A", "quantity": 3}]});
+    let order = json(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &body).await,
+        201,
+    )
+    .await;
+    let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+    json(
+        step(
+            &app,
+            &order,
+            &fid,
+            "ship",
+            json!({"carrier": "DHL", "tracking_number": "1"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json(step(&app, &order, &fid, "deliver", json!({})).await, 200).await;
+
+    let path = format!("/orders/{}/returns", id(&order));
+    let greedy = json!({"location_id": shop.berlin, "restock": true, "reason": "too big", "lines": [{"sku": "A", "quantity": 4}]});
+    problem(app.post(&path, &greedy).await, 422, "validation_failed").await;
+    let back = json!({"location_id": shop.berlin, "restock": true, "reason": "too big", "lines": [{"sku": "A", "quantity": 2}]});
+    let order = json(app.post(&path, &back).await, 201).await;
+    assert_eq!(
+        order["returns"][0]["refund"],
+        json!({"amount": 2000, "currency": "EUR"})
+    );
+    assert_eq!(order["status"], "completed");
+    assert_eq!(
+        level(&app, "A", &shop.berlin).await,
+        (2, 0),
+        "restocked in the store it came back to"
+    );
+    let damaged = json!({"location_id": shop.hamburg, "restock": false, "reason": "damaged", "lines": [{"sku": "A", "quantity": 1}]});
+    let order = json(app.post(&path, &damaged).await, 201).await;
+    assert_eq!(order["status"], "returned");
+    assert_eq!(level(&app, "A", &shop.hamburg).await, (0, 0));
+    problem(app.post(&path, &damaged).await, 409, "conflict").await;
+    let log = json(app.get("/events?types=return.received").await, 200).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 2);
+    assert!(app.store().check_inventory().await.unwrap().is_empty());
+}
+
+async fn same_day_only_within_a_store_radius(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "C", &shop.berlin, 2).await;
+    let near = json!({"shipping_address": address(52.50, 13.42), "fulfillment": {"method": "same_day"}});
+    let cart_id = cart(&app, &shop.web, &[("C", 1)], near).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(order["fulfillments"][0]["location_id"], shop.berlin);
+    assert_eq!(order["fulfillments"][0]["kind"], "delivery");
+
+    let far = json!({"shipping_address": address(48.13, 11.57), "fulfillment": {"method": "same_day"}});
+    let cart_id = cart(&app, &shop.web, &[("C", 1)], far).await;
+    let refused = problem(
+        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["code"], "out_of_radius");
+    assert_eq!(level(&app, "C", &shop.berlin).await, (2, 1));
+}
+
+async fn the_cart_follows_the_customer(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 5).await;
+    let customer = "cus_test_kim";
+    let web_cart = json(
+        app.post("/carts", &json!({"channel_id": shop.web, "customer_id": customer}))
+            .await,
+        201,
+    )
+    .await;
+    json(
+        app.post(
+            &format!("/carts/{}/lines", id(&web_cart)),
+            &json!({"sku": "A", "quantity": 1}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let found = json(app.get(&format!("/customers/{customer}/cart")).await, 200).await;
+    assert_eq!(found["id"], web_cart["id"]);
+    assert_eq!(found["lines"][0]["sku"], "A");
+    assert_eq!(found["subtotal"]["amount"], 1000);
+    // The agent continues the same cart.
+    let line = found["lines"][0]["id"].as_str().unwrap();
+    let more = app
+        .request(Method::PATCH, &format!("/carts/{}/lines/{line}", id(&web_cart)))
+        .json(&json!({"quantity": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(more, 200).await["lines"][0]["quantity"], 3);
+    let log = json(app.get("/events?types=cart.updated").await, 200).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 2);
+    problem(app.get("/customers/cus_nobody/cart").await, 404, "not_found").await;
+
+    let key = app
+        .store()
+        .generate_api_key("storefront", &[], Some(&shop.web))
+        .await
+        .unwrap()
+        .token;
+    let own = app
+        .client
+        .post(format!("{}/api/v1/carts", app.base))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(own, 201).await["channel_id"], shop.web);
+    let orders = app
+        .client
+        .get(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    problem(orders, 403, "forbidden").await;
+}
+
+async fn bad_orders_change_nothing(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 1).await;
+    let cart = json(app.post("/carts", &json!({"channel_id": shop.web})).await, 201).await;
+    let cart_id = id(&cart);
+    problem(
+        app.post(
+            &format!("/carts/{cart_id}/lines"),
+            &json!({"sku": "NOPE", "quantity": 1}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        app.post(&format!("/carts/{cart_id}/lines"), &json!({"sku": "A", "quantity": 0}))
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        app.post(&format!("/carts/{cart_id}/lines"), &json!({"sku": "A", "quantity": 2}))
+            .await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    problem(
+        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    json(
+        app.post(&format!("/carts/{cart_id}/lines"), &json!({"sku": "A", "quantity": 1}))
+            .await,
+        200,
+    )
+    .await;
+    let no_address = problem(
+        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(no_address["errors"][0]["field"], "shipping_address");
+    problem(
+        app.patch(
+            &format!("/carts/{cart_id}"),
+            &json!({"fulfillment": {"method": "teleport"}}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        app.post("/carts", &json!({"channel_id": "chn_nope"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(app.get("/orders/ord_nope").await, 404, "not_found").await;
+    problem(app.get("/orders?status=lost").await, 422, "validation_failed").await;
+    assert_eq!(level(&app, "A", &shop.warehouse).await, (1, 0));
+    assert_eq!(json(app.get("/orders").await, 200).await["data"], json!([]));
+
+    json(
+        app.patch(
+            &format!("/carts/{cart_id}"),
+            &json!({"shipping_address": address(52.5, 13.4)}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let cancelled = json(
+        app.post(&format!("/orders/{}/cancel", id(&order)), &json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        level(&app, "A", &shop.warehouse).await,
+        (1, 0),
+        "cancelling released the hold"
+    );
+    problem(
+        app.post(&format!("/orders/{}/cancel", id(&order)), &json!({})).await,
+        409,
+        "conflict",
+    )
+    .await;
+}

@@ -1,0 +1,478 @@
+//! Carts in a sales channel, priced with that channel's prices, that follow the customer
+//! across channels; checkout turns one into an order.
+
+use omnihub_domain::catalog::{Channel, ChannelKind};
+use omnihub_domain::events::NewEvent;
+use omnihub_domain::id::{self, Kind};
+use omnihub_domain::orders::{
+    Cart, CartDetails, CartLine, CartLineDraft, CartStatus, Fulfillment, ItemLine, Method, Order, check_item_lines,
+    totals,
+};
+use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
+
+use crate::db::{Row, Tx, sql};
+use crate::events::append;
+use crate::orders::{NewOrder, PricedLine};
+use crate::{Error, Store};
+
+/// An order made elsewhere (a marketplace, a POS, an external web shop), to take in.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ExternalOrder {
+    pub channel_id: String,
+    pub external_id: String,
+    pub customer_id: Option<String>,
+    pub email: Option<String>,
+    pub lines: Vec<ExternalLine>,
+    pub fulfillment: Fulfillment,
+    pub shipping_address: Option<omnihub_domain::orders::ShippingAddress>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ExternalLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: Money,
+}
+
+/// A variant's price in a channel: its listing's override, or the base price. `None` when the
+/// product is not published there.
+async fn channel_price(tx: &mut Tx, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
+    let row = tx
+        .fetch_optional(
+            sql(
+                "SELECT v.price_amount, v.price_currency, lp.amount AS override_amount FROM variants v \
+                 JOIN listings l ON l.product_id = v.product_id AND l.channel_id = $2 AND l.published \
+                 LEFT JOIN listing_prices lp ON lp.variant_id = v.id AND lp.channel_id = $2 \
+                 WHERE v.sku = $1",
+            )
+            .bind(sku)
+            .bind(&channel.id),
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    if let Some(amount) = row.opt_int("override_amount")? {
+        return Ok(Some(amount));
+    }
+    let same_currency = row.text("price_currency")? == channel.draft.currency;
+    Ok(same_currency.then_some(row.int("price_amount")?))
+}
+
+async fn read_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
+    let row = tx
+        .fetch_optional(sql("SELECT * FROM carts WHERE id = $1").bind(id))
+        .await?
+        .ok_or(Error::NotFound("cart"))?;
+    let currency = row.text("currency")?;
+    let lines = tx
+        .fetch_all(sql("SELECT * FROM cart_lines WHERE cart_id = $1 ORDER BY id").bind(id))
+        .await?
+        .iter()
+        .map(|l| {
+            Ok(CartLine {
+                id: l.text("id")?,
+                sku: l.text("sku")?,
+                quantity: l.int("quantity")?,
+                unit_price: Money::new(l.int("unit_amount")?, &currency),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    cart(&row, lines, &currency)
+}
+
+fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> {
+    let details = CartDetails {
+        email: row.opt_text("email")?,
+        customer_id: row.opt_text("customer_id")?,
+        shipping_address: row
+            .opt_text("shipping_address")?
+            .and_then(|a| serde_json::from_str(&a).ok()),
+        fulfillment: row.json("fulfillment")?,
+        loyalty_points: row.int("loyalty_points")?,
+    };
+    let sums: Vec<(i64, i64)> = lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
+    let status = if row.text("status")? == "active" {
+        CartStatus::Active
+    } else {
+        CartStatus::CheckedOut
+    };
+    Ok(Cart {
+        id: row.text("id")?,
+        channel_id: row.text("channel_id")?,
+        status,
+        totals: totals(&sums, 0, currency),
+        details,
+        lines,
+        order_id: row.opt_text("order_id")?,
+        version: row.int("version")?,
+        created_at: Timestamp(row.int("created_at")?),
+        updated_at: Timestamp(row.int("updated_at")?),
+    })
+}
+
+/// Bumps the cart's version and announces the change.
+async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
+    tx.execute(
+        sql("UPDATE carts SET version = version + 1, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now.millis()),
+    )
+    .await?;
+    let cart = read_cart(tx, id).await?;
+    append(tx, now, NewEvent::new("cart.updated", &cart));
+    Ok(cart)
+}
+
+async fn active_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
+    let cart = read_cart(tx, id).await?;
+    if cart.status != CartStatus::Active {
+        return Err(Error::Conflict("this cart was checked out already".into()));
+    }
+    Ok(cart)
+}
+
+pub(crate) async fn mark_checked_out(tx: &mut Tx, cart_id: &str, order_id: &str, now: Timestamp) -> Result<(), Error> {
+    let changed = tx
+        .execute(
+            sql("UPDATE carts SET status = 'checked_out', order_id = $2, version = version + 1, updated_at = $3 WHERE id = $1 AND status = 'active'")
+                .bind(cart_id)
+                .bind(order_id)
+                .bind(now.millis()),
+        )
+        .await?;
+    if changed != 1 {
+        return Err(Error::Conflict("this cart was checked out already".into()));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_cart(&self, channel_id: &str, customer_id: Option<&str>) -> Result<Cart, Error> {
+        let channel = self.channel(channel_id).await.map_err(|_| {
+            Error::from(Invalid::one(
+                "channel_id",
+                "not_found",
+                "there is no such sales channel",
+            ))
+        })?;
+        let now = self.now();
+        let id = id::new(Kind::Cart);
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            sql("INSERT INTO carts (id, channel_id, customer_id, currency, fulfillment, loyalty_points, status, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 0, 'active', 1, $6, $6)")
+            .bind(&id)
+            .bind(&channel.id)
+            .bind(customer_id)
+            .bind(&channel.draft.currency)
+            .bind(serde_json::to_string(&Fulfillment::default()).unwrap_or_default())
+            .bind(now.millis()),
+        )
+        .await?;
+        let cart = read_cart(&mut tx, &id).await?;
+        append(&mut tx, now, NewEvent::new("cart.created", &cart));
+        self.commit(tx).await?;
+        Ok(cart)
+    }
+
+    pub async fn cart(&self, id: &str) -> Result<Cart, Error> {
+        let mut tx = self.db.begin_read().await?;
+        read_cart(&mut tx, id).await
+    }
+
+    /// The customer's active cart, whatever channel started it: the most recently changed.
+    pub async fn customer_cart(&self, customer_id: &str) -> Result<Cart, Error> {
+        let mut tx = self.db.begin_read().await?;
+        let row = tx
+            .fetch_optional(
+                sql("SELECT id FROM carts WHERE customer_id = $1 AND status = 'active' ORDER BY updated_at DESC, id DESC LIMIT 1").bind(customer_id),
+            )
+            .await?
+            .ok_or(Error::NotFound("active cart"))?;
+        read_cart(&mut tx, &row.text("id")?).await
+    }
+
+    /// Adds units of a SKU at the channel's price; the channel must be able to sell them all.
+    pub async fn add_cart_line(&self, cart_id: &str, draft: CartLineDraft) -> Result<Cart, Error> {
+        draft.validate()?;
+        let current = self.cart(cart_id).await?;
+        let channel = self.channel(&current.channel_id).await?;
+        let mut read = self.db.begin_read().await?;
+        let price = channel_price(&mut read, &channel, &draft.sku).await?;
+        drop(read);
+        let price = price.ok_or_else(|| {
+            Error::from(Invalid::one(
+                "sku",
+                "not_sold_here",
+                format!("{} is not sold in this channel", draft.sku),
+            ))
+        })?;
+        let already = current
+            .lines
+            .iter()
+            .find(|l| l.sku == draft.sku)
+            .map_or(0, |l| l.quantity);
+        self.check_sellable(&channel, &draft.sku, already + draft.quantity)
+            .await?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        active_cart(&mut tx, cart_id).await?;
+        tx.execute(
+            sql(
+                "INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = cart_lines.quantity + $4, unit_amount = $5",
+            )
+            .bind(id::new(Kind::CartLine))
+            .bind(cart_id)
+            .bind(&draft.sku)
+            .bind(draft.quantity)
+            .bind(price),
+        )
+        .await?;
+        let cart = touch(&mut tx, cart_id, now).await?;
+        self.commit(tx).await?;
+        Ok(cart)
+    }
+
+    pub async fn set_cart_line(&self, cart_id: &str, line_id: &str, quantity: i64) -> Result<Cart, Error> {
+        let mut check = omnihub_domain::validation::Check::new();
+        omnihub_domain::orders::check_quantity("quantity", quantity, &mut check);
+        check.done()?;
+        let current = self.cart(cart_id).await?;
+        let line = current
+            .lines
+            .iter()
+            .find(|l| l.id == line_id)
+            .ok_or(Error::NotFound("cart line"))?;
+        let channel = self.channel(&current.channel_id).await?;
+        self.check_sellable(&channel, &line.sku, quantity).await?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        active_cart(&mut tx, cart_id).await?;
+        tx.execute(
+            sql("UPDATE cart_lines SET quantity = $3 WHERE id = $2 AND cart_id = $1")
+                .bind(cart_id)
+                .bind(line_id)
+                .bind(quantity),
+        )
+        .await?;
+        let cart = touch(&mut tx, cart_id, now).await?;
+        self.commit(tx).await?;
+        Ok(cart)
+    }
+
+    pub async fn remove_cart_line(&self, cart_id: &str, line_id: &str) -> Result<Cart, Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        active_cart(&mut tx, cart_id).await?;
+        let removed = tx
+            .execute(
+                sql("DELETE FROM cart_lines WHERE id = $2 AND cart_id = $1")
+                    .bind(cart_id)
+                    .bind(line_id),
+            )
+            .await?;
+        if removed == 0 {
+            return Err(Error::NotFound("cart line"));
+        }
+        let cart = touch(&mut tx, cart_id, now).await?;
+        self.commit(tx).await?;
+        Ok(cart)
+    }
+
+    /// Sets who the cart is for, where it goes and how.
+    pub async fn update_cart(&self, cart_id: &str, details: CartDetails, version: i64) -> Result<Cart, Error> {
+        details.validate()?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let changed = tx
+            .execute(
+                sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7 \
+                     WHERE id = $1 AND version = $2 AND status = 'active'")
+                .bind(cart_id)
+                .bind(version)
+                .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
+                .bind(details.customer_id.as_deref())
+                .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
+                .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
+                .bind(details.loyalty_points),
+            )
+            .await?;
+        if changed == 0 {
+            let current = read_cart(&mut tx, cart_id).await?;
+            if current.status != CartStatus::Active {
+                return Err(Error::Conflict("this cart was checked out already".into()));
+            }
+            return Err(Error::VersionMismatch {
+                current: current.version,
+            });
+        }
+        let cart = touch(&mut tx, cart_id, now).await?;
+        self.commit(tx).await?;
+        Ok(cart)
+    }
+
+    async fn check_sellable(&self, channel: &Channel, sku: &str, quantity: i64) -> Result<(), Error> {
+        let available = self
+            .availability(channel, &[sku.to_owned()])
+            .await?
+            .first()
+            .map_or(0, |a| a.available);
+        if quantity > available {
+            return Err(Error::InsufficientStock(vec![FieldError {
+                field: "quantity".into(),
+                code: "insufficient_stock".into(),
+                message: format!("{quantity} units of {sku} wanted, {available} available in this channel"),
+            }]));
+        }
+        Ok(())
+    }
+
+    /// Holds the stock and places the order, atomically: all lines or nothing.
+    pub async fn checkout(&self, cart_id: &str) -> Result<Order, Error> {
+        let cart = self.cart(cart_id).await?;
+        if cart.status != CartStatus::Active {
+            return Err(Error::Conflict("this cart was checked out already".into()));
+        }
+        if cart.lines.is_empty() {
+            return Err(Invalid::one("lines", "required", "the cart is empty").into());
+        }
+        let channel = self.channel(&cart.channel_id).await?;
+        let mut tx = self.db.begin_read().await?;
+        let mut lines = Vec::with_capacity(cart.lines.len());
+        for line in &cart.lines {
+            let price = channel_price(&mut tx, &channel, &line.sku).await?.ok_or_else(|| {
+                Error::from(Invalid::one(
+                    "lines",
+                    "not_sold_here",
+                    format!("{} is no longer sold in this channel", line.sku),
+                ))
+            })?;
+            lines.push(PricedLine {
+                sku: line.sku.clone(),
+                quantity: line.quantity,
+                unit_amount: price,
+            });
+        }
+        drop(tx);
+        let details = &cart.details;
+        let wanted: Vec<(String, i64)> = lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+        let plan = self
+            .plan(
+                &channel,
+                &details.fulfillment,
+                details.shipping_address.as_ref(),
+                &wanted,
+            )
+            .await?;
+        let new = NewOrder {
+            channel: &channel,
+            external_id: None,
+            customer_id: details.customer_id.clone(),
+            email: details.email.clone(),
+            lines,
+            fulfillment: details.fulfillment.clone(),
+            shipping_address: details.shipping_address.clone(),
+            discount: 0,
+            loyalty_points: 0,
+            sourcing: plan.sourcing,
+            at_location: plan.at_location,
+            hold_until: plan.hold_until,
+        };
+        self.place_order(&new, Some(cart_id)).await
+    }
+
+    /// Takes in an order made elsewhere; the same channel and external id again answers the
+    /// first order (`false`: not created now). A POS sale is handed over on the spot.
+    pub async fn take_order(&self, intake: ExternalOrder) -> Result<(Order, bool), Error> {
+        if intake.external_id.trim().is_empty() || intake.external_id.len() > 200 {
+            return Err(Invalid::one("external_id", "invalid", "must be 1 to 200 characters").into());
+        }
+        let items: Vec<ItemLine> = intake
+            .lines
+            .iter()
+            .map(|l| ItemLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+        check_item_lines(&items)?;
+        let channel = self.channel(&intake.channel_id).await.map_err(|_| {
+            Error::from(Invalid::one(
+                "channel_id",
+                "not_found",
+                "there is no such sales channel",
+            ))
+        })?;
+        for (i, line) in intake.lines.iter().enumerate() {
+            if line.unit_price.currency != channel.draft.currency || line.unit_price.amount < 0 {
+                return Err(Invalid::one(
+                    format!("lines[{i}].unit_price"),
+                    "invalid",
+                    format!("must be a price in {}", channel.draft.currency),
+                )
+                .into());
+            }
+        }
+        if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
+            return Ok((order, false));
+        }
+        let pos = channel.draft.kind == ChannelKind::Pos;
+        let mut fulfillment = intake.fulfillment.clone();
+        if pos {
+            // A sale at the till: the goods leave the store it rang up in, now.
+            fulfillment = Fulfillment {
+                method: Method::Pickup,
+                location_id: fulfillment
+                    .location_id
+                    .or_else(|| channel.draft.location_ids.first().cloned()),
+            };
+        }
+        let wanted: Vec<(String, i64)> = intake.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+        let plan = self
+            .plan(&channel, &fulfillment, intake.shipping_address.as_ref(), &wanted)
+            .await?;
+        let new = NewOrder {
+            channel: &channel,
+            external_id: Some(intake.external_id.clone()),
+            customer_id: intake.customer_id.clone(),
+            email: intake.email.as_deref().map(|e| e.trim().to_lowercase()),
+            lines: intake
+                .lines
+                .iter()
+                .map(|l| PricedLine {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                    unit_amount: l.unit_price.amount,
+                })
+                .collect(),
+            fulfillment,
+            shipping_address: intake.shipping_address.clone(),
+            discount: 0,
+            loyalty_points: 0,
+            sourcing: plan.sourcing,
+            at_location: plan.at_location,
+            hold_until: plan.hold_until,
+        };
+        let order = match self.place_order(&new, None).await {
+            Ok(order) => order,
+            // Two deliveries of the same order raced: the other one placed it.
+            Err(Error::Conflict(_))
+                if let Some(first) = self.external_order(&channel.id, &intake.external_id).await? =>
+            {
+                return Ok((first, false));
+            }
+            Err(error) => return Err(error),
+        };
+        if !pos {
+            return Ok((order, true));
+        }
+        let handed_over = match order.fulfillments.first() {
+            Some(f) => {
+                self.advance_fulfillment(&order.id, &f.id, omnihub_domain::orders::Step::Collect, None)
+                    .await?
+            }
+            None => order,
+        };
+        Ok((handed_over, true))
+    }
+}

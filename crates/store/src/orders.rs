@@ -1,0 +1,805 @@
+//! Orders from every channel: placing them (from a cart or from elsewhere), fulfilment from
+//! any location, cancellation and returns at any location.
+
+use std::collections::BTreeMap;
+
+use omnihub_domain::catalog::Channel;
+use omnihub_domain::events::NewEvent;
+use omnihub_domain::id::{self, Kind};
+use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft, ReservationStatus};
+use omnihub_domain::orders::{
+    Fulfillment, FulfillmentKind, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order, OrderLine, Progress,
+    ReturnRecord, ShippingAddress, Status, Step, check_item_lines, derive_status, order_number, refund, totals,
+};
+use omnihub_domain::{Invalid, Money, Timestamp};
+
+use crate::catalog::Page;
+use crate::db::{Row, Tx, sql};
+use crate::events::append;
+use crate::inventory::{Sourcing, end_reservation, ensure_level, move_stock, reserve_in, take_reserved};
+use crate::{Error, Store};
+
+/// How often placing an order is retried when the stock it planned on was taken meanwhile.
+const PLACE_ATTEMPTS: usize = 8;
+
+/// A priced line of an order about to be placed.
+#[derive(Debug, Clone)]
+pub struct PricedLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_amount: i64,
+}
+
+/// Everything needed to place an order, from a cart or from another system.
+pub struct NewOrder<'a> {
+    pub channel: &'a Channel,
+    pub external_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub email: Option<String>,
+    pub lines: Vec<PricedLine>,
+    pub fulfillment: Fulfillment,
+    pub shipping_address: Option<ShippingAddress>,
+    pub discount: i64,
+    pub loyalty_points: i64,
+    /// Where each line is taken from, and how to choose.
+    pub sourcing: Sourcing<'a>,
+    /// Lines are held at this one location (pick-up, same day, reserve in store, a POS sale).
+    pub at_location: Option<String>,
+    /// A reserve-in-store hold lapses then; other orders hold their stock until fulfilled.
+    pub hold_until: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub channel_id: Option<String>,
+    pub status: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+// ---- placing ----
+
+impl Store {
+    /// Holds the stock and places the order in one transaction. From a cart, the cart is marked
+    /// checked out in the same transaction, so one cart becomes one order at most.
+    pub(crate) async fn place_order(&self, new: &NewOrder<'_>, from_cart: Option<&str>) -> Result<Order, Error> {
+        for _ in 0..PLACE_ATTEMPTS {
+            let now = self.now();
+            let mut tx = self.db.begin().await?;
+            let Some(order_id) = place_in(&mut tx, new, now).await? else {
+                continue;
+            };
+            if let Some(cart_id) = from_cart {
+                crate::carts::mark_checked_out(&mut tx, cart_id, &order_id, now).await?;
+            }
+            let order = read_order(&mut tx, &order_id).await?;
+            append(&mut tx, now, NewEvent::new("order.placed", &order));
+            self.commit(tx).await?;
+            return Ok(order);
+        }
+        Err(Error::Conflict(
+            "the stock changed too fast to place the order; retry".into(),
+        ))
+    }
+}
+
+async fn next_order_number(tx: &mut Tx) -> Result<i64, Error> {
+    let row = tx
+        .fetch_optional(sql(
+            "UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value",
+        ))
+        .await?
+        .ok_or_else(|| Error::Corrupt("the order number counter is missing".into()))?;
+    row.int("value")
+}
+
+/// Places the order inside `tx`; `None` when the stock must be planned again.
+async fn place_in(tx: &mut Tx, new: &NewOrder<'_>, now: Timestamp) -> Result<Option<String>, Error> {
+    let order_id = id::new(Kind::Order);
+    let wanted: Vec<ReservationLineDraft> = new
+        .lines
+        .iter()
+        .map(|l| ReservationLineDraft {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            location_id: new.at_location.clone(),
+        })
+        .collect();
+    let reference = order_id.clone();
+    let Some(reservation) = reserve_in(
+        tx,
+        new.channel,
+        &wanted,
+        &new.sourcing,
+        Some(&reference),
+        new.hold_until,
+        now,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let number = next_order_number(tx).await?;
+    let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
+    let currency = &new.channel.draft.currency;
+    let totals = totals(&sums, new.discount, currency);
+    tx.execute(
+        sql("INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
+             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'allocated', $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $16)")
+        .bind(&order_id)
+        .bind(number)
+        .bind(&new.channel.id)
+        .bind(new.external_id.as_deref())
+        .bind(new.customer_id.as_deref())
+        .bind(new.email.as_deref())
+        .bind(new.fulfillment.method.as_str())
+        .bind(new.fulfillment.location_id.as_deref())
+        .bind(new.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
+        .bind(&reservation.id)
+        .bind(currency)
+        .bind(totals.subtotal.amount)
+        .bind(totals.discount.amount)
+        .bind(totals.total.amount)
+        .bind(new.loyalty_points)
+        .bind(now.millis()),
+    )
+    .await
+    .map_err(|e| if e.is_unique_violation() { Error::Conflict("this external order was taken in already".into()) } else { e })?;
+    for (line_no, line) in new.lines.iter().enumerate() {
+        tx.execute(
+            sql("INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&order_id)
+                .bind(line_no as i64)
+                .bind(&line.sku)
+                .bind(line.quantity)
+                .bind(line.unit_amount),
+        )
+        .await?;
+    }
+    // Methods served at one store get their fulfilment at once: the store sees it to prepare.
+    if let Some(location) = &new.at_location
+        && new.fulfillment.method != Method::Ship
+    {
+        let items: Vec<ItemLine> = new
+            .lines
+            .iter()
+            .map(|l| ItemLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+        insert_fulfillment(
+            tx,
+            &order_id,
+            location,
+            new.fulfillment.method.fulfillment_kind(),
+            &items,
+            now,
+        )
+        .await?;
+    }
+    Ok(Some(order_id))
+}
+
+async fn insert_fulfillment(
+    tx: &mut Tx,
+    order_id: &str,
+    location_id: &str,
+    kind: FulfillmentKind,
+    lines: &[ItemLine],
+    now: Timestamp,
+) -> Result<String, Error> {
+    let id = id::new(Kind::Fulfillment);
+    tx.execute(
+        sql(
+            "INSERT INTO fulfillments (id, order_id, location_id, kind, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
+        )
+        .bind(&id)
+        .bind(order_id)
+        .bind(location_id)
+        .bind(kind.as_str())
+        .bind(now.millis()),
+    )
+    .await?;
+    for (line_no, line) in lines.iter().enumerate() {
+        tx.execute(
+            sql("INSERT INTO fulfillment_lines (fulfillment_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)")
+                .bind(&id)
+                .bind(line_no as i64)
+                .bind(&line.sku)
+                .bind(line.quantity),
+        )
+        .await?;
+    }
+    append(
+        tx,
+        now,
+        NewEvent::new(
+            "fulfillment.created",
+            serde_json::json!({"order_id": order_id, "fulfillment_id": id, "location_id": location_id, "kind": kind, "lines": lines}),
+        ),
+    );
+    Ok(id)
+}
+
+// ---- reading ----
+
+fn parse<T>(text: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, Error> {
+    parse(&text).ok_or_else(|| Error::Corrupt(format!("{what} {text}")))
+}
+
+pub(crate) async fn read_order(tx: &mut Tx, id: &str) -> Result<Order, Error> {
+    let row = tx
+        .fetch_optional(sql("SELECT * FROM orders WHERE id = $1").bind(id))
+        .await?
+        .ok_or(Error::NotFound("order"))?;
+    let currency = row.text("currency")?;
+    let reservation_id = row.opt_text("reservation_id")?;
+    let allocations = tx
+        .fetch_all(
+            sql("SELECT line_no, location_id, quantity FROM reservation_allocations WHERE reservation_id = $1 ORDER BY line_no, location_id")
+                .bind(reservation_id.as_deref().unwrap_or("")),
+        )
+        .await?;
+    let mut by_line: BTreeMap<i64, Vec<Allocation>> = BTreeMap::new();
+    for a in &allocations {
+        by_line.entry(a.int("line_no")?).or_default().push(Allocation {
+            location_id: a.text("location_id")?,
+            quantity: a.int("quantity")?,
+        });
+    }
+    let line_rows = tx
+        .fetch_all(sql("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY line_no").bind(id))
+        .await?;
+    let mut lines = Vec::with_capacity(line_rows.len());
+    for l in &line_rows {
+        lines.push(OrderLine {
+            sku: l.text("sku")?,
+            quantity: l.int("quantity")?,
+            unit_price: Money::new(l.int("unit_amount")?, &currency),
+            allocations: by_line.remove(&l.int("line_no")?).unwrap_or_default(),
+        });
+    }
+    let hold = match reservation_id.as_deref() {
+        Some(reservation) => tx
+            .fetch_optional(sql("SELECT expires_at FROM reservations WHERE id = $1").bind(reservation))
+            .await?
+            .map(|r| r.opt_int("expires_at"))
+            .transpose()?
+            .flatten()
+            .map(Timestamp),
+        None => None,
+    };
+    let method = parse(row.text("method")?, Method::parse, "fulfilment method")?;
+    Ok(Order {
+        id: row.text("id")?,
+        number: order_number(row.int("number")?),
+        channel_id: row.text("channel_id")?,
+        external_id: row.opt_text("external_id")?,
+        customer_id: row.opt_text("customer_id")?,
+        email: row.opt_text("email")?,
+        status: parse(row.text("status")?, Status::parse, "order status")?,
+        lines,
+        totals: omnihub_domain::orders::Totals {
+            subtotal: Money::new(row.int("subtotal")?, &currency),
+            discount: Money::new(row.int("discount")?, &currency),
+            total: Money::new(row.int("total")?, &currency),
+        },
+        loyalty_points_redeemed: row.int("loyalty_points_redeemed")?,
+        fulfillment: Fulfillment {
+            method,
+            location_id: row.opt_text("location_id")?,
+        },
+        shipping_address: row
+            .opt_text("shipping_address")?
+            .and_then(|a| serde_json::from_str(&a).ok()),
+        fulfillments: read_fulfillments(tx, id).await?,
+        returns: read_returns(tx, id, &currency).await?,
+        hold_expires_at: if method == Method::ReserveInStore { hold } else { None },
+        version: row.int("version")?,
+        created_at: Timestamp(row.int("created_at")?),
+        updated_at: Timestamp(row.int("updated_at")?),
+    })
+}
+
+fn item_lines(rows: &[Row], owner: &str, column: &str) -> Result<Vec<ItemLine>, Error> {
+    let mut lines = Vec::new();
+    for r in rows {
+        if r.text(column)? == owner {
+            lines.push(ItemLine {
+                sku: r.text("sku")?,
+                quantity: r.int("quantity")?,
+            });
+        }
+    }
+    Ok(lines)
+}
+
+async fn read_fulfillments(tx: &mut Tx, order_id: &str) -> Result<Vec<FulfillmentRecord>, Error> {
+    let rows = tx
+        .fetch_all(sql("SELECT * FROM fulfillments WHERE order_id = $1 ORDER BY id").bind(order_id))
+        .await?;
+    let line_rows = tx
+        .fetch_all(
+            sql("SELECT fl.* FROM fulfillment_lines fl JOIN fulfillments f ON f.id = fl.fulfillment_id WHERE f.order_id = $1 ORDER BY fl.fulfillment_id, fl.line_no")
+                .bind(order_id),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let id = r.text("id")?;
+            Ok(FulfillmentRecord {
+                lines: item_lines(&line_rows, &id, "fulfillment_id")?,
+                id,
+                location_id: r.text("location_id")?,
+                kind: parse(r.text("kind")?, FulfillmentKind::parse, "fulfilment kind")?,
+                status: parse(r.text("status")?, FulfillmentStatus::parse, "fulfilment status")?,
+                carrier: r.opt_text("carrier")?,
+                tracking_number: r.opt_text("tracking_number")?,
+                created_at: Timestamp(r.int("created_at")?),
+                updated_at: Timestamp(r.int("updated_at")?),
+            })
+        })
+        .collect()
+}
+
+async fn read_returns(tx: &mut Tx, order_id: &str, currency: &str) -> Result<Vec<ReturnRecord>, Error> {
+    let rows = tx
+        .fetch_all(sql("SELECT * FROM returns WHERE order_id = $1 ORDER BY id").bind(order_id))
+        .await?;
+    let line_rows = tx
+        .fetch_all(
+            sql("SELECT rl.* FROM return_lines rl JOIN returns r ON r.id = rl.return_id WHERE r.order_id = $1 ORDER BY rl.return_id, rl.line_no")
+                .bind(order_id),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let id = r.text("id")?;
+            Ok(ReturnRecord {
+                lines: item_lines(&line_rows, &id, "return_id")?,
+                id,
+                location_id: r.text("location_id")?,
+                restock: r.bool("restock")?,
+                reason: r.text("reason")?,
+                refund: Money::new(r.int("refund_amount")?, currency),
+                created_at: Timestamp(r.int("created_at")?),
+            })
+        })
+        .collect()
+}
+
+impl Store {
+    pub async fn order(&self, id: &str) -> Result<Order, Error> {
+        let mut tx = self.db.begin_read().await?;
+        read_order(&mut tx, id).await
+    }
+
+    /// An order taken in from another system, by its channel and external id.
+    pub async fn external_order(&self, channel_id: &str, external_id: &str) -> Result<Option<Order>, Error> {
+        let mut tx = self.db.begin_read().await?;
+        let row = tx
+            .fetch_optional(
+                sql("SELECT id FROM orders WHERE channel_id = $1 AND external_id = $2")
+                    .bind(channel_id)
+                    .bind(external_id),
+            )
+            .await?;
+        match row {
+            Some(row) => Ok(Some(read_order(&mut tx, &row.text("id")?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Orders, newest first.
+    pub async fn orders(&self, filter: &OrderFilter, page: &Page) -> Result<(Vec<Order>, Option<String>), Error> {
+        let mut tx = self.db.begin_read().await?;
+        let rows = tx
+            .fetch_all(
+                sql(
+                    "SELECT id FROM orders WHERE ($1 = '' OR channel_id = $1) AND ($2 = '' OR status = $2) \
+                     AND ($3 = '' OR customer_id = $3) AND ($4 = '' OR id < $4) ORDER BY id DESC LIMIT $5",
+                )
+                .bind(filter.channel_id.as_deref().unwrap_or(""))
+                .bind(filter.status.as_deref().unwrap_or(""))
+                .bind(filter.customer_id.as_deref().unwrap_or(""))
+                .bind(page.after.as_deref().unwrap_or(""))
+                .bind(page.limit + 1),
+            )
+            .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(read_order(&mut tx, &row.text("id")?).await?);
+        }
+        Ok(page.finish(orders, |o| &o.id))
+    }
+}
+
+// ---- changing ----
+
+/// Re-derives the order's status from its fulfilments and returns; announces a change.
+async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) -> Result<Order, Error> {
+    let order = read_order(tx, order_id).await?;
+    if order.status == Status::Cancelled {
+        return Ok(order);
+    }
+    let mut progress = Progress {
+        ordered: order.lines.iter().map(|l| l.quantity).sum(),
+        ..Progress::default()
+    };
+    for f in &order.fulfillments {
+        let units: i64 = f.lines.iter().map(|l| l.quantity).sum();
+        if f.status.has_left() {
+            progress.left += units;
+        }
+        if f.status.is_done() {
+            progress.done += units;
+        }
+        if f.status == FulfillmentStatus::Ready {
+            progress.ready += units;
+        }
+    }
+    progress.returned = order.returns.iter().flat_map(|r| &r.lines).map(|l| l.quantity).sum();
+    let status = derive_status(progress);
+    tx.execute(
+        sql("UPDATE orders SET status = $2, version = version + 1, updated_at = $3 WHERE id = $1")
+            .bind(order_id)
+            .bind(status.as_str())
+            .bind(now.millis()),
+    )
+    .await?;
+    let updated = read_order(tx, order_id).await?;
+    if status != order.status {
+        append(
+            tx,
+            now,
+            NewEvent::new(
+                "order.status_changed",
+                serde_json::json!({"order_id": order_id, "status": status, "previous": order.status}),
+            ),
+        );
+    }
+    Ok(updated)
+}
+
+/// Cancels a reserve-in-store order whose hold lapsed before it was collected.
+pub(crate) async fn hold_lapsed(tx: &mut Tx, reservation_id: &str, now: Timestamp) -> Result<(), Error> {
+    let rows = tx
+        .fetch_all(sql("SELECT id FROM orders WHERE reservation_id = $1 AND status IN ('placed', 'allocated', 'ready_for_pickup')").bind(reservation_id))
+        .await?;
+    for row in &rows {
+        cancel_in(tx, &row.text("id")?, "the hold lapsed before it was collected", now).await?;
+    }
+    Ok(())
+}
+
+async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) -> Result<Order, Error> {
+    tx.execute(
+        sql("UPDATE fulfillments SET status = 'cancelled', updated_at = $2 WHERE order_id = $1 AND status IN ('pending', 'ready')")
+            .bind(order_id)
+            .bind(now.millis()),
+    )
+    .await?;
+    tx.execute(
+        sql("UPDATE orders SET status = 'cancelled', version = version + 1, updated_at = $2 WHERE id = $1")
+            .bind(order_id)
+            .bind(now.millis()),
+    )
+    .await?;
+    let order = read_order(tx, order_id).await?;
+    append(
+        tx,
+        now,
+        NewEvent::new(
+            "order.cancelled",
+            serde_json::json!({"order": &order, "reason": reason}),
+        ),
+    );
+    Ok(order)
+}
+
+/// What a client sends to create a fulfilment.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct FulfillmentDraft {
+    pub location_id: String,
+    pub lines: Vec<ItemLine>,
+    pub kind: FulfillmentKind,
+}
+
+impl Store {
+    /// Cancels an order that has not left yet; every hold is released.
+    pub async fn cancel_order(&self, id: &str, version: Option<i64>) -> Result<Order, Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let order = read_order(&mut tx, id).await?;
+        check_version(&order, version)?;
+        if !order.status.can_cancel() {
+            return Err(Error::Conflict(format!(
+                "an order that is {} cannot be cancelled",
+                order.status.as_str()
+            )));
+        }
+        if let Some(reservation) = order_reservation(&mut tx, id).await? {
+            end_reservation(&mut tx, &reservation, ReservationStatus::Released, now).await?;
+        }
+        let cancelled = cancel_in(&mut tx, id, "cancelled by the merchant", now).await?;
+        self.commit(tx).await?;
+        Ok(cancelled)
+    }
+
+    /// A fulfilment of some lines from one location that holds them for this order.
+    pub async fn create_fulfillment(&self, order_id: &str, draft: FulfillmentDraft) -> Result<Order, Error> {
+        check_item_lines(&draft.lines)?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let order = read_order(&mut tx, order_id).await?;
+        if !matches!(
+            order.status,
+            Status::Allocated | Status::PartiallyFulfilled | Status::Placed
+        ) {
+            return Err(Error::Conflict(format!(
+                "an order that is {} takes no new fulfilment",
+                order.status.as_str()
+            )));
+        }
+        if draft.kind != order.fulfillment.method.fulfillment_kind() {
+            return Err(Invalid::one(
+                "kind",
+                "invalid",
+                format!(
+                    "a {} order is fulfilled by a {}",
+                    order.fulfillment.method.as_str(),
+                    order.fulfillment.method.fulfillment_kind().as_str()
+                ),
+            )
+            .into());
+        }
+        for (i, line) in draft.lines.iter().enumerate() {
+            let open = unfulfilled(&order, &line.sku, &draft.location_id);
+            if line.quantity > open {
+                return Err(Invalid::one(
+                    format!("lines[{i}].quantity"),
+                    "exceeds_allocation",
+                    format!(
+                        "{open} units of {} at this location are not yet in a fulfilment",
+                        line.sku
+                    ),
+                )
+                .into());
+            }
+        }
+        insert_fulfillment(&mut tx, order_id, &draft.location_id, draft.kind, &draft.lines, now).await?;
+        let updated = refresh_status(&mut tx, order_id, now).await?;
+        self.commit(tx).await?;
+        Ok(updated)
+    }
+
+    /// Moves a fulfilment one step (`ship`, `ready`, `collect`, `deliver`). Shipping and
+    /// collecting take the stock away at the fulfilment's location.
+    pub async fn advance_fulfillment(
+        &self,
+        order_id: &str,
+        fulfillment_id: &str,
+        step: Step,
+        carrier: Option<(String, String)>,
+    ) -> Result<Order, Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let order = read_order(&mut tx, order_id).await?;
+        let fulfillment = order
+            .fulfillments
+            .iter()
+            .find(|f| f.id == fulfillment_id)
+            .ok_or(Error::NotFound("fulfillment"))?;
+        let next = fulfillment
+            .status
+            .after(fulfillment.kind, step)
+            .map_err(Error::Conflict)?;
+        if next.has_left() && !fulfillment.status.has_left() {
+            let reservation = order_reservation(&mut tx, order_id)
+                .await?
+                .ok_or_else(|| Error::Corrupt("order without its stock".into()))?;
+            for line in &fulfillment.lines {
+                take_reserved(
+                    &mut tx,
+                    &reservation,
+                    &line.sku,
+                    &fulfillment.location_id,
+                    line.quantity,
+                    &order.number,
+                    now,
+                )
+                .await?;
+            }
+        }
+        let (carrier, tracking) = carrier.unzip();
+        tx.execute(
+            sql("UPDATE fulfillments SET status = $2, carrier = COALESCE($3, carrier), tracking_number = COALESCE($4, tracking_number), updated_at = $5 WHERE id = $1")
+                .bind(fulfillment_id)
+                .bind(next.as_str())
+                .bind(carrier)
+                .bind(tracking)
+                .bind(now.millis()),
+        )
+        .await?;
+        let kind = match next {
+            FulfillmentStatus::Ready => "fulfillment.ready_for_pickup",
+            FulfillmentStatus::Shipped => "fulfillment.shipped",
+            FulfillmentStatus::Delivered => "fulfillment.delivered",
+            _ => "fulfillment.collected",
+        };
+        let updated = refresh_status(&mut tx, order_id, now).await?;
+        let record = updated.fulfillments.iter().find(|f| f.id == fulfillment_id).cloned();
+        append(
+            &mut tx,
+            now,
+            NewEvent::new(
+                kind,
+                serde_json::json!({"order_id": order_id, "order_number": updated.number, "customer_id": updated.customer_id, "fulfillment": record}),
+            ),
+        );
+        self.commit(tx).await?;
+        Ok(updated)
+    }
+
+    /// Takes goods back at any location, for an order of any channel: restocked there or not,
+    /// the refund worked out from what was paid.
+    pub async fn return_items(
+        &self,
+        order_id: &str,
+        location_id: &str,
+        lines: &[ItemLine],
+        restock: bool,
+        reason: &str,
+    ) -> Result<Order, Error> {
+        check_item_lines(lines)?;
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let order = read_order(&mut tx, order_id).await?;
+        if !order.status.can_return() {
+            return Err(Error::Conflict(format!(
+                "an order that is {} has nothing to return",
+                order.status.as_str()
+            )));
+        }
+        if tx
+            .fetch_optional(sql("SELECT id FROM locations WHERE id = $1").bind(location_id))
+            .await?
+            .is_none()
+        {
+            return Err(Invalid::one("location_id", "not_found", "there is no such location").into());
+        }
+        let return_id = id::new(Kind::Return);
+        let mut total_refund = 0;
+        let mut priced = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let returnable = returnable(&order, &line.sku);
+            if line.quantity > returnable {
+                return Err(Invalid::one(
+                    format!("lines[{i}].quantity"),
+                    "exceeds_purchased",
+                    format!("only {returnable} units of {} can be returned", line.sku),
+                )
+                .into());
+            }
+            let unit = order
+                .lines
+                .iter()
+                .find(|l| l.sku == line.sku)
+                .map_or(0, |l| l.unit_price.amount);
+            let amount = refund(
+                line.quantity,
+                unit,
+                order.totals.subtotal.amount,
+                order.totals.discount.amount,
+            );
+            total_refund += amount;
+            priced.push((line, amount));
+        }
+        tx.execute(
+            sql("INSERT INTO returns (id, order_id, location_id, restock, reason, refund_amount, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&return_id)
+                .bind(order_id)
+                .bind(location_id)
+                .bind(restock)
+                .bind(reason)
+                .bind(total_refund)
+                .bind(now.millis()),
+        )
+        .await?;
+        for (line_no, (line, amount)) in priced.iter().enumerate() {
+            tx.execute(
+                sql("INSERT INTO return_lines (return_id, line_no, sku, quantity, refund_amount) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&return_id)
+                    .bind(line_no as i64)
+                    .bind(&line.sku)
+                    .bind(line.quantity)
+                    .bind(*amount),
+            )
+            .await?;
+            if restock {
+                ensure_level(&mut tx, &line.sku, location_id, now).await?;
+                let watch = crate::inventory::AvailabilityWatch::start(&mut tx, [line.sku.clone()]).await?;
+                move_stock(
+                    &mut tx,
+                    &line.sku,
+                    location_id,
+                    line.quantity,
+                    MovementReason::Return,
+                    Some(&order.number),
+                    now,
+                )
+                .await?;
+                watch.finish(&mut tx, now).await?;
+            }
+        }
+        let updated = refresh_status(&mut tx, order_id, now).await?;
+        let record = updated.returns.iter().find(|r| r.id == return_id).cloned();
+        append(
+            &mut tx,
+            now,
+            NewEvent::new(
+                "return.received",
+                serde_json::json!({"order_id": order_id, "order_number": updated.number, "customer_id": updated.customer_id, "return": record}),
+            ),
+        );
+        self.commit(tx).await?;
+        Ok(updated)
+    }
+}
+
+fn check_version(order: &Order, version: Option<i64>) -> Result<(), Error> {
+    match version {
+        Some(v) if v != order.version => Err(Error::VersionMismatch { current: order.version }),
+        _ => Ok(()),
+    }
+}
+
+async fn order_reservation(tx: &mut Tx, order_id: &str) -> Result<Option<String>, Error> {
+    let row = tx
+        .fetch_optional(sql("SELECT reservation_id FROM orders WHERE id = $1").bind(order_id))
+        .await?;
+    Ok(row.map(|r| r.opt_text("reservation_id")).transpose()?.flatten())
+}
+
+/// Units of a SKU held at a location for the order and not yet in a live fulfilment.
+fn unfulfilled(order: &Order, sku: &str, location_id: &str) -> i64 {
+    let held: i64 = order
+        .lines
+        .iter()
+        .filter(|l| l.sku == sku)
+        .flat_map(|l| &l.allocations)
+        .filter(|a| a.location_id == location_id)
+        .map(|a| a.quantity)
+        .sum();
+    let in_fulfilments: i64 = order
+        .fulfillments
+        .iter()
+        .filter(|f| f.location_id == location_id && f.status != FulfillmentStatus::Cancelled)
+        .flat_map(|f| &f.lines)
+        .filter(|l| l.sku == sku)
+        .map(|l| l.quantity)
+        .sum();
+    held - in_fulfilments
+}
+
+/// Units of a SKU that reached the customer (or the carrier) and have not come back yet.
+fn returnable(order: &Order, sku: &str) -> i64 {
+    let left: i64 = order
+        .fulfillments
+        .iter()
+        .filter(|f| f.status.has_left())
+        .flat_map(|f| &f.lines)
+        .filter(|l| l.sku == sku)
+        .map(|l| l.quantity)
+        .sum();
+    let back: i64 = order
+        .returns
+        .iter()
+        .flat_map(|r| &r.lines)
+        .filter(|l| l.sku == sku)
+        .map(|l| l.quantity)
+        .sum();
+    left - back
+}
