@@ -697,7 +697,8 @@ fn normalize_into(field: &str, identities: &[Identity], region: Region, check: &
 pub struct Customer {
     pub id: String,
     pub name: Option<String>,
-    /// In canonical form: e-mail lower-cased, phone numbers (and WhatsApp ids) as E.164 `phone`.
+    /// In canonical form: e-mail lower-cased, phone numbers (and WhatsApp ids) as E.164 `phone`;
+    /// in the order they were attached, those attached together by kind.
     pub identities: Vec<Identity>,
     pub consents: Vec<Consent>,
     pub tags: Vec<String>,

@@ -134,6 +134,14 @@ impl From<omnihub_store::Error> for ApiError {
                     "not enough stock for some lines; nothing was held",
                 )
             },
+            E::Unavailable(_) => {
+                tracing::error!(error = %error, "storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the server cannot save changes right now; the request may be retried",
+                )
+            }
             E::Corrupt(_) | E::Database(_) => {
                 tracing::error!(error = %error, "storage failed");
                 ApiError::new(

@@ -154,24 +154,29 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
-        let now = self.now();
-        let id = id::new(Kind::Cart);
-        let mut tx = self.db.begin().await?;
-        tx.execute(
-            sql("INSERT INTO carts (id, channel_id, customer_id, currency, fulfillment, loyalty_points, status, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 0, 'active', 1, $6, $6)")
-            .bind(&id)
-            .bind(&channel.id)
-            .bind(customer_id)
-            .bind(&channel.draft.currency)
-            .bind(serde_json::to_string(&Fulfillment::default()).unwrap_or_default())
-            .bind(now.millis()),
-        )
-        .await?;
-        let cart = read_cart(&mut tx, &id).await?;
-        append(&mut tx, now, NewEvent::new("cart.created", &cart));
-        self.commit(tx).await?;
-        Ok(cart)
+        let customer_id = customer_id.map(str::to_owned);
+        let clock = self.clock.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let now = clock.now();
+                let id = id::new(Kind::Cart);
+                tx.execute(
+                    sql("INSERT INTO carts (id, channel_id, customer_id, currency, fulfillment, loyalty_points, status, version, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, 0, 'active', 1, $6, $6)")
+                    .bind(&id)
+                    .bind(&channel.id)
+                    .bind(customer_id)
+                    .bind(&channel.draft.currency)
+                    .bind(serde_json::to_string(&Fulfillment::default()).unwrap_or_default())
+                    .bind(now.millis()),
+                )
+                .await?;
+                let cart = read_cart(tx, &id).await?;
+                append(tx, now, NewEvent::new("cart.created", &cart));
+                Ok(cart)
+            })
+        })
+        .await
     }
 
     pub async fn cart(&self, id: &str) -> Result<Cart, Error> {
@@ -213,24 +218,24 @@ impl Store {
             .map_or(0, |l| l.quantity);
         self.check_sellable(&channel, &draft.sku, already + draft.quantity)
             .await?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        active_cart(&mut tx, cart_id).await?;
-        tx.execute(
-            sql(
-                "INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = cart_lines.quantity + $4, unit_amount = $5",
-            )
-            .bind(id::new(Kind::CartLine))
-            .bind(cart_id)
-            .bind(&draft.sku)
-            .bind(draft.quantity)
-            .bind(price),
-        )
-        .await?;
-        let cart = touch(&mut tx, cart_id, now).await?;
-        self.commit(tx).await?;
-        Ok(cart)
+        let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                active_cart(tx, &cart_id).await?;
+                tx.execute(
+                    sql("INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = cart_lines.quantity + $4, unit_amount = $5")
+                    .bind(id::new(Kind::CartLine))
+                    .bind(&cart_id)
+                    .bind(&draft.sku)
+                    .bind(draft.quantity)
+                    .bind(price),
+                )
+                .await?;
+                touch(tx, &cart_id, clock.now()).await
+            })
+        })
+        .await
     }
 
     pub async fn set_cart_line(&self, cart_id: &str, line_id: &str, quantity: i64) -> Result<Cart, Error> {
@@ -245,70 +250,74 @@ impl Store {
             .ok_or(Error::NotFound("cart line"))?;
         let channel = self.channel(&current.channel_id).await?;
         self.check_sellable(&channel, &line.sku, quantity).await?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        active_cart(&mut tx, cart_id).await?;
-        tx.execute(
-            sql("UPDATE cart_lines SET quantity = $3 WHERE id = $2 AND cart_id = $1")
-                .bind(cart_id)
-                .bind(line_id)
-                .bind(quantity),
-        )
-        .await?;
-        let cart = touch(&mut tx, cart_id, now).await?;
-        self.commit(tx).await?;
-        Ok(cart)
+        let (cart_id, line_id, clock) = (cart_id.to_owned(), line_id.to_owned(), self.clock.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                active_cart(tx, &cart_id).await?;
+                tx.execute(
+                    sql("UPDATE cart_lines SET quantity = $3 WHERE id = $2 AND cart_id = $1")
+                        .bind(&cart_id)
+                        .bind(&line_id)
+                        .bind(quantity),
+                )
+                .await?;
+                touch(tx, &cart_id, clock.now()).await
+            })
+        })
+        .await
     }
 
     pub async fn remove_cart_line(&self, cart_id: &str, line_id: &str) -> Result<Cart, Error> {
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        active_cart(&mut tx, cart_id).await?;
-        let removed = tx
-            .execute(
-                sql("DELETE FROM cart_lines WHERE id = $2 AND cart_id = $1")
-                    .bind(cart_id)
-                    .bind(line_id),
-            )
-            .await?;
-        if removed == 0 {
-            return Err(Error::NotFound("cart line"));
-        }
-        let cart = touch(&mut tx, cart_id, now).await?;
-        self.commit(tx).await?;
-        Ok(cart)
+        let (cart_id, line_id, clock) = (cart_id.to_owned(), line_id.to_owned(), self.clock.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                active_cart(tx, &cart_id).await?;
+                let removed = tx
+                    .execute(
+                        sql("DELETE FROM cart_lines WHERE id = $2 AND cart_id = $1")
+                            .bind(&cart_id)
+                            .bind(&line_id),
+                    )
+                    .await?;
+                if removed == 0 {
+                    return Err(Error::NotFound("cart line"));
+                }
+                touch(tx, &cart_id, clock.now()).await
+            })
+        })
+        .await
     }
 
     /// Sets who the cart is for, where it goes and how.
     pub async fn update_cart(&self, cart_id: &str, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        let changed = tx
-            .execute(
-                sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7 \
-                     WHERE id = $1 AND version = $2 AND status = 'active'")
-                .bind(cart_id)
-                .bind(version)
-                .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
-                .bind(details.customer_id.as_deref())
-                .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
-                .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
-                .bind(details.loyalty_points),
-            )
-            .await?;
-        if changed == 0 {
-            let current = read_cart(&mut tx, cart_id).await?;
-            if current.status != CartStatus::Active {
-                return Err(Error::Conflict("this cart was checked out already".into()));
-            }
-            return Err(Error::VersionMismatch {
-                current: current.version,
-            });
-        }
-        let cart = touch(&mut tx, cart_id, now).await?;
-        self.commit(tx).await?;
-        Ok(cart)
+        let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let changed = tx
+                    .execute(
+                        sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7 \
+                             WHERE id = $1 AND version = $2 AND status = 'active'")
+                        .bind(&cart_id)
+                        .bind(version)
+                        .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
+                        .bind(details.customer_id.as_deref())
+                        .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
+                        .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
+                        .bind(details.loyalty_points),
+                    )
+                    .await?;
+                if changed == 0 {
+                    let current = read_cart(tx, &cart_id).await?;
+                    if current.status != CartStatus::Active {
+                        return Err(Error::Conflict("this cart was checked out already".into()));
+                    }
+                    return Err(Error::VersionMismatch { current: current.version });
+                }
+                touch(tx, &cart_id, clock.now()).await
+            })
+        })
+        .await
     }
 
     async fn check_sellable(&self, channel: &Channel, sku: &str, quantity: i64) -> Result<(), Error> {
@@ -365,7 +374,7 @@ impl Store {
             )
             .await?;
         let new = NewOrder {
-            channel: &channel,
+            channel: channel.clone(),
             external_id: None,
             customer_id: details.customer_id.clone(),
             email: details.email.clone(),
@@ -378,7 +387,7 @@ impl Store {
             at_location: plan.at_location,
             hold_until: plan.hold_until,
         };
-        self.place_order(&new, Some(cart_id)).await
+        self.place_order(new, Some(cart_id.to_owned())).await
     }
 
     /// Takes in an order made elsewhere; the same channel and external id again answers the
@@ -432,7 +441,7 @@ impl Store {
             .plan(&channel, &fulfillment, intake.shipping_address.as_ref(), &wanted)
             .await?;
         let new = NewOrder {
-            channel: &channel,
+            channel: channel.clone(),
             external_id: Some(intake.external_id.clone()),
             customer_id: intake.customer_id.clone(),
             email: intake.email.as_deref().map(|e| e.trim().to_lowercase()),
@@ -453,7 +462,7 @@ impl Store {
             at_location: plan.at_location,
             hold_until: plan.hold_until,
         };
-        let order = match self.place_order(&new, None).await {
+        let order = match self.place_order(new, None).await {
             Ok(order) => order,
             // Two deliveries of the same order raced: the other one placed it.
             Err(Error::Conflict(_))

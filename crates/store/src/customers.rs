@@ -620,11 +620,10 @@ impl Store {
     ) -> Result<Resolution, Error> {
         let draft = CustomerDraft {
             name,
-            identities: identities.to_vec(),
             ..CustomerDraft::default()
         };
-        let identities = draft.validate(self.phone_region())?;
-        normalize_identities(&identities, self.phone_region())?;
+        draft.validate(self.phone_region())?;
+        let identities = normalize_identities(identities, self.phone_region())?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let found = holders(&mut tx, &identities).await?;

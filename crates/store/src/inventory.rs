@@ -5,6 +5,7 @@
 //! database's own CHECK constraint refuses the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
 use omnihub_domain::events::NewEvent;
@@ -374,89 +375,99 @@ impl Store {
     /// Changes what is on hand at a location, with its reason, in the ledger.
     pub async fn adjust_stock(&self, draft: AdjustmentDraft) -> Result<Level, Error> {
         draft.validate()?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        check_sku_exists(&mut tx, "sku", &draft.sku).await?;
-        check_location_exists(&mut tx, "location_id", &draft.location_id).await?;
-        ensure_level(&mut tx, &draft.sku, &draft.location_id, now).await?;
-        let watch = AvailabilityWatch::start(&mut tx, [draft.sku.clone()]).await?;
-        let current = read_level(&mut tx, &draft.sku, &draft.location_id)
-            .await?
-            .ok_or(Error::NotFound("inventory level"))?;
-        let delta = draft.resolve_delta(&current)?;
-        // `set_on_hand` was worked out from `current`: the write only goes through if that is
-        // still what is on hand.
-        let expected = current.on_hand;
-        let changed = if delta == 0 {
-            current
-        } else {
-            let updated = move_stock(
-                &mut tx,
-                &draft.sku,
-                &draft.location_id,
-                delta,
-                draft.reason,
-                draft.reference.as_deref(),
-                now,
-            )
-            .await?
-            .ok_or_else(|| Invalid::one("delta", "below_reserved", "would leave less on hand than is reserved"))?;
-            if draft.set_on_hand.is_some() && updated.on_hand - delta != expected {
-                return Err(Error::Conflict("the stock changed while it was counted; retry".into()));
-            }
-            updated
-        };
-        watch.finish(&mut tx, now).await?;
-        self.commit(tx).await?;
-        Ok(changed)
+        let clock = self.clock.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let now = clock.now();
+                check_sku_exists(tx, "sku", &draft.sku).await?;
+                check_location_exists(tx, "location_id", &draft.location_id).await?;
+                ensure_level(tx, &draft.sku, &draft.location_id, now).await?;
+                let watch = AvailabilityWatch::start(tx, [draft.sku.clone()]).await?;
+                let current = read_level(tx, &draft.sku, &draft.location_id)
+                    .await?
+                    .ok_or(Error::NotFound("inventory level"))?;
+                let delta = draft.resolve_delta(&current)?;
+                // `set_on_hand` was worked out from `current`: the write only goes through if that is
+                // still what is on hand.
+                let expected = current.on_hand;
+                let changed = if delta == 0 {
+                    current
+                } else {
+                    let updated = move_stock(
+                        tx,
+                        &draft.sku,
+                        &draft.location_id,
+                        delta,
+                        draft.reason,
+                        draft.reference.as_deref(),
+                        now,
+                    )
+                    .await?
+                    .ok_or_else(|| {
+                        Invalid::one("delta", "below_reserved", "would leave less on hand than is reserved")
+                    })?;
+                    if draft.set_on_hand.is_some() && updated.on_hand - delta != expected {
+                        return Err(Error::Conflict("the stock changed while it was counted; retry".into()));
+                    }
+                    updated
+                };
+                watch.finish(tx, now).await?;
+                Ok(changed)
+            })
+        })
+        .await
     }
 
     /// Moves stock from one location to another: out of one, into the other, atomically.
     pub async fn transfer_stock(&self, draft: TransferDraft) -> Result<(Level, Level), Error> {
         draft.validate()?;
-        let now = self.now();
-        let mut tx = self.db.begin().await?;
-        check_sku_exists(&mut tx, "sku", &draft.sku).await?;
-        check_location_exists(&mut tx, "from_location_id", &draft.from_location_id).await?;
-        check_location_exists(&mut tx, "to_location_id", &draft.to_location_id).await?;
-        ensure_level(&mut tx, &draft.sku, &draft.from_location_id, now).await?;
-        ensure_level(&mut tx, &draft.sku, &draft.to_location_id, now).await?;
-        let watch = AvailabilityWatch::start(&mut tx, [draft.sku.clone()]).await?;
-        let reference = draft.reference.as_deref();
-        let from = move_stock(
-            &mut tx,
-            &draft.sku,
-            &draft.from_location_id,
-            -draft.quantity,
-            MovementReason::TransferOut,
-            reference,
-            now,
-        )
-        .await?
-        .ok_or_else(|| {
-            Error::InsufficientStock(vec![FieldError {
-                field: "quantity".into(),
-                code: "insufficient_stock".into(),
-                message: format!(
-                    "{} units of {} are not free to move at the source",
-                    draft.quantity, draft.sku
-                ),
-            }])
-        })?;
-        let to = move_stock(
-            &mut tx,
-            &draft.sku,
-            &draft.to_location_id,
-            draft.quantity,
-            MovementReason::TransferIn,
-            reference,
-            now,
-        )
-        .await?
-        .ok_or(Error::Conflict("the destination refused the stock".into()))?;
-        watch.finish(&mut tx, now).await?;
-        self.commit(tx).await?;
-        Ok((from, to))
+        let clock = self.clock.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let now = clock.now();
+                check_sku_exists(tx, "sku", &draft.sku).await?;
+                check_location_exists(tx, "from_location_id", &draft.from_location_id).await?;
+                check_location_exists(tx, "to_location_id", &draft.to_location_id).await?;
+                ensure_level(tx, &draft.sku, &draft.from_location_id, now).await?;
+                ensure_level(tx, &draft.sku, &draft.to_location_id, now).await?;
+                let watch = AvailabilityWatch::start(tx, [draft.sku.clone()]).await?;
+                let reference = draft.reference.as_deref();
+                let from = move_stock(
+                    tx,
+                    &draft.sku,
+                    &draft.from_location_id,
+                    -draft.quantity,
+                    MovementReason::TransferOut,
+                    reference,
+                    now,
+                )
+                .await?
+                .ok_or_else(|| {
+                    Error::InsufficientStock(vec![FieldError {
+                        field: "quantity".into(),
+                        code: "insufficient_stock".into(),
+                        message: format!(
+                            "{} units of {} are not free to move at the source",
+                            draft.quantity, draft.sku
+                        ),
+                    }])
+                })?;
+                let to = move_stock(
+                    tx,
+                    &draft.sku,
+                    &draft.to_location_id,
+                    draft.quantity,
+                    MovementReason::TransferIn,
+                    reference,
+                    now,
+                )
+                .await?
+                .ok_or(Error::Conflict("the destination refused the stock".into()))?;
+                watch.finish(tx, now).await?;
+                Ok((from, to))
+            })
+        })
+        .await
     }
 
     pub async fn movements(&self, filter: &LevelFilter, page: &Page) -> Result<(Vec<Movement>, Option<String>), Error> {
@@ -559,28 +570,37 @@ impl Store {
                 .into());
             }
         }
-        let sourcing = Sourcing {
-            locations: channel.draft.location_ids.clone(),
-            distances: BTreeMap::new(),
-            strategy: &FewestSplits,
-        };
+        let (channel, draft) = (Arc::new(channel), Arc::new(draft));
         for _ in 0..RESERVE_ATTEMPTS {
-            let now = self.now();
-            let mut tx = self.db.begin().await?;
-            let expires_at = Some(draft.expires_at(now));
-            let held = reserve_in(
-                &mut tx,
-                &channel,
-                &draft.lines,
-                &sourcing,
-                draft.reference.as_deref(),
-                expires_at,
-                now,
-            )
-            .await?;
+            let (channel, draft, clock) = (channel.clone(), draft.clone(), self.clock.clone());
+            let held = self
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let now = clock.now();
+                        let sourcing = Sourcing {
+                            locations: channel.draft.location_ids.clone(),
+                            distances: BTreeMap::new(),
+                            strategy: &FewestSplits,
+                        };
+                        let expires_at = Some(draft.expires_at(now));
+                        let held = reserve_in(
+                            tx,
+                            &channel,
+                            &draft.lines,
+                            &sourcing,
+                            draft.reference.as_deref(),
+                            expires_at,
+                            now,
+                        )
+                        .await?;
+                        if let Some(reservation) = &held {
+                            append(tx, now, NewEvent::new("reservation.created", reservation));
+                        }
+                        Ok(held)
+                    })
+                })
+                .await?;
             if let Some(reservation) = held {
-                append(&mut tx, now, NewEvent::new("reservation.created", &reservation));
-                self.commit(tx).await?;
                 return Ok(reservation);
             }
         }

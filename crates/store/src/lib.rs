@@ -15,6 +15,7 @@ mod keys;
 pub mod migrate;
 mod orders;
 mod sourcing;
+mod writer;
 
 use std::sync::Arc;
 
@@ -44,6 +45,9 @@ pub enum Error {
     /// Some lines cannot be served; each short line is a field error.
     #[error("insufficient stock")]
     InsufficientStock(Vec<omnihub_domain::FieldError>),
+    /// The database could not take the write (it failed to commit, or the writer stopped).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -65,16 +69,44 @@ pub struct Store {
     log_commits: Arc<watch::Sender<u64>>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
+    /// SQLite's group-commit writer; PostgreSQL has none.
+    writer: Option<writer::Writer>,
 }
 
 impl Store {
+    /// The store of a database. On SQLite this starts the group-commit writer, so it must be
+    /// called inside the Tokio runtime.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Store {
+        let log_commits = Arc::new(watch::Sender::new(0));
+        let writer = (db.backend() == Backend::Sqlite).then(|| writer::Writer::start(db.clone(), log_commits.clone()));
         Store {
             db,
             clock,
-            log_commits: Arc::new(watch::Sender::new(0)),
+            log_commits,
             phone_region: Region::DE,
+            writer,
         }
+    }
+
+    /// Runs `job` in a write transaction and commits it: on SQLite together with whatever other
+    /// writes are waiting (group commit), on PostgreSQL alone. The answer comes after the
+    /// commit. The job must not start transactions of its own.
+    pub(crate) async fn write<T, F>(&self, job: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        let Some(writer) = &self.writer else {
+            let mut tx = self.db.begin().await?;
+            let value = job(&mut tx).await?;
+            self.commit(tx).await?;
+            return Ok(value);
+        };
+        let value = writer.submit(writer::erase(job)).await?;
+        value
+            .downcast::<T>()
+            .map(|value| *value)
+            .map_err(|_| Error::Corrupt("a write answered with the wrong type".into()))
     }
 
     /// Reads phone numbers without a country code as numbers of `region` (default DE).

@@ -2,6 +2,7 @@
 //! any location, cancellation and returns at any location.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use omnihub_domain::catalog::Channel;
 use omnihub_domain::events::NewEvent;
@@ -31,8 +32,8 @@ pub struct PricedLine {
 }
 
 /// Everything needed to place an order, from a cart or from another system.
-pub struct NewOrder<'a> {
-    pub channel: &'a Channel,
+pub struct NewOrder {
+    pub channel: Channel,
     pub external_id: Option<String>,
     pub customer_id: Option<String>,
     pub email: Option<String>,
@@ -42,7 +43,7 @@ pub struct NewOrder<'a> {
     pub discount: i64,
     pub loyalty_points: i64,
     /// Where each line is taken from, and how to choose.
-    pub sourcing: Sourcing<'a>,
+    pub sourcing: Sourcing<'static>,
     /// Lines are held at this one location (pick-up, same day, reserve in store, a POS sale).
     pub at_location: Option<String>,
     /// A reserve-in-store hold lapses then; other orders hold their stock until fulfilled.
@@ -61,20 +62,29 @@ pub struct OrderFilter {
 impl Store {
     /// Holds the stock and places the order in one transaction. From a cart, the cart is marked
     /// checked out in the same transaction, so one cart becomes one order at most.
-    pub(crate) async fn place_order(&self, new: &NewOrder<'_>, from_cart: Option<&str>) -> Result<Order, Error> {
+    pub(crate) async fn place_order(&self, new: NewOrder, from_cart: Option<String>) -> Result<Order, Error> {
+        let new = Arc::new(new);
         for _ in 0..PLACE_ATTEMPTS {
-            let now = self.now();
-            let mut tx = self.db.begin().await?;
-            let Some(order_id) = place_in(&mut tx, new, now).await? else {
-                continue;
-            };
-            if let Some(cart_id) = from_cart {
-                crate::carts::mark_checked_out(&mut tx, cart_id, &order_id, now).await?;
+            let (new, from_cart, clock) = (new.clone(), from_cart.clone(), self.clock.clone());
+            let placed = self
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let now = clock.now();
+                        let Some(order_id) = place_in(tx, &new, now).await? else {
+                            return Ok(None);
+                        };
+                        if let Some(cart_id) = &from_cart {
+                            crate::carts::mark_checked_out(tx, cart_id, &order_id, now).await?;
+                        }
+                        let order = read_order(tx, &order_id).await?;
+                        append(tx, now, NewEvent::new("order.placed", &order));
+                        Ok(Some(order))
+                    })
+                })
+                .await?;
+            if let Some(order) = placed {
+                return Ok(order);
             }
-            let order = read_order(&mut tx, &order_id).await?;
-            append(&mut tx, now, NewEvent::new("order.placed", &order));
-            self.commit(tx).await?;
-            return Ok(order);
         }
         Err(Error::Conflict(
             "the stock changed too fast to place the order; retry".into(),
@@ -93,7 +103,7 @@ async fn next_order_number(tx: &mut Tx) -> Result<i64, Error> {
 }
 
 /// Places the order inside `tx`; `None` when the stock must be planned again.
-async fn place_in(tx: &mut Tx, new: &NewOrder<'_>, now: Timestamp) -> Result<Option<String>, Error> {
+async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<String>, Error> {
     let order_id = id::new(Kind::Order);
     let wanted: Vec<ReservationLineDraft> = new
         .lines
@@ -107,7 +117,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder<'_>, now: Timestamp) -> Result<Opt
     let reference = order_id.clone();
     let Some(reservation) = reserve_in(
         tx,
-        new.channel,
+        &new.channel,
         &wanted,
         &new.sourcing,
         Some(&reference),

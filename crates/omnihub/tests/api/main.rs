@@ -4,6 +4,7 @@ mod helpers;
 
 mod catalog;
 mod conventions;
+mod customers;
 mod events;
 mod fixtures;
 mod inventory;
