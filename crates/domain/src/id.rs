@@ -23,6 +23,9 @@ pub enum Kind {
     LoyaltyMovement,
     TimelineEntry,
     Spend,
+    WebhookEndpoint,
+    WebhookDelivery,
+    ServerNode,
 }
 
 impl Kind {
@@ -46,6 +49,9 @@ impl Kind {
             Kind::LoyaltyMovement => "lpt",
             Kind::TimelineEntry => "tle",
             Kind::Spend => "spd",
+            Kind::WebhookEndpoint => "whe",
+            Kind::WebhookDelivery => "whd",
+            Kind::ServerNode => "srv",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod money;
 pub mod orders;
 pub mod validation;
+pub mod webhooks;
 
 pub use clock::{Clock, Timestamp};
 pub use money::Money;

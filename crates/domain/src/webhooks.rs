@@ -405,7 +405,11 @@ mod tests {
     #[test]
     fn broken_headers_are_malformed_and_any_v1_may_match() {
         for header in ["", "t=1", "v1=00", "t=x,v1=00", "t=1,v1=zz"] {
-            assert_eq!(verify(header, b"{}", SECRET, 1, 300), Err(SignatureError::Malformed), "{header}");
+            assert_eq!(
+                verify(header, b"{}", SECRET, 1, 300),
+                Err(SignatureError::Malformed),
+                "{header}"
+            );
         }
         let good = sign(SECRET, 5, b"{}");
         let rotated = format!("t=5,v1={},{}", "00".repeat(32), good.split_once(',').unwrap().1);
@@ -420,7 +424,10 @@ mod tests {
             .collect();
         assert_eq!(pauses, [1, 5, 30, 120, 600, 3600, 3600, 3600]);
         let late = first.plus_seconds(GIVE_UP_AFTER_SECONDS - 3600);
-        assert_eq!(next_attempt_at(first, 20, late, 0.0), Some(first.plus_seconds(GIVE_UP_AFTER_SECONDS)));
+        assert_eq!(
+            next_attempt_at(first, 20, late, 0.0),
+            Some(first.plus_seconds(GIVE_UP_AFTER_SECONDS))
+        );
         assert_eq!(next_attempt_at(first, 21, late.plus_seconds(1), 0.0), None);
     }
 

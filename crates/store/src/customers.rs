@@ -106,8 +106,8 @@ async fn with_details(source: &mut impl Source, rows: &[Row]) -> Result<Vec<Cust
     rows.iter()
         .map(|row| {
             let id = row.text("id")?;
-            let held = (identities.remove(&id), consents.remove(&id));
-            customer(row, held.0.unwrap_or_default(), held.1.unwrap_or_default())
+            let own_identities = identities.remove(&id).unwrap_or_default();
+            customer(row, own_identities, consents.remove(&id).unwrap_or_default())
         })
         .collect()
 }
@@ -182,13 +182,17 @@ fn finish_newest_first<T>(
 
 // ───────────────────────────── writing ─────────────────────────────
 
-/// Why a customer cannot change, for a write that found it merged or erased.
-fn gone(merged_into: Option<String>, erased: bool) -> Error {
-    match merged_into {
-        Some(survivor) => Error::Conflict(format!("the customer was merged into {survivor}; use that one")),
-        None if erased => Error::Conflict("the customer's personal data was erased".into()),
-        None => Error::Conflict("the customer cannot change".into()),
+/// The conflict for a write to a customer (a row with `merged_into` and `erased_at`) that was
+/// merged or erased; `None` for a live one.
+fn closed(row: &Row) -> Result<Option<Error>, Error> {
+    if let Some(survivor) = row.opt_text("merged_into")? {
+        let detail = format!("the customer was merged into {survivor}; use that one");
+        return Ok(Some(Error::Conflict(detail)));
     }
+    if row.opt_int("erased_at")?.is_some() {
+        return Ok(Some(Error::Conflict("the customer's personal data was erased".into())));
+    }
+    Ok(None)
 }
 
 /// Takes a live customer for a change, which bumps its version: the row lock keeps merges and
@@ -211,9 +215,8 @@ async fn take_for_change(tx: &mut Tx, id: &str, expected: Option<i64>, now: Time
         .fetch_optional(sql("SELECT version, merged_into, erased_at FROM customers WHERE id = $1").bind(id))
         .await?
         .ok_or(Error::NotFound("customer"))?;
-    let (merged_into, erased) = (row.opt_text("merged_into")?, row.opt_int("erased_at")?.is_some());
-    if merged_into.is_some() || erased {
-        return Err(gone(merged_into, erased));
+    if let Some(conflict) = closed(&row)? {
+        return Err(conflict);
     }
     Err(Error::VersionMismatch {
         current: row.int("version")?,
@@ -956,7 +959,8 @@ async fn record_merge(tx: &mut Tx, merge: &CustomerMerge) -> Result<(), Error> {
             .bind(merge.at.millis()),
     )
     .await?;
-    let data = json!({"customer_id": merge.survivor_id, "absorbed_id": merge.absorbed_id, "merge_id": merge.id, "moved": merge.moved});
+    let data = json!({"customer_id": merge.survivor_id, "absorbed_id": merge.absorbed_id, "merge_id": merge.id,
+                      "moved": merge.moved, "by": merge.by});
     timeline::record(
         tx,
         &merge.survivor_id,

@@ -12,23 +12,27 @@ pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
     tx.events.push((at, event));
 }
 
-/// Writes the transaction's events to the log, just before it commits.
-pub(crate) async fn flush(tx: &mut Tx) -> Result<bool, Error> {
+/// Writes the transaction's events to the log, just before it commits; answers the `seq` of
+/// the last one.
+pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<i64>, Error> {
     if tx.events.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     tx.lock_event_log().await?;
+    let mut last = None;
     for (at, event) in std::mem::take(&mut tx.events) {
-        tx.execute(
-            sql("INSERT INTO events (id, type, occurred_at, data) VALUES ($1, $2, $3, $4)")
-                .bind(id::new(Kind::Event))
-                .bind(event.kind)
-                .bind(at.millis())
-                .bind(event.data.to_string()),
-        )
-        .await?;
+        let row = tx
+            .fetch_optional(
+                sql("INSERT INTO events (id, type, occurred_at, data) VALUES ($1, $2, $3, $4) RETURNING seq")
+                    .bind(id::new(Kind::Event))
+                    .bind(event.kind)
+                    .bind(at.millis())
+                    .bind(event.data.to_string()),
+            )
+            .await?;
+        last = row.map(|r| r.int("seq")).transpose()?;
     }
-    Ok(true)
+    Ok(last)
 }
 
 fn event(row: &Row) -> Result<Event, Error> {

@@ -11,9 +11,9 @@ use omnihub_domain::catalog::{Channel, StockBuffer};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{
-    AdjustmentDraft, Allocation, Candidate, FewestSplits, Level, LocationAvailability, Movement, MovementReason,
-    ReorderRow, Reservation, ReservationDraft, ReservationLineDraft, ReservationStatus, SkuAvailability, Sourced,
-    SourcingStrategy, TransferDraft, channel_available, location_available_for_channel, suggest_reorder,
+    AdjustmentDraft, Allocation, Candidate, FewestSplits, Level, Movement, MovementReason, ReorderRow, Reservation,
+    ReservationDraft, ReservationLineDraft, ReservationStatus, Sourced, SourcingStrategy, TransferDraft,
+    channel_available, suggest_reorder,
 };
 use omnihub_domain::{FieldError, Invalid, Timestamp};
 use serde::Serialize;
@@ -223,33 +223,35 @@ async fn unhold(
 // ---- per-channel availability ----
 
 /// A channel's buffer and the locations it sells from.
-struct ChannelStock {
-    id: String,
-    buffer: StockBuffer,
-    locations: Vec<String>,
+pub(crate) struct ChannelStock {
+    pub(crate) id: String,
+    pub(crate) buffer: StockBuffer,
+    pub(crate) locations: Vec<String>,
 }
 
-async fn channel_stock(tx: &mut Tx) -> Result<Vec<ChannelStock>, Error> {
+pub(crate) async fn channel_stock(tx: &mut Tx) -> Result<Vec<ChannelStock>, Error> {
     let rows = tx
         .fetch_all(sql(
             "SELECT c.id, c.buffer_units, c.buffer_percent, cl.location_id FROM channels c \
-             JOIN channel_locations cl ON cl.channel_id = c.id ORDER BY c.id, cl.position",
+             LEFT JOIN channel_locations cl ON cl.channel_id = c.id ORDER BY c.id, cl.position",
         ))
         .await?;
     let mut channels: Vec<ChannelStock> = Vec::new();
     for row in &rows {
         let id = row.text("id")?;
-        let location = row.text("location_id")?;
-        match channels.last_mut() {
-            Some(last) if last.id == id => last.locations.push(location),
-            _ => channels.push(ChannelStock {
+        let location = row.opt_text("location_id")?;
+        if channels.last().is_none_or(|last| last.id != id) {
+            channels.push(ChannelStock {
                 id,
                 buffer: StockBuffer {
                     units: row.opt_int("buffer_units")?,
                     percent: row.opt_int("buffer_percent")?,
                 },
-                locations: vec![location],
-            }),
+                locations: Vec::new(),
+            });
+        }
+        if let (Some(location), Some(last)) = (location, channels.last_mut()) {
+            last.locations.push(location);
         }
     }
     Ok(channels)
@@ -280,7 +282,7 @@ pub(crate) async fn stock_of(tx: &mut Tx, skus: &BTreeSet<String>) -> Result<Sto
     Ok(stock)
 }
 
-fn sellable(channel: &ChannelStock, stock: &StockMap, sku: &str) -> i64 {
+pub(crate) fn sellable(channel: &ChannelStock, stock: &StockMap, sku: &str) -> i64 {
     let at = stock.get(sku);
     let availables: Vec<i64> = channel
         .locations
@@ -487,57 +489,6 @@ impl Store {
         let items = rows.iter().map(movement).collect::<Result<Vec<_>, _>>()?;
         Ok(page.finish(items, |m| &m.id))
     }
-
-    /// What a channel may sell of each SKU now, and where.
-    pub async fn availability(&self, channel: &Channel, skus: &[String]) -> Result<Vec<SkuAvailability>, Error> {
-        let mut tx = self.db.begin_read().await?;
-        let wanted: BTreeSet<String> = skus.iter().cloned().collect();
-        let stock = stock_of(&mut tx, &wanted).await?;
-        let pickup = pickup_locations(&mut tx, &channel.draft.location_ids).await?;
-        let view = ChannelStock {
-            id: channel.id.clone(),
-            buffer: channel.draft.stock_buffer.clone(),
-            locations: channel.draft.location_ids.clone(),
-        };
-        Ok(skus
-            .iter()
-            .map(|sku| {
-                let available = sellable(&view, &stock, sku);
-                let locations = view
-                    .locations
-                    .iter()
-                    .map(|location| LocationAvailability {
-                        location_id: location.clone(),
-                        available: location_available_for_channel(
-                            stock.get(sku).and_then(|s| s.get(location)).copied().unwrap_or(0),
-                            available,
-                        ),
-                        pickup: pickup.contains(location),
-                    })
-                    .collect();
-                SkuAvailability {
-                    sku: sku.clone(),
-                    available,
-                    locations,
-                }
-            })
-            .collect())
-    }
-}
-
-async fn pickup_locations(tx: &mut Tx, ids: &[String]) -> Result<BTreeSet<String>, Error> {
-    let mut pickup = BTreeSet::new();
-    for id in ids {
-        let row = tx
-            .fetch_optional(sql("SELECT pickup FROM locations WHERE id = $1").bind(id))
-            .await?;
-        if let Some(row) = row
-            && row.bool("pickup")?
-        {
-            pickup.insert(id.clone());
-        }
-    }
-    Ok(pickup)
 }
 
 // ---- reservations ----

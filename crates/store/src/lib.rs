@@ -15,6 +15,7 @@ mod keys;
 pub mod migrate;
 mod orders;
 mod sourcing;
+mod stock_view;
 mod writer;
 
 use std::sync::Arc;
@@ -65,12 +66,14 @@ impl Error {
 pub struct Store {
     db: Db,
     clock: Arc<dyn Clock>,
-    /// Bumped after every commit that appended events, so live readers wake at once.
+    /// The `seq` of the newest event this process committed, so live readers wake at once and
+    /// the stock view knows how far it must have caught up.
     log_commits: Arc<watch::Sender<u64>>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
     /// SQLite's group-commit writer; PostgreSQL has none.
     writer: Option<writer::Writer>,
+    stock_view: Arc<stock_view::StockView>,
 }
 
 impl Store {
@@ -85,6 +88,7 @@ impl Store {
             log_commits,
             phone_region: Region::DE,
             writer,
+            stock_view: Default::default(),
         }
     }
 
@@ -140,10 +144,11 @@ impl Store {
     }
 
     async fn commit(&self, mut tx: db::Tx) -> Result<(), Error> {
-        let appended = events::flush(&mut tx).await?;
+        let last_seq = events::flush(&mut tx).await?;
         tx.commit().await?;
-        if appended {
-            self.log_commits.send_modify(|n| *n += 1);
+        if let Some(seq) = last_seq {
+            self.log_commits
+                .send_modify(|latest| *latest = (*latest).max(seq.unsigned_abs()));
         }
         Ok(())
     }

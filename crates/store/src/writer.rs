@@ -76,13 +76,13 @@ async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>
         answers.push((reply, outcome));
     }
     let committed = match events::flush(&mut tx).await {
-        Ok(appended) => tx.commit().await.map(|()| appended),
+        Ok(last_seq) => tx.commit().await.map(|()| last_seq),
         Err(error) => Err(error),
     };
     match committed {
-        Ok(appended) => {
-            if appended {
-                log_commits.send_modify(|n| *n += 1);
+        Ok(last_seq) => {
+            if let Some(seq) = last_seq {
+                log_commits.send_modify(|latest| *latest = (*latest).max(seq.unsigned_abs()));
             }
             for (reply, outcome) in answers {
                 let _ = reply.send(outcome);

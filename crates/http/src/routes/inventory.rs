@@ -151,12 +151,16 @@ pub async fn availability(
     if skus.is_empty() || skus.len() > 200 {
         return Err(ApiError::invalid_field("skus", "out_of_range", "name 1 to 200 SKUs"));
     }
-    let channel = state
+    let data = state
         .store
-        .channel(&channel_id)
+        .channel_availability(&channel_id, &skus)
         .await
-        .map_err(|_| ApiError::invalid_field("channel_id", "not_found", "there is no such sales channel"))?;
-    let data = state.store.availability(&channel, &skus).await?;
+        .map_err(|error| match error {
+            omnihub_store::Error::NotFound(_) => {
+                ApiError::invalid_field("channel_id", "not_found", "there is no such sales channel")
+            }
+            other => other.into(),
+        })?;
     Ok(Json(AvailabilityAnswer { channel_id, data }))
 }
 

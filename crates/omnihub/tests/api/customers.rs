@@ -24,6 +24,7 @@ on_both_backends!(
     export_holds_everything,
     erasure_removes_personal_data_once,
     scopes_guard_customers,
+    customers_are_documented,
     other_domains_resolve_without_failing_on_two_customers,
 );
 
@@ -318,6 +319,7 @@ async fn merge_moves_everything_and_is_recorded(app: TestApp) {
         (logged[0]["customer_id"].clone(), logged[0]["absorbed_id"].clone()),
         (web["id"].clone(), chat["id"].clone())
     );
+    assert_eq!(logged[0]["by"], record["by"], "who merged");
 }
 
 async fn bad_merges_are_refused_and_change_nothing(app: TestApp) {
@@ -782,4 +784,33 @@ async fn other_domains_resolve_without_failing_on_two_customers(app: TestApp) {
     assert_eq!(export["merge_suggestions"].as_array().unwrap().len(), 1);
     let walk_in = get(&app, &format!("/customers/{created}")).await;
     assert_eq!(walk_in["name"], "Walk In");
+}
+
+async fn customers_are_documented(app: TestApp) {
+    let doc = json(
+        app.client
+            .get(format!("{}/openapi.json", app.base))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    for (path, method) in [
+        ("/api/v1/customers", "post"),
+        ("/api/v1/customers", "get"),
+        ("/api/v1/customers/{id}", "get"),
+        ("/api/v1/customers/{id}", "patch"),
+        ("/api/v1/customers/{id}", "delete"),
+        ("/api/v1/customers/resolve", "post"),
+        ("/api/v1/customers/{id}/merge", "post"),
+        ("/api/v1/customers/{id}/timeline", "get"),
+        ("/api/v1/customers/{id}/loyalty", "get"),
+        ("/api/v1/customers/{id}/loyalty/adjustments", "post"),
+        ("/api/v1/customers/{id}/export", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
+    }
+    let resolve = &doc["paths"]["/api/v1/customers/resolve"]["post"]["responses"];
+    assert!(resolve["409"].is_object() && resolve["201"].is_object());
 }

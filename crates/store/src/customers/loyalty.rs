@@ -13,7 +13,7 @@ use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use serde_json::json;
 
-use super::{count, finish_newest_first, from_text, gone, newest_first_cursor, read_customer, timeline, to_text};
+use super::{closed, count, finish_newest_first, from_text, newest_first_cursor, read_customer, timeline, to_text};
 use crate::catalog::Page;
 use crate::db::{Db, Row, Tx, sql};
 use crate::events::append;
@@ -94,7 +94,7 @@ async fn change_points(
         )
         .await?;
     let Some(row) = changed else {
-        return Err(refusal(tx, customer_id, change.points).await);
+        return Err(refusal(tx, customer_id, change.points).await?);
     };
     let balance = row.int("loyalty_balance")?;
     let movement = LoyaltyMovement {
@@ -122,25 +122,18 @@ async fn change_points(
     Ok((movement, balance))
 }
 
-/// Why a balance did not change.
-async fn refusal(tx: &mut Tx, customer_id: &str, points: i64) -> Error {
+/// Why a balance did not change: the customer is missing, closed, or has too few points.
+async fn refusal(tx: &mut Tx, customer_id: &str, points: i64) -> Result<Error, Error> {
     let row = tx
         .fetch_optional(
             sql("SELECT loyalty_balance, merged_into, erased_at FROM customers WHERE id = $1").bind(customer_id),
         )
-        .await;
-    let explain = |row: &Row| -> Result<Error, Error> {
-        let (merged_into, erased) = (row.opt_text("merged_into")?, row.opt_int("erased_at")?.is_some());
-        if merged_into.is_some() || erased {
-            return Ok(gone(merged_into, erased));
-        }
-        Ok(insufficient_points(row.int("loyalty_balance")?, points).into())
-    };
-    match row {
-        Ok(Some(row)) => explain(&row).unwrap_or_else(|e| e),
-        Ok(None) => Error::NotFound("customer"),
-        Err(e) => e,
-    }
+        .await?
+        .ok_or(Error::NotFound("customer"))?;
+    Ok(match closed(&row)? {
+        Some(conflict) => conflict,
+        None => insufficient_points(row.int("loyalty_balance")?, points).into(),
+    })
 }
 
 async fn insert_movement(tx: &mut Tx, movement: &LoyaltyMovement) -> Result<(), Error> {
