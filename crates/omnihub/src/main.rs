@@ -63,6 +63,9 @@ enum KeysCommand {
 
 fn main() {
     let cli = Cli::parse();
+    // Outgoing HTTPS (webhooks, messaging providers) uses rustls with ring, the tree's only
+    // crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),

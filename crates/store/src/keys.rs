@@ -1,5 +1,9 @@
 //! API keys: only a hash of each token is stored; the token is shown once, when made.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use omnihub_domain::Timestamp;
 use omnihub_domain::access::Principal;
 use omnihub_domain::id::{self, Kind};
@@ -120,8 +124,21 @@ impl Store {
         Ok(NewApiKey { key, token })
     }
 
-    /// The principal behind a bearer token, if it is a live key.
+    /// The principal behind a bearer token, if it is a live key. Known keys are remembered for
+    /// a few seconds, so most requests do not ask the database.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
+        let hash = hash(token);
+        if let Some(principal) = self.known_keys.get(&hash) {
+            return Ok(Some(principal));
+        }
+        let principal = self.find_key(&hash).await?;
+        if let Some(principal) = &principal {
+            self.known_keys.remember(hash, principal.clone());
+        }
+        Ok(principal)
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<Principal>, Error> {
         let row = self
             .db
             .fetch_optional(
@@ -129,7 +146,7 @@ impl Store {
                     "SELECT id, name, token_prefix, scopes, channel_id, created_at FROM api_keys \
                      WHERE token_hash = $1 AND revoked_at IS NULL",
                 )
-                .bind(hash(token)),
+                .bind(hash),
             )
             .await?;
         let Some(key) = row.as_ref().map(api_key).transpose()? else {
@@ -163,5 +180,30 @@ impl Store {
             .fetch_optional(sql("SELECT id FROM api_keys WHERE token_hash = $1").bind(hash(token)))
             .await?;
         Ok(row.is_some())
+    }
+}
+
+/// Keys recently seen, by token hash.
+#[derive(Default)]
+pub(crate) struct KnownKeys(Mutex<HashMap<String, (Principal, Instant)>>);
+
+/// How long a key is trusted without asking the database again.
+const KNOWN_FOR: Duration = Duration::from_secs(10);
+const MAX_KNOWN: usize = 10_000;
+
+impl KnownKeys {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let known = self.0.lock().ok()?;
+        let (principal, since) = known.get(hash)?;
+        (since.elapsed() < KNOWN_FOR).then(|| principal.clone())
+    }
+
+    fn remember(&self, hash: String, principal: Principal) {
+        if let Ok(mut known) = self.0.lock() {
+            if known.len() >= MAX_KNOWN {
+                known.clear();
+            }
+            known.insert(hash, (principal, Instant::now()));
+        }
     }
 }

@@ -14,8 +14,10 @@ mod inventory;
 mod keys;
 pub mod migrate;
 mod orders;
+mod relay;
 mod sourcing;
 mod stock_view;
+mod webhooks;
 mod writer;
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub use idempotency::Claim;
 pub use inventory::{Discrepancy, LevelFilter};
 pub use keys::{ApiKey, NewApiKey};
 pub use orders::{FulfillmentDraft, OrderFilter};
+pub use webhooks::{Outcome, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -74,6 +77,7 @@ pub struct Store {
     /// SQLite's group-commit writer; PostgreSQL has none.
     writer: Option<writer::Writer>,
     stock_view: Arc<stock_view::StockView>,
+    known_keys: Arc<keys::KnownKeys>,
 }
 
 impl Store {
@@ -89,6 +93,7 @@ impl Store {
             phone_region: Region::DE,
             writer,
             stock_view: Default::default(),
+            known_keys: Default::default(),
         }
     }
 
@@ -136,6 +141,12 @@ impl Store {
     /// Wakes when this process commits new events (other processes are seen by polling).
     pub fn watch_log(&self) -> watch::Receiver<u64> {
         self.log_commits.subscribe()
+    }
+
+    /// Wakes the live readers of the log as a commit here would: another process has told this
+    /// one (over NATS) that it committed events.
+    pub fn notify_log(&self) {
+        self.log_commits.send_modify(|n| *n += 1);
     }
 
     /// Whether the database answers.

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "inventory", include_str!("../migrations/0002_inventory.sql")),
     (3, "customers", include_str!("../migrations/0003_customers.sql")),
     (4, "orders", include_str!("../migrations/0004_orders.sql")),
+    (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {

@@ -6,14 +6,14 @@
 //! transaction, so a crash at any point loses none and repeats none. Sending is claimed with a
 //! lease per delivery, so two server processes never send the same one at the same time.
 
+use omnihub_domain::Invalid;
 use omnihub_domain::Timestamp;
 use omnihub_domain::events::{Event, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::webhooks::{
-    Attempt, Delivery, DeliveryStatus, Endpoint, EndpointDraft, EndpointStatus, NewEndpoint, accepted,
-    next_attempt_at, wants,
+    Attempt, Delivery, DeliveryStatus, Endpoint, EndpointDraft, EndpointStatus, NewEndpoint, accepted, next_attempt_at,
+    wants,
 };
-use omnihub_domain::Invalid;
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::catalog::Page;
@@ -58,7 +58,8 @@ fn endpoint(row: &Row) -> Result<Endpoint, Error> {
         draft: EndpointDraft {
             url: row.text("url")?,
             events: row.json("events")?,
-            status: EndpointStatus::parse(&status).ok_or_else(|| Error::Corrupt(format!("endpoint status {status}")))?,
+            status: EndpointStatus::parse(&status)
+                .ok_or_else(|| Error::Corrupt(format!("endpoint status {status}")))?,
         },
         secret: None,
         last_event_seq: row.int("last_event_seq")?,
@@ -143,7 +144,12 @@ impl Store {
 
     /// Changes where an endpoint is, what it wants, or pauses and resumes it. A paused endpoint
     /// keeps its place in the log: once resumed, it receives what happened meanwhile.
-    pub async fn update_webhook_endpoint(&self, id: &str, draft: EndpointDraft, version: i64) -> Result<Endpoint, Error> {
+    pub async fn update_webhook_endpoint(
+        &self,
+        id: &str,
+        draft: EndpointDraft,
+        version: i64,
+    ) -> Result<Endpoint, Error> {
         draft.validate()?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -176,8 +182,10 @@ impl Store {
         let mut tx = self.db.begin().await?;
         let changed = tx
             .execute(
-                sql("UPDATE webhook_endpoints SET replay = replay + 1, version = version + 1, updated_at = $3, \
-                     last_event_seq = CASE WHEN last_event_seq < $2 THEN last_event_seq ELSE $2 END WHERE id = $1")
+                sql(
+                    "UPDATE webhook_endpoints SET replay = replay + 1, version = version + 1, updated_at = $3, \
+                     last_event_seq = CASE WHEN last_event_seq < $2 THEN last_event_seq ELSE $2 END WHERE id = $1",
+                )
                 .bind(id)
                 .bind(from_seq - 1)
                 .bind(now.millis()),
@@ -242,7 +250,11 @@ fn attempt(row: &Row) -> Result<Attempt, Error> {
 
 impl Store {
     /// An endpoint's deliveries, newest first, each with its attempts.
-    pub async fn webhook_deliveries(&self, endpoint_id: &str, page: &Page) -> Result<(Vec<Delivery>, Option<String>), Error> {
+    pub async fn webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        page: &Page,
+    ) -> Result<(Vec<Delivery>, Option<String>), Error> {
         self.webhook_endpoint(endpoint_id).await?;
         let rows = self
             .db
@@ -301,10 +313,8 @@ impl Store {
     pub async fn fan_out_webhooks(&self) -> Result<usize, Error> {
         let rows = self
             .db
-            .fetch_all(sql(
-                "SELECT id, events, last_event_seq, replay FROM webhook_endpoints \
-                 WHERE status = 'active' AND last_event_seq < (SELECT COALESCE(MAX(seq), 0) FROM events)",
-            ))
+            .fetch_all(sql("SELECT id, events, last_event_seq, replay FROM webhook_endpoints \
+                 WHERE status = 'active' AND last_event_seq < (SELECT COALESCE(MAX(seq), 0) FROM events)"))
             .await?;
         let mut looked_at = 0;
         for row in &rows {
@@ -406,8 +416,10 @@ impl Store {
         let row = self
             .db
             .fetch_optional(
-                sql("SELECT d.event_seq, d.attempt_count, d.first_attempt_at, e.url, e.secret \
-                     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1")
+                sql(
+                    "SELECT d.event_seq, d.attempt_count, d.first_attempt_at, e.url, e.secret \
+                     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1",
+                )
                 .bind(delivery_id),
             )
             .await?
@@ -466,8 +478,10 @@ impl Store {
             return Ok(status);
         };
         tx.execute(
-            sql("INSERT INTO webhook_attempts (delivery_id, number, at, status_code, error, response_time_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)")
+            sql(
+                "INSERT INTO webhook_attempts (delivery_id, number, at, status_code, error, response_time_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
             .bind(&sent.delivery_id)
             .bind(row.int("attempt_count")?)
             .bind(outcome.at.millis())

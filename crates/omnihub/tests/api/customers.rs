@@ -360,13 +360,9 @@ async fn bad_merges_are_refused_and_change_nothing(app: TestApp) {
     let with_erased = problem(merge(&a, id(&c)).await, 422, "validation_failed").await;
     assert_eq!(with_erased["errors"][0]["code"], "erased");
 
-    let survivor = get(&app, &format!("/customers/{}", id(&a))).await;
+    let survivor = get(app, &format!("/customers/{}", id(&a))).await;
     assert_eq!(survivor["identities"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        events(&app, "customer.merged").await.len(),
-        1,
-        "only the one good merge"
-    );
+    assert_eq!(events(app, "customer.merged").await.len(), 1, "only the one good merge");
 }
 
 async fn bad_identities_are_refused_and_change_nothing(app: TestApp) {
