@@ -26,6 +26,10 @@ pub enum Kind {
     WebhookEndpoint,
     WebhookDelivery,
     ServerNode,
+    Inbox,
+    Conversation,
+    Message,
+    CannedReply,
 }
 
 impl Kind {
@@ -52,6 +56,10 @@ impl Kind {
             Kind::WebhookEndpoint => "whe",
             Kind::WebhookDelivery => "whd",
             Kind::ServerNode => "srv",
+            Kind::Inbox => "inb",
+            Kind::Conversation => "cnv",
+            Kind::Message => "msg",
+            Kind::CannedReply => "cnr",
         }
     }
 }

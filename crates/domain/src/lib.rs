@@ -6,6 +6,7 @@
 pub mod access;
 pub mod catalog;
 pub mod clock;
+pub mod conversations;
 pub mod customers;
 pub mod events;
 pub mod id;

@@ -22,6 +22,8 @@ use crate::routes::*;
         create_customer, list_customers, get_customer, patch_customer, erase_customer, resolve_customer, merge_customer,
         customer_timeline, customer_loyalty, adjust_loyalty, export_customer,
         list_events, stream_events,
+        create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint, patch_webhook_endpoint,
+        list_webhook_deliveries, replay_webhook_endpoint,
         healthz, readyz, metrics, openapi, docs,
     ),
     components(schemas(crate::problem::Problem, omnihub_domain::FieldError)),
@@ -33,6 +35,7 @@ use crate::routes::*;
         (name = "orders", description = "Carts, checkout, orders from every channel, fulfilment, returns"),
         (name = "customers", description = "Profiles, identities and resolution, merges, consents, timeline, loyalty, export and erasure"),
         (name = "events", description = "The event log"),
+        (name = "webhooks", description = "Endpoints that receive events, signed and retried; the delivery log; replay"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use omnihub_domain::customers::{Region, parse_region};
@@ -33,6 +34,13 @@ pub struct Settings {
     /// Region (ISO 3166-1 alpha-2) of phone numbers written without a country code [default: DE].
     #[arg(long, env = "OMNIHUB_PHONE_REGION", global = true)]
     pub phone_region: Option<String>,
+    /// NATS server with JetStream (`nats://127.0.0.1:4222`): events are published to the
+    /// stream OMNIHUB as `omnihub.<type>`, and nodes learn of each other's events at once.
+    #[arg(long, env = "OMNIHUB_NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// How long a webhook receiver may take to answer, in milliseconds [default: 10000].
+    #[arg(long, env = "OMNIHUB_WEBHOOK_TIMEOUT_MS", global = true)]
+    pub webhook_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,8 @@ impl Settings {
             db_max_connections: self.db_max_connections.or(file.db_max_connections),
             log_format: self.log_format.or(file.log_format),
             phone_region: self.phone_region.or(file.phone_region),
+            nats_url: self.nats_url.or(file.nats_url),
+            webhook_timeout_ms: self.webhook_timeout_ms.or(file.webhook_timeout_ms),
         }
     }
 
@@ -78,6 +88,10 @@ impl Settings {
 
     pub fn body_limit(&self) -> usize {
         self.max_body_bytes.unwrap_or(2 * 1024 * 1024)
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms.unwrap_or(10_000))
     }
 
     pub fn max_connections(&self) -> u32 {

@@ -73,6 +73,16 @@ impl Application {
         };
         let app = omnihub_http::router(state);
         tokio::spawn(workers::expire_reservations(store.clone(), stopping.clone()));
+        let webhook_client = workers::webhooks::client(settings.webhook_timeout())?;
+        tokio::spawn(workers::webhooks::deliver(
+            store.clone(),
+            webhook_client,
+            stopping.clone(),
+        ));
+        if let Some(url) = &settings.nats_url {
+            let nats = workers::nats::connect(url).await?;
+            tokio::spawn(workers::nats::relay(store.clone(), nats, stopping.clone()));
+        }
         let mut stop = stopping;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

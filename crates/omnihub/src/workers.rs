@@ -1,6 +1,9 @@
 //! Background work each server process runs. Every job is safe with several processes on one
 //! database: the database decides which process does a piece of work.
 
+pub mod nats;
+pub mod webhooks;
+
 use std::time::Duration;
 
 use omnihub_store::Store;

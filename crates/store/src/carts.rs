@@ -2,6 +2,7 @@
 //! across channels; checkout turns one into an order.
 
 use omnihub_domain::catalog::{Channel, ChannelKind};
+use omnihub_domain::customers::{Identity, IdentityKind};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{
@@ -21,7 +22,11 @@ pub struct ExternalOrder {
     pub channel_id: String,
     pub external_id: String,
     pub customer_id: Option<String>,
-    pub email: Option<String>,
+    /// The buyer's identities in that channel (e-mail, phone, loyalty card …).
+    pub identities: Vec<Identity>,
+    pub customer_name: Option<String>,
+    /// Loyalty points redeemed at the till or in the marketplace, as a discount.
+    pub loyalty_points: i64,
     pub lines: Vec<ExternalLine>,
     pub fulfillment: Fulfillment,
     pub shipping_address: Option<omnihub_domain::orders::ShippingAddress>,
@@ -377,12 +382,19 @@ impl Store {
             channel: channel.clone(),
             external_id: None,
             customer_id: details.customer_id.clone(),
+            // An order with only an e-mail still lands on that person's profile.
+            identities: details
+                .email
+                .iter()
+                .map(|e| Identity::new(IdentityKind::Email, e.clone()))
+                .collect(),
+            customer_name: details.shipping_address.as_ref().and_then(|a| a.name.clone()),
+            phone_region: self.phone_region(),
             email: details.email.clone(),
             lines,
             fulfillment: details.fulfillment.clone(),
             shipping_address: details.shipping_address.clone(),
-            discount: 0,
-            loyalty_points: 0,
+            loyalty_points: details.loyalty_points,
             sourcing: plan.sourcing,
             at_location: plan.at_location,
             hold_until: plan.hold_until,
@@ -395,6 +407,9 @@ impl Store {
     pub async fn take_order(&self, intake: ExternalOrder) -> Result<(Order, bool), Error> {
         if intake.external_id.trim().is_empty() || intake.external_id.len() > 200 {
             return Err(Invalid::one("external_id", "invalid", "must be 1 to 200 characters").into());
+        }
+        if intake.loyalty_points < 0 {
+            return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative").into());
         }
         let items: Vec<ItemLine> = intake
             .lines
@@ -444,7 +459,14 @@ impl Store {
             channel: channel.clone(),
             external_id: Some(intake.external_id.clone()),
             customer_id: intake.customer_id.clone(),
-            email: intake.email.as_deref().map(|e| e.trim().to_lowercase()),
+            identities: intake.identities.clone(),
+            customer_name: intake.customer_name.clone(),
+            phone_region: self.phone_region(),
+            email: intake
+                .identities
+                .iter()
+                .find(|i| i.kind == IdentityKind::Email)
+                .map(|i| i.value.trim().to_lowercase()),
             lines: intake
                 .lines
                 .iter()
@@ -456,8 +478,7 @@ impl Store {
                 .collect(),
             fulfillment,
             shipping_address: intake.shipping_address.clone(),
-            discount: 0,
-            loyalty_points: 0,
+            loyalty_points: intake.loyalty_points,
             sourcing: plan.sourcing,
             at_location: plan.at_location,
             hold_until: plan.hold_until,

@@ -403,9 +403,14 @@ pub async fn resolve_customer_in(
     let found = holders(tx, &identities).await?;
     let customers = distinct(&found);
     let Some(first) = customers.first() else {
-        let draft = CustomerDraft {
-            name: name.map(str::to_owned).filter(|n| !n.trim().is_empty()),
+        let named = CustomerDraft {
+            name: name.map(str::to_owned),
             ..CustomerDraft::default()
+        };
+        // A name the profile rules refuse (blank, too long) is left out rather than failing the sale.
+        let draft = match named.validate(phone_region) {
+            Ok(_) => named,
+            Err(_) => CustomerDraft::default(),
         };
         let (id, attached) = create_in(tx, &draft, &identities, now).await?;
         suggest_merge(tx, &with_takers(&id, &attached), now).await?;
@@ -450,31 +455,48 @@ async fn attach_free(
 /// Moves the rows other domains hold about a customer from the absorbed customer `from` to
 /// the survivor `to`, inside the merge's transaction; answers how many moved, by what.
 ///
-/// Every domain that stores a customer id adds its UPDATE here (orders, carts,
-/// conversations …), so that a merge leaves nothing behind.
+/// Every domain that stores a customer id adds its UPDATE here (conversations …), so that
+/// a merge leaves nothing behind.
 pub(crate) async fn move_customer_references(
     tx: &mut Tx,
     from: &str,
     to: &str,
 ) -> Result<BTreeMap<String, i64>, Error> {
     let mut moved = BTreeMap::new();
-    let timeline = tx
-        .execute(
-            sql("UPDATE customer_timeline SET customer_id = $2 WHERE customer_id = $1")
-                .bind(from)
-                .bind(to),
-        )
-        .await?;
-    moved.insert("timeline_entries".to_owned(), count(timeline));
-    let spend = tx
-        .execute(
-            sql("UPDATE customer_spend SET customer_id = $2 WHERE customer_id = $1")
-                .bind(from)
-                .bind(to),
-        )
-        .await?;
-    moved.insert("spend_records".to_owned(), count(spend));
+    for (what, statement) in [
+        (
+            "timeline_entries",
+            sql("UPDATE customer_timeline SET customer_id = $2 WHERE customer_id = $1"),
+        ),
+        (
+            "spend_records",
+            sql("UPDATE customer_spend SET customer_id = $2 WHERE customer_id = $1"),
+        ),
+        (
+            "orders",
+            sql("UPDATE orders SET customer_id = $2 WHERE customer_id = $1"),
+        ),
+        ("carts", sql("UPDATE carts SET customer_id = $2 WHERE customer_id = $1")),
+    ] {
+        let rows = tx.execute(statement.bind(from).bind(to)).await?;
+        moved.insert(what.to_owned(), count(rows));
+    }
     Ok(moved)
+}
+
+/// Removes the personal data other domains hold next to an erased customer's id, inside the
+/// erasure's transaction, keeping what the books need (order lines, totals, points).
+///
+/// Every domain that stores personal data with a customer id adds its statement here.
+pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(), Error> {
+    for statement in [
+        sql("DELETE FROM customer_timeline WHERE customer_id = $1"),
+        sql("UPDATE orders SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
+        sql("UPDATE carts SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
+    ] {
+        tx.execute(statement.bind(id)).await?;
+    }
+    Ok(())
 }
 
 fn count(rows: u64) -> i64 {
@@ -686,8 +708,9 @@ impl Store {
     }
 
     /// Removes the customer's personal data: name, identities, consents, tags, timeline and
-    /// merge suggestions go, references on loyalty movements are blanked. The id, points and
-    /// spend stay so that order totals still add up. Erasing again is a conflict.
+    /// merge suggestions go; references on loyalty movements and the e-mail and address on
+    /// orders and carts are blanked. The id, points, spend and order totals stay so that the
+    /// books still add up. Erasing again is a conflict.
     pub async fn erase_customer(&self, id: &str) -> Result<(), Error> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
@@ -695,12 +718,12 @@ impl Store {
         for statement in [
             sql("DELETE FROM customer_identities WHERE customer_id = $1"),
             sql("DELETE FROM customer_consents WHERE customer_id = $1"),
-            sql("DELETE FROM customer_timeline WHERE customer_id = $1"),
             sql("DELETE FROM merge_suggestions WHERE customer_id = $1 OR other_customer_id = $1"),
             sql("UPDATE loyalty_movements SET reference = NULL WHERE customer_id = $1"),
         ] {
             tx.execute(statement.bind(id)).await?;
         }
+        erase_customer_references(&mut tx, id).await?;
         tx.execute(
             sql(
                 "UPDATE customers SET name = NULL, tags = '[]', preferred_channel = NULL, erased_at = $2 WHERE id = $1",

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "customers", include_str!("../migrations/0003_customers.sql")),
     (4, "orders", include_str!("../migrations/0004_orders.sql")),
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
+    (6, "inbox", include_str!("../migrations/0006_inbox.sql")),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use omnihub_domain::catalog::Channel;
+use omnihub_domain::customers::{Identity, LoyaltyProgram, LoyaltyReason, Region};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft, ReservationStatus};
@@ -15,10 +16,12 @@ use omnihub_domain::orders::{
 use omnihub_domain::{Invalid, Money, Timestamp};
 
 use crate::catalog::Page;
+use crate::customers::timeline;
 use crate::db::{Row, Tx, sql};
 use crate::events::append;
 use crate::inventory::{Sourcing, end_reservation, ensure_level, move_stock, reserve_in, take_reserved};
 use crate::{Error, Store};
+use crate::{add_loyalty_points_in, record_spend_in, resolve_customer_in};
 
 /// How often placing an order is retried when the stock it planned on was taken meanwhile.
 const PLACE_ATTEMPTS: usize = 8;
@@ -36,11 +39,15 @@ pub struct NewOrder {
     pub channel: Channel,
     pub external_id: Option<String>,
     pub customer_id: Option<String>,
+    /// Who bought, when no customer id is known: found by any identity, or created.
+    pub identities: Vec<Identity>,
+    pub customer_name: Option<String>,
+    pub phone_region: Region,
     pub email: Option<String>,
     pub lines: Vec<PricedLine>,
     pub fulfillment: Fulfillment,
     pub shipping_address: Option<ShippingAddress>,
-    pub discount: i64,
+    /// Loyalty points the customer redeems as a discount.
     pub loyalty_points: i64,
     /// Where each line is taken from, and how to choose.
     pub sourcing: Sourcing<'static>,
@@ -129,9 +136,17 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         return Ok(None);
     };
     let number = next_order_number(tx).await?;
+    let customer_id = match (&new.customer_id, new.identities.is_empty()) {
+        (Some(id), _) => Some(id.clone()),
+        (None, false) => {
+            Some(resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?)
+        }
+        (None, true) => None,
+    };
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;
-    let totals = totals(&sums, new.discount, currency);
+    let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
+    let totals = totals(&sums, discount, currency);
     tx.execute(
         sql("INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
              shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) \
@@ -140,7 +155,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         .bind(number)
         .bind(&new.channel.id)
         .bind(new.external_id.as_deref())
-        .bind(new.customer_id.as_deref())
+        .bind(customer_id.as_deref())
         .bind(new.email.as_deref())
         .bind(new.fulfillment.method.as_str())
         .bind(new.fulfillment.location_id.as_deref())
@@ -166,6 +181,11 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         )
         .await?;
     }
+    if let Some(customer) = &customer_id {
+        let summary =
+            serde_json::json!({"number": order_number(number), "channel_id": new.channel.id, "total": totals.total});
+        timeline::record(tx, customer, now, "order.placed", Some(&order_id), &summary).await?;
+    }
     // Methods served at one store get their fulfilment at once: the store sees it to prepare.
     if let Some(location) = &new.at_location
         && new.fulfillment.method != Method::Ship
@@ -189,6 +209,85 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         .await?;
     }
     Ok(Some(order_id))
+}
+
+/// Takes the points the customer redeems; answers the discount they are worth.
+async fn redeem(
+    tx: &mut Tx,
+    customer_id: Option<&str>,
+    points: i64,
+    lines: &[(i64, i64)],
+    order_id: &str,
+    now: Timestamp,
+) -> Result<i64, Error> {
+    if points == 0 {
+        return Ok(0);
+    }
+    let customer = customer_id.ok_or_else(|| {
+        Error::from(Invalid::one(
+            "loyalty_points",
+            "no_customer",
+            "only a known customer can redeem points",
+        ))
+    })?;
+    let program = LoyaltyProgram::default();
+    let subtotal: i64 = lines.iter().map(|(quantity, unit)| quantity * unit).sum();
+    let discount = program.redemption_value(points);
+    if discount > subtotal {
+        return Err(Invalid::one("loyalty_points", "out_of_range", "more points than the order is worth").into());
+    }
+    add_loyalty_points_in(tx, customer, -points, LoyaltyReason::Redeemed, Some(order_id), now).await?;
+    Ok(discount)
+}
+
+/// A completed order earns its customer points and counts towards the tier.
+async fn reward(tx: &mut Tx, order: &Order, now: Timestamp) -> Result<(), Error> {
+    let Some(customer) = &order.customer_id else {
+        return Ok(());
+    };
+    let paid = order.totals.total.amount;
+    let points = LoyaltyProgram::default().points_earned(paid);
+    add_loyalty_points_in(
+        tx,
+        customer,
+        points,
+        LoyaltyReason::OrderCompleted,
+        Some(&order.id),
+        now,
+    )
+    .await?;
+    record_spend_in(tx, customer, paid, Some(&order.id), now).await?;
+    let summary = serde_json::json!({"number": order.number, "points": points});
+    timeline::record(tx, customer, now, "order.completed", Some(&order.id), &summary).await
+}
+
+/// A return takes back the points its refund had earned (never more than are left) and the
+/// spend.
+async fn take_back(tx: &mut Tx, order: &Order, refunded: i64, now: Timestamp) -> Result<(), Error> {
+    let Some(customer) = &order.customer_id else {
+        return Ok(());
+    };
+    if order.status == Status::Completed || order.status == Status::Returned {
+        let balance = tx
+            .fetch_optional(sql("SELECT loyalty_balance FROM customers WHERE id = $1").bind(customer))
+            .await?
+            .map(|r| r.int("loyalty_balance"))
+            .transpose()?
+            .unwrap_or(0);
+        let points = LoyaltyProgram::default().points_for_return(refunded).min(balance);
+        add_loyalty_points_in(
+            tx,
+            customer,
+            -points,
+            LoyaltyReason::OrderReturned,
+            Some(&order.id),
+            now,
+        )
+        .await?;
+        record_spend_in(tx, customer, -refunded, Some(&order.id), now).await?;
+    }
+    let summary = serde_json::json!({"number": order.number, "refund": refunded});
+    timeline::record(tx, customer, now, "return.received", Some(&order.id), &summary).await
 }
 
 async fn insert_fulfillment(
@@ -460,6 +559,9 @@ async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) -> Result<O
     )
     .await?;
     let updated = read_order(tx, order_id).await?;
+    if status == Status::Completed && order.status != Status::Completed {
+        reward(tx, &updated, now).await?;
+    }
     if status != order.status {
         append(
             tx,
@@ -641,6 +743,11 @@ impl Store {
         };
         let updated = refresh_status(&mut tx, order_id, now).await?;
         let record = updated.fulfillments.iter().find(|f| f.id == fulfillment_id).cloned();
+        if let Some(customer) = &updated.customer_id {
+            let summary =
+                serde_json::json!({"number": updated.number, "status": next, "location_id": fulfillment.location_id});
+            timeline::record(&mut tx, customer, now, kind, Some(order_id), &summary).await?;
+        }
         append(
             &mut tx,
             now,
@@ -744,6 +851,7 @@ impl Store {
                 watch.finish(&mut tx, now).await?;
             }
         }
+        take_back(&mut tx, &order, total_refund, now).await?;
         let updated = refresh_status(&mut tx, order_id, now).await?;
         let record = updated.returns.iter().find(|r| r.id == return_id).cloned();
         append(

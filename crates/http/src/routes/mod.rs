@@ -6,6 +6,7 @@ mod events;
 mod inventory;
 mod ops;
 mod orders;
+mod webhooks;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -17,7 +18,7 @@ use crate::json::merge_patch;
 use crate::problem::ApiError;
 
 pub use ops::{not_found, ops};
-pub(crate) use {catalog::*, customers::*, events::*, inventory::*, ops::*, orders::*};
+pub(crate) use {catalog::*, customers::*, events::*, inventory::*, ops::*, orders::*, webhooks::*};
 
 /// Every route under `/api/v1`.
 pub fn api() -> Router<AppState> {
@@ -27,6 +28,7 @@ pub fn api() -> Router<AppState> {
         .merge(inventory::routes())
         .merge(orders::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
 }
 
 /// The version a client expects, from `If-Match` (`3` or `"3"`).

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch, post};
 use omnihub_domain::Money;
+use omnihub_domain::customers::Identity;
 use omnihub_domain::orders::{
     Cart, CartDetails, CartLineDraft, Fulfillment, FulfillmentKind, ItemLine, Order, ShippingAddress, Step,
 };
@@ -195,10 +196,10 @@ pub struct IntakeLine {
 #[serde(deny_unknown_fields)]
 pub struct IntakeCustomer {
     pub name: Option<String>,
-    /// `[{"kind": "email", "value": "…"}]`
+    /// The buyer's identities (`email`, `phone`, `loyalty_card` …): the order lands on the
+    /// customer who has any of them, or a new one.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    pub identities: Vec<serde_json::Value>,
+    pub identities: Vec<Identity>,
 }
 
 /// An order made elsewhere: a marketplace, a POS, an external web shop.
@@ -211,6 +212,9 @@ pub struct Intake {
     pub customer: Option<IntakeCustomer>,
     pub customer_id: Option<String>,
     pub lines: Vec<IntakeLine>,
+    /// Loyalty points the customer redeems as a discount (a known customer only).
+    #[serde(default)]
+    pub loyalty_points: i64,
     #[serde(default)]
     pub fulfillment: Fulfillment,
     pub shipping_address: Option<ShippingAddress>,
@@ -227,18 +231,14 @@ pub async fn take_order(
     Json(intake): Json<Intake>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     caller.require_secret("orders:write")?;
-    let email = intake.customer.as_ref().and_then(|c| {
-        c.identities
-            .iter()
-            .find(|i| i["kind"] == "email")
-            .and_then(|i| i["value"].as_str())
-            .map(str::to_owned)
-    });
+    let (customer_name, identities) = intake.customer.map(|c| (c.name, c.identities)).unwrap_or_default();
     let external = ExternalOrder {
         channel_id: intake.channel_id,
         external_id: intake.external_id,
         customer_id: intake.customer_id,
-        email,
+        identities,
+        customer_name,
+        loyalty_points: intake.loyalty_points,
         lines: intake
             .lines
             .into_iter()

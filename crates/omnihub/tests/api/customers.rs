@@ -223,6 +223,10 @@ async fn merge_moves_everything_and_is_recorded(app: TestApp) {
     .await;
     json(adjust(&app, &web, 20).await, 201).await;
     json(adjust(&app, &chat, 50).await, 201).await;
+    let store = crate::fixtures::location(&app, "Store", "store").await;
+    let web_shop = crate::fixtures::channel(&app, "Web", "web", &[id(&store)]).await;
+    let cart_body = json!({"channel_id": id(&web_shop), "customer_id": id(&chat)});
+    let cart = json(app.post("/carts", &cart_body).await, 201).await;
     problem(
         resolve(
             &app,
@@ -294,6 +298,12 @@ async fn merge_moves_everything_and_is_recorded(app: TestApp) {
     assert_eq!(record["moved"]["consents"], 1);
     assert_eq!(record["moved"]["loyalty_points"], 50);
     assert_eq!(record["moved"]["loyalty_movements"], 1);
+    assert_eq!(record["moved"]["carts"], 1);
+    let followed = get(&app, &format!("/customers/{}/cart", id(&web))).await;
+    assert_eq!(
+        followed["id"], cart["id"],
+        "the cart follows the customer into the merge"
+    );
     assert_eq!(
         export["merge_suggestions"],
         json!([]),
@@ -761,6 +771,12 @@ async fn other_domains_resolve_without_failing_on_two_customers(app: TestApp) {
         omnihub_store::resolve_customer_in(&mut tx, &fresh, Some("Walk In"), store.now(), store.phone_region())
             .await
             .unwrap();
+    let blank_name = [Identity::new(IdentityKind::Telegram, "4242")];
+    let anonymous =
+        omnihub_store::resolve_customer_in(&mut tx, &blank_name, Some(" "), store.now(), store.phone_region())
+            .await
+            .unwrap();
+    // Events are written by the store's own commits; this checks the rows other domains get.
     tx.commit().await.unwrap();
 
     assert_eq!(chosen, id(&web), "the first identity's customer");
@@ -780,6 +796,8 @@ async fn other_domains_resolve_without_failing_on_two_customers(app: TestApp) {
     assert_eq!(export["merge_suggestions"].as_array().unwrap().len(), 1);
     let walk_in = get(&app, &format!("/customers/{created}")).await;
     assert_eq!(walk_in["name"], "Walk In");
+    let unnamed = get(&app, &format!("/customers/{anonymous}")).await;
+    assert_eq!(unnamed["name"], Value::Null, "a name the rules refuse is left out");
 }
 
 async fn customers_are_documented(app: TestApp) {

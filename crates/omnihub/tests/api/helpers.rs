@@ -44,6 +44,8 @@ pub struct TestApp {
     app: Option<Application>,
     /// More server processes on the same database.
     nodes: std::sync::Mutex<Vec<Application>>,
+    /// What the server was started with; restarts and more nodes use it too.
+    settings: Settings,
     cleanup: Cleanup,
 }
 
@@ -100,6 +102,7 @@ impl TestApp {
             clock,
             app: Some(app),
             nodes: Default::default(),
+            settings,
             cleanup,
         }
     }
@@ -151,7 +154,7 @@ impl TestApp {
         };
         let settings = Settings {
             database_url: Some(database_url(admin_url, name)),
-            ..test_settings()
+            ..self.settings.clone()
         };
         let store = open_store(&settings, Arc::new(self.clock.clone()))
             .await
@@ -177,6 +180,19 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await.expect("stops cleanly");
         }
+    }
+
+    /// Stops the server and starts a new one on the same database and clock, with `change`
+    /// made to its settings (a new port: `base` follows).
+    pub async fn restart_with(&mut self, change: impl FnOnce(&mut Settings)) {
+        self.stop().await;
+        change(&mut self.settings);
+        let store = open_store(&self.settings, Arc::new(self.clock.clone()))
+            .await
+            .expect("database opens");
+        let app = Application::start(&self.settings, store).await.expect("server starts");
+        self.base = format!("http://{}", app.address);
+        self.app = Some(app);
     }
 }
 

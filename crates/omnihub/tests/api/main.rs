@@ -9,3 +9,4 @@ mod events;
 mod fixtures;
 mod inventory;
 mod orders;
+mod webhooks;

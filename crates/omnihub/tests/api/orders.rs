@@ -21,6 +21,7 @@ on_both_backends!(
     same_day_only_within_a_store_radius,
     the_cart_follows_the_customer,
     bad_orders_change_nothing,
+    points_earned_online_are_redeemed_in_a_store,
 );
 
 struct Shop {
@@ -626,4 +627,88 @@ async fn bad_orders_change_nothing(app: TestApp) {
         "conflict",
     )
     .await;
+}
+
+/// A shopper buys on the web with an e-mail, writes from a phone that becomes part of the same
+/// profile, and redeems the points earned online at a store's till.
+async fn points_earned_online_are_redeemed_in_a_store(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "B", &shop.warehouse, 4).await;
+    receive(&app, "C", &shop.berlin, 4).await;
+    let details = json!({"email": "jane@example.com", "shipping_address": address(52.5, 13.4)});
+    let cart_id = cart(&app, &shop.web, &[("B", 2)], details).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let customer = order["customer_id"]
+        .as_str()
+        .expect("the e-mail found its customer")
+        .to_owned();
+    let body = json!({"location_id": shop.warehouse, "kind": "shipment", "lines": [{"sku": "B", "quantity": 2}]});
+    let order = json(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &body).await,
+        201,
+    )
+    .await;
+    let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+    json(
+        step(
+            &app,
+            &order,
+            &fid,
+            "ship",
+            json!({"carrier": "DHL", "tracking_number": "7"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json(step(&app, &order, &fid, "deliver", json!({})).await, 200).await;
+    let loyalty = json(app.get(&format!("/customers/{customer}/loyalty")).await, 200).await;
+    assert_eq!(
+        loyalty["balance"], 50,
+        "one point per euro of the 50.00 paid: {loyalty}"
+    );
+
+    // In the chat the shopper gives the e-mail from a WhatsApp number: one profile with both.
+    let resolved = app
+        .post("/customers/resolve", &json!({"identities": [{"kind": "whatsapp", "value": "4915112345678"}, {"kind": "email", "value": "JANE@example.com"}]}))
+        .await;
+    assert_eq!(json(resolved, 200).await["id"], customer);
+
+    let pos = id(&fixtures::channel(&app, "POS Berlin", "pos", &[&shop.berlin]).await).to_owned();
+    let sale = json!({
+        "channel_id": pos, "external_id": "TILL-7", "loyalty_points": 30,
+        "customer": {"identities": [{"kind": "phone", "value": "0151 12345678"}]},
+        "lines": [{"sku": "C", "quantity": 1, "unit_price": {"amount": 400, "currency": "EUR"}}]
+    });
+    let sale = json(app.post("/orders", &sale).await, 201).await;
+    assert_eq!(sale["customer_id"], customer);
+    assert_eq!(
+        (sale["discount"]["amount"].as_i64(), sale["total"]["amount"].as_i64()),
+        (Some(30), Some(370))
+    );
+    let loyalty = json(app.get(&format!("/customers/{customer}/loyalty")).await, 200).await;
+    assert_eq!(loyalty["balance"], 50 - 30 + 3);
+
+    let too_many = json!({
+        "channel_id": pos, "external_id": "TILL-8", "loyalty_points": 1000,
+        "customer": {"identities": [{"kind": "phone", "value": "+49 151 1234 5678"}]},
+        "lines": [{"sku": "C", "quantity": 1, "unit_price": {"amount": 400, "currency": "EUR"}}]
+    });
+    problem(app.post("/orders", &too_many).await, 422, "validation_failed").await;
+    let timeline = json(app.get(&format!("/customers/{customer}/timeline")).await, 200).await;
+    let kinds: Vec<&str> = timeline["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"order.placed") && kinds.contains(&"order.completed"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        level(&app, "C", &shop.berlin).await,
+        (3, 0),
+        "the refused sale took nothing"
+    );
 }
