@@ -1,13 +1,16 @@
-//! A small client of the public API, for setting up fixtures and checking results. The bench
-//! only ever speaks HTTP to the server, like an integrator would: it never opens the database.
+//! The public API of one running server, for setting up fixtures and checking results. The
+//! bench only ever speaks HTTP to the server, like an integrator would: it never opens the
+//! database.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
-use reqwest::{Client, Method, Url};
+use hyper::body::Bytes;
+use hyper::header::HeaderValue;
+use hyper::{Method, Uri};
 use serde_json::{Value, json};
+
+use crate::http::{self, Server};
 
 /// What went wrong, said for a person reading the terminal.
 #[derive(Debug)]
@@ -21,96 +24,39 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<reqwest::Error> for Error {
-    fn from(error: reqwest::Error) -> Self {
-        Error(format!("HTTP: {error}"))
-    }
-}
-
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// One HTTP client for the whole run: keep-alive connections are pooled and reused, so the
-/// figures measure requests, not TCP handshakes.
-pub fn client(request_timeout: Duration) -> Result<Client> {
-    Ok(Client::builder()
-        // A proxy from the environment would put a third process into the measurement, and
-        // the bench must only ever reach the local server.
-        .no_proxy()
-        .tcp_nodelay(true)
-        .timeout(request_timeout)
-        .build()?)
-}
-
-/// The base URL, refused unless it points at this machine: a load generator must never be
-/// aimed at somebody else's server by a typo.
-pub fn local_base(url: &str) -> Result<Url> {
-    let base = Url::parse(url).map_err(|e| Error(format!("--url {url}: {e}")))?;
-    let loopback = match base.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_matches(['[', ']'])
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    };
-    if base.scheme() != "http" || !loopback {
-        return Err(Error(format!(
-            "--url {url}: only a server on this machine over plain HTTP (e.g. http://127.0.0.1:8080)"
-        )));
-    }
-    Ok(base)
-}
-
 /// The API of one running server, called with one secret key.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Api {
-    client: Client,
-    base: Url,
-    auth: HeaderValue,
+    pub server: Server,
+    /// The whole `Authorization` header.
+    pub auth: HeaderValue,
+    pub timeout: Duration,
 }
 
 impl Api {
-    pub fn new(client: Client, base: Url, key: &str) -> Result<Api> {
+    pub fn new(server: Server, key: &str, timeout: Duration) -> Result<Api> {
         let auth = HeaderValue::from_str(&format!("Bearer {key}"))
             .map_err(|_| Error("--key holds characters a header cannot carry".into()))?;
-        Ok(Api { client, base, auth })
+        Ok(Api { server, auth, timeout })
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// `/api/v1{path}`; `path` may carry a query.
+    pub fn path(&self, path: &str) -> Result<Uri> {
+        http::path(&format!("/api/v1{path}"))
     }
 
-    /// The `Authorization` header every API request carries.
-    pub fn auth(&self) -> &HeaderValue {
-        &self.auth
-    }
-
-    /// `/api/v1{path}` on the server; `path` may carry a query.
-    pub fn url(&self, path: &str) -> Result<Url> {
-        self.base
-            .join(&format!("/api/v1{path}"))
-            .map_err(|e| Error(format!("{path}: {e}")))
-    }
-
-    /// A URL outside the API (e.g. `/healthz`).
-    pub fn plain_url(&self, path: &str) -> Result<Url> {
-        self.base.join(path).map_err(|e| Error(format!("{path}: {e}")))
-    }
-
-    /// Sends a request and answers the status and the JSON body (`null` when there is none).
+    /// Sends a request on a connection of its own and answers the status and the JSON body
+    /// (`null` when there is none). Set-up is not measured, so no connection is kept.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
-        let mut request = self
-            .client
-            .request(method, self.url(path)?)
-            .header(AUTHORIZATION, self.auth.clone());
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await?;
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok((status, value))
+        let failed = |failure: http::Failure| Error(format!("{method} {path}: {}", failure.kind()));
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let request = self.server.request(method.clone(), &self.path(path)?, &self.auth, body)?;
+        let mut connection = http::connect(&self.server).await.map_err(failed)?;
+        let answer = connection.send(request, self.timeout).await.map_err(failed)?;
+        let value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        Ok((answer.status, value))
     }
 
     /// Sends a request that must answer `expected`; anything else is an error naming the call.
@@ -119,9 +65,7 @@ impl Api {
         if status == expected {
             Ok(value)
         } else {
-            Err(Error(format!(
-                "{method} {path} answered {status} (expected {expected}): {value}"
-            )))
+            Err(Error(format!("{method} {path} answered {status} (expected {expected}): {value}")))
         }
     }
 
@@ -190,29 +134,4 @@ pub async fn publish(api: &Api, product_id: &str, channel_id: &str) -> Result<()
     api.expect(Method::PUT, &path, Some(&json!({"published": true})), 200)
         .await
         .map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::local_base;
-
-    #[test]
-    fn only_this_machine_is_a_target() {
-        for url in [
-            "http://127.0.0.1:8080",
-            "http://localhost:1",
-            "http://[::1]:80",
-            "http://127.0.0.2",
-        ] {
-            assert!(local_base(url).is_ok(), "{url}");
-        }
-        for url in [
-            "http://10.0.0.1:8080",
-            "https://127.0.0.1",
-            "http://example.com",
-            "nonsense",
-        ] {
-            assert!(local_base(url).is_err(), "{url}");
-        }
-    }
 }

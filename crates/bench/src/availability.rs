@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::Method;
+use hyper::Method;
 use serde::Serialize;
 
 use crate::api::{self, Api, Error, Result};
@@ -76,7 +76,7 @@ pub async fn targets(api: &Api, fixture: &Fixture) -> Result<Vec<Target>> {
             .map_err(|e| Error(format!("the fixture cannot be read: {e}")))?;
         targets.push(Target {
             name,
-            url: api.url(&path)?,
+            path: api.path(&path)?,
         });
     }
     Ok(targets)
@@ -84,8 +84,8 @@ pub async fn targets(api: &Api, fixture: &Fixture) -> Result<Vec<Target>> {
 
 /// Warms up (connections, caches, the server's pools), then measures.
 pub async fn run(api: &Api, targets: &[Target], warm_up: Plan, plan: Plan) -> Report {
-    load::run(api.client(), api.auth(), targets, warm_up).await;
-    let outcome = load::run(api.client(), api.auth(), targets, plan).await;
+    load::run(&api.server, &api.auth, targets, warm_up).await;
+    let outcome = load::run(&api.server, &api.auth, targets, plan).await;
     Report {
         scenario: "availability-read",
         concurrency: plan.concurrency,

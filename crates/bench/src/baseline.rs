@@ -6,11 +6,12 @@ use std::thread::JoinHandle;
 
 use axum::Json;
 use axum::Router;
-use reqwest::header::HeaderValue;
+use hyper::header::HeaderValue;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::api::{Error, Result};
+use crate::http::{self, Server};
 use crate::load::{self, Figures, Plan, Target};
 
 #[derive(Debug, Serialize)]
@@ -23,13 +24,13 @@ pub struct Report {
 }
 
 /// The trivial server, running until dropped.
-pub struct Server {
-    pub addr: SocketAddr,
+struct TrivialServer {
+    addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Drop for Server {
+impl Drop for TrivialServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -52,7 +53,7 @@ async fn answer() -> Json<Tiny> {
 /// Starts the server on `127.0.0.1:0` in its own thread with its own multi-threaded runtime, so
 /// that it runs beside the load clients as a separate server process would, not on their
 /// worker threads.
-pub fn start() -> Result<Server> {
+fn start() -> Result<TrivialServer> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -62,7 +63,7 @@ pub fn start() -> Result<Server> {
     let addr = ready_rx
         .recv()
         .map_err(|_| Error("the baseline server stopped before it listened".into()))??;
-    Ok(Server {
+    Ok(TrivialServer {
         addr,
         stop: Some(stop),
         thread: Some(thread),
@@ -98,34 +99,33 @@ fn serve(ready: std::sync::mpsc::Sender<Result<SocketAddr>>, stopped: oneshot::R
 }
 
 /// The same two request shapes as `availability-read`, against the trivial server.
-pub fn targets(server: &Server) -> Result<Vec<Target>> {
-    let base = format!("http://{}/api/v1", server.addr);
-    let url = |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| Error(e.to_string()));
+pub fn targets() -> Result<Vec<Target>> {
     Ok(vec![
         Target {
             name: "availability",
-            url: url("/availability?channel_id=chn_bench&skus=BENCH-A,BENCH-B")?,
+            path: http::path("/api/v1/availability?channel_id=chn_bench&skus=BENCH-A,BENCH-B")?,
         },
         Target {
             name: "product",
-            url: url("/products/prd_bench?channel_id=chn_bench")?,
+            path: http::path("/api/v1/products/prd_bench?channel_id=chn_bench")?,
         },
     ])
 }
 
-pub async fn run(
-    client: &reqwest::Client,
-    auth: &HeaderValue,
-    targets: &[Target],
-    warm_up: Plan,
-    plan: Plan,
-) -> Report {
-    load::run(client, auth, targets, warm_up).await;
-    let outcome = load::run(client, auth, targets, plan).await;
-    Report {
+/// Starts the trivial server, loads it like `availability-read` and stops it.
+pub async fn run(warm_up: Plan, plan: Plan) -> Result<Report> {
+    let server = start()?;
+    let endpoint = Server::new(server.addr)?;
+    let targets = targets()?;
+    // The same header as the real requests, so that both carry the same bytes.
+    let auth = HeaderValue::from_static("Bearer sk_baseline_not_checked_0001");
+    load::run(&endpoint, &auth, &targets, warm_up).await;
+    let outcome = load::run(&endpoint, &auth, &targets, plan).await;
+    drop(server);
+    Ok(Report {
         scenario: "baseline",
         concurrency: plan.concurrency,
         seconds: load::round(outcome.elapsed.as_secs_f64(), 2),
         figures: outcome.figures(),
-    }
+    })
 }

@@ -6,14 +6,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use reqwest::{Client, Method, Request};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 use crate::api::{self, Api, Error, Result};
-use crate::load::{ErrorKinds, Histogram, round, transport_kind};
+use crate::http::{self, Connection};
+use crate::load::{ErrorKinds, Histogram, round};
 
 /// How the stock is spread over the three locations: 100 units in all.
 const SPREAD: [i64; 3] = [50, 30, 20];
@@ -24,7 +26,7 @@ pub struct Options {
     pub buyers: usize,
     /// Open every buyer's connection before the start, so that the figure is the server
     /// deciding, not 1,000 TCP handshakes.
-    pub warm_connections: bool,
+    pub connect_first: bool,
 }
 
 /// What the run found; `ok()` says whether every promise held.
@@ -70,7 +72,7 @@ struct Fixture {
 pub async fn run(api: &Api, options: Options) -> Result<Report> {
     let fixture = set_up(api).await?;
     let requests = buyers_requests(api, &fixture, options.buyers)?;
-    let (answers, elapsed) = stampede(api, requests, options.warm_connections).await?;
+    let (answers, elapsed) = stampede(api, requests, options.connect_first).await;
     let levels = levels(api, &fixture.sku).await?;
     Ok(report(options.buyers, &answers, elapsed, levels))
 }
@@ -95,26 +97,20 @@ async fn set_up(api: &Api) -> Result<Fixture> {
 }
 
 /// Every buyer's request, built before the start so that the start releases only sending.
-fn buyers_requests(api: &Api, fixture: &Fixture, buyers: usize) -> Result<Vec<Request>> {
-    let url = api.url("/reservations")?;
-    let bodies: Vec<Vec<u8>> = fixture
+fn buyers_requests(api: &Api, fixture: &Fixture, buyers: usize) -> Result<Vec<Request<Full<Bytes>>>> {
+    let path = api.path("/reservations")?;
+    let bodies: Vec<Bytes> = fixture
         .channels
         .iter()
         .map(|channel| {
-            let body =
-                json!({"channel_id": channel, "lines": [{"sku": fixture.sku, "quantity": 1}], "ttl_seconds": 3600});
-            body.to_string().into_bytes()
+            let body = json!({"channel_id": channel, "lines": [{"sku": fixture.sku, "quantity": 1}], "ttl_seconds": 3600});
+            Bytes::from(body.to_string())
         })
         .collect();
     (0..buyers)
         .map(|n| {
-            api.client()
-                .post(url.clone())
-                .header(AUTHORIZATION, api.auth().clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(bodies[n % bodies.len()].clone())
-                .build()
-                .map_err(Error::from)
+            let body = bodies[n % bodies.len()].clone();
+            api.server.request(Method::POST, &path, &api.auth, Some(body))
         })
         .collect()
 }
@@ -127,22 +123,27 @@ enum Answer {
 }
 
 /// Releases all buyers at once through a barrier and waits for every answer.
-async fn stampede(api: &Api, requests: Vec<Request>, warm: bool) -> Result<(Vec<Answer>, Duration)> {
+async fn stampede(api: &Api, requests: Vec<Request<Full<Bytes>>>, connect_first: bool) -> (Vec<Answer>, Duration) {
     // The buyers and this task meet at the barrier; the clock starts when it opens.
     let barrier = Arc::new(Barrier::new(requests.len() + 1));
-    let health = api.plain_url("/healthz")?;
     let buyers: Vec<_> = requests
         .into_iter()
         .map(|request| {
-            let (client, barrier, health) = (api.client().clone(), barrier.clone(), health.clone());
+            let (api, barrier) = (api.clone(), barrier.clone());
             tokio::spawn(async move {
-                if warm {
-                    // A failed warm-up only costs the buyer its head start; it still must reach
-                    // the barrier or nobody would ever start.
-                    let _ = warm_up(&client, health).await;
-                }
+                // A buyer whose connection failed still must reach the barrier, or nobody
+                // would ever start.
+                let early = if connect_first { Some(http::connect(&api.server).await) } else { None };
                 barrier.wait().await;
-                buy(&client, request).await
+                let started = Instant::now();
+                let connection = match early {
+                    Some(connected) => connected,
+                    None => http::connect(&api.server).await,
+                };
+                match connection {
+                    Ok(connection) => buy(connection, request, &api, started).await,
+                    Err(failure) => Answer::Failed(failure.kind().into()),
+                }
             })
         })
         .collect();
@@ -150,32 +151,19 @@ async fn stampede(api: &Api, requests: Vec<Request>, warm: bool) -> Result<(Vec<
     let started = Instant::now();
     let mut answers = Vec::with_capacity(buyers.len());
     for buyer in buyers {
-        answers.push(
-            buyer
-                .await
-                .unwrap_or_else(|_| Answer::Failed("buyer task panicked".into())),
-        );
+        answers.push(buyer.await.unwrap_or_else(|_| Answer::Failed("buyer task panicked".into())));
     }
-    Ok((answers, started.elapsed()))
+    (answers, started.elapsed())
 }
 
-async fn warm_up(client: &Client, health: reqwest::Url) -> reqwest::Result<()> {
-    client.get(health).send().await?.bytes().await.map(drop)
-}
-
-async fn buy(client: &Client, request: Request) -> Answer {
-    let started = Instant::now();
-    let response = match client.execute(request).await {
-        Ok(response) => response,
-        Err(error) => return Answer::Failed(transport_kind(&error)),
-    };
-    let status = response.status().as_u16();
-    let body: Value = match response.bytes().await {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        Err(error) => return Answer::Failed(transport_kind(&error)),
+async fn buy(mut connection: Connection, request: Request<Full<Bytes>>, api: &Api, started: Instant) -> Answer {
+    let answer = match connection.send(request, api.timeout).await {
+        Ok(answer) => answer,
+        Err(failure) => return Answer::Failed(failure.kind().into()),
     };
     let latency = started.elapsed();
-    match (status, body["code"].as_str()) {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    match (answer.status, body["code"].as_str()) {
         (201, _) => Answer::Reserved(latency),
         (409, Some("insufficient_stock")) => Answer::Refused(latency),
         // Any other refusal (a 409 `conflict` after too many retries, a 5xx) is not clean.

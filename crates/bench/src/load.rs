@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
-use reqwest::{Client, Url};
+use hyper::header::HeaderValue;
+use hyper::{Method, Uri};
 use serde::Serialize;
+
+use crate::http::{self, Connection, Server};
 
 /// Latencies in microseconds with fixed memory whatever the run's length: exact below
 /// 1,024 µs, then 512 buckets per power of two (under 0.2 % error).
@@ -130,7 +132,7 @@ impl ErrorKinds {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: &'static str,
-    pub url: Url,
+    pub path: Uri,
 }
 
 /// How hard and how long to load.
@@ -138,6 +140,8 @@ pub struct Target {
 pub struct Plan {
     pub concurrency: usize,
     pub duration: Duration,
+    /// A request not answered in this time counts as an error, and its connection is replaced.
+    pub request_timeout: Duration,
 }
 
 /// What one run measured. Latencies are of successful (2xx) requests only: a fast error must
@@ -215,14 +219,20 @@ pub struct Latencies {
 
 /// Runs `plan` against `targets`: every client walks through the targets in turn, starting at
 /// a different one so that all of them are under load at every moment.
-pub async fn run(client: &Client, auth: &HeaderValue, targets: &[Target], plan: Plan) -> Outcome {
-    let deadline = Instant::now() + plan.duration;
+pub async fn run(server: &Server, auth: &HeaderValue, targets: &[Target], plan: Plan) -> Outcome {
     let started = Instant::now();
-    let targets: Arc<[Target]> = targets.into();
+    let deadline = started + plan.duration;
+    let shared = Arc::new(Shared {
+        server: server.clone(),
+        auth: auth.clone(),
+        targets: targets.to_vec(),
+        deadline,
+        timeout: plan.request_timeout,
+    });
     let clients: Vec<_> = (0..plan.concurrency)
         .map(|n| {
-            let (client, auth, targets) = (client.clone(), auth.clone(), targets.clone());
-            tokio::spawn(async move { one_client(&client, &auth, &targets, n, deadline).await })
+            let shared = shared.clone();
+            tokio::spawn(async move { one_client(&shared, n).await })
         })
         .collect();
     let mut total = Outcome {
@@ -241,21 +251,26 @@ pub async fn run(client: &Client, auth: &HeaderValue, targets: &[Target], plan: 
     total
 }
 
-async fn one_client(
-    client: &Client,
-    auth: &HeaderValue,
-    targets: &[Target],
-    first: usize,
+/// What every client of a run reads.
+struct Shared {
+    server: Server,
+    auth: HeaderValue,
+    targets: Vec<Target>,
     deadline: Instant,
-) -> Outcome {
+    timeout: Duration,
+}
+
+async fn one_client(shared: &Shared, first: usize) -> Outcome {
+    let targets = &shared.targets;
     let mut outcome = Outcome {
         per_target: vec![Histogram::default(); targets.len()],
         ..Outcome::default()
     };
+    let mut connection: Option<Connection> = None;
     let mut next = first % targets.len().max(1);
-    while Instant::now() < deadline && !targets.is_empty() {
+    while Instant::now() < shared.deadline && !targets.is_empty() {
         let started = Instant::now();
-        match get(client, auth, &targets[next].url).await {
+        match get(shared, &mut connection, &targets[next].path).await {
             Ok(()) => {
                 let latency = started.elapsed();
                 outcome.latency.record(latency);
@@ -268,31 +283,30 @@ async fn one_client(
     outcome
 }
 
-/// One GET; the body is read to the end so the connection goes back to the pool for reuse.
-async fn get(client: &Client, auth: &HeaderValue, url: &Url) -> Result<(), String> {
-    let response = client
-        .get(url.clone())
-        .header(AUTHORIZATION, auth.clone())
-        .send()
-        .await
-        .map_err(|e| transport_kind(&e))?;
-    let status = response.status();
-    response.bytes().await.map_err(|e| transport_kind(&e))?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(status.as_u16().to_string())
-    }
-}
-
-/// A short name for a failure that never got an HTTP status.
-pub fn transport_kind(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timeout".into()
-    } else if error.is_connect() {
-        "connect".into()
-    } else {
-        "transport".into()
+/// One GET on the client's connection, opened first if it has none (or lost it).
+async fn get(shared: &Shared, connection: &mut Option<Connection>, path: &Uri) -> Result<(), String> {
+    let request = shared
+        .server
+        .request(Method::GET, path, &shared.auth, None)
+        .map_err(|e| e.0)?;
+    let open = match connection {
+        Some(open) => open,
+        None => match http::connect(&shared.server).await {
+            Ok(fresh) => connection.insert(fresh),
+            Err(failure) => {
+                // A refused connection fails at once: pause, or the loop would spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                return Err(failure.kind().into());
+            }
+        },
+    };
+    match open.send(request, shared.timeout).await {
+        Ok(answer) if (200..300).contains(&answer.status) => Ok(()),
+        Ok(answer) => Err(answer.status.to_string()),
+        Err(failure) => {
+            *connection = None;
+            Err(failure.kind().into())
+        }
     }
 }
 

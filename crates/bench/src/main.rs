@@ -9,6 +9,7 @@ mod api;
 mod availability;
 mod baseline;
 mod contention;
+mod http;
 mod load;
 
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::api::{Api, Error, Result};
+use crate::http::Server;
 use crate::load::Plan;
 
 #[derive(Debug, Parser)]
@@ -89,10 +91,12 @@ struct LoadArgs {
 }
 
 impl LoadArgs {
-    fn plans(self) -> (Plan, Plan) {
+    /// The unmeasured warm-up and the measured run.
+    fn plans(self, request_timeout: Duration) -> (Plan, Plan) {
         let plan = |seconds| Plan {
             concurrency: self.concurrency as usize,
             duration: Duration::from_secs(seconds),
+            request_timeout,
         };
         (plan(self.warmup_seconds), plan(self.seconds))
     }
@@ -112,20 +116,20 @@ async fn main() -> ExitCode {
 
 /// Runs the scenario and prints its report; answers whether every promise held.
 async fn run(cli: Cli) -> Result<bool> {
-    let client = api::client(Duration::from_secs(cli.request_timeout))?;
-    let base = api::local_base(&cli.url)?;
+    let timeout = Duration::from_secs(cli.request_timeout);
+    let server = Server::local(&cli.url)?;
     let api = || {
         let key = cli
             .key
             .as_deref()
             .ok_or_else(|| Error("this scenario needs --key (or OMNIHUB_BENCH_KEY)".into()))?;
-        Api::new(client.clone(), base.clone(), key)
+        Api::new(server.clone(), key, timeout)
     };
     match cli.scenario {
         Scenario::Contention { buyers, cold } => {
             let options = contention::Options {
                 buyers: buyers as usize,
-                warm_connections: !cold,
+                connect_first: !cold,
             };
             let report = contention::run(&api()?, options).await?;
             print(&report)?;
@@ -147,10 +151,11 @@ async fn run(cli: Cli) -> Result<bool> {
                 },
                 _ => availability::set_up(&api).await?,
             };
-            availability_read(&api, &fixture, load, with_baseline).await
+            availability_read(&api, &fixture, load.plans(timeout), with_baseline).await
         }
         Scenario::Baseline { load } => {
-            let report = run_baseline(&client, load).await?;
+            let (warm_up, plan) = load.plans(timeout);
+            let report = baseline::run(warm_up, plan).await?;
             print(&report)?;
             Ok(report.figures.errors == 0)
         }
@@ -170,18 +175,17 @@ struct WithBaseline {
 async fn availability_read(
     api: &Api,
     fixture: &availability::Fixture,
-    load: LoadArgs,
+    (warm_up, plan): (Plan, Plan),
     with_baseline: bool,
 ) -> Result<bool> {
     let targets = availability::targets(api, fixture).await?;
-    let (warm_up, plan) = load.plans();
     let report = availability::run(api, &targets, warm_up, plan).await;
     let ok = report.figures.errors == 0;
     if !with_baseline {
         print(&report)?;
         return Ok(ok);
     }
-    let baseline = run_baseline(api.client(), load).await?;
+    let baseline = baseline::run(warm_up, plan).await?;
     let ratio = load::round(baseline.figures.rps / report.figures.rps.max(1.0), 2);
     let ok = ok && baseline.figures.errors == 0;
     print(&WithBaseline {
@@ -190,17 +194,6 @@ async fn availability_read(
         ratio,
     })?;
     Ok(ok)
-}
-
-async fn run_baseline(client: &reqwest::Client, load: LoadArgs) -> Result<baseline::Report> {
-    let server = baseline::start()?;
-    let targets = baseline::targets(&server)?;
-    // The same header as the real requests, so both carry the same bytes.
-    let auth = reqwest::header::HeaderValue::from_static("Bearer sk_baseline_not_checked");
-    let (warm_up, plan) = load.plans();
-    let report = baseline::run(client, &auth, &targets, warm_up, plan).await;
-    drop(server);
-    Ok(report)
 }
 
 fn print(report: &impl Serialize) -> Result<()> {

@@ -30,6 +30,7 @@ pub enum Kind {
     Conversation,
     Message,
     CannedReply,
+    User,
 }
 
 impl Kind {
@@ -60,6 +61,7 @@ impl Kind {
             Kind::Conversation => "cnv",
             Kind::Message => "msg",
             Kind::CannedReply => "cnr",
+            Kind::User => "usr",
         }
     }
 }

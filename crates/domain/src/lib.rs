@@ -13,6 +13,7 @@ pub mod id;
 pub mod inventory;
 pub mod money;
 pub mod orders;
+pub mod users;
 pub mod validation;
 pub mod webhooks;
 

@@ -250,7 +250,8 @@ pub struct Delivery {
     pub event_id: String,
     pub event_seq: i64,
     pub event_type: String,
-    /// 0 for the first delivery of the event, n for the one the n-th replay made.
+    /// How many times the endpoint had been replayed when this delivery was made: 0 for the
+    /// first delivery of an event, 1 or more for one made again by a replay.
     pub replay: i64,
     pub status: DeliveryStatus,
     pub attempt_count: i64,

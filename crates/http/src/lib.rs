@@ -3,6 +3,7 @@
 //! document that describes them.
 
 mod auth;
+mod courier;
 mod idempotency;
 pub mod json;
 mod lists;
@@ -27,12 +28,15 @@ pub use openapi::document as openapi_document;
 pub struct HttpConfig {
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Where providers reach the server (`https://hub.example.com`), for inboxes' webhook URLs.
+    pub public_url: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             body_limit: 2 * 1024 * 1024,
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -54,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .nest("/api/v1", api)
+        // Providers prove themselves by their signatures, not by our API keys.
+        .merge(routes::hooks())
         .merge(routes::ops())
         .fallback(routes::not_found)
         .layer(from_fn_with_state(state.clone(), observe::observe))

@@ -24,6 +24,8 @@ use crate::routes::*;
         list_events, stream_events,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint, patch_webhook_endpoint,
         list_webhook_deliveries, replay_webhook_endpoint,
+        create_inbox, list_inboxes, get_inbox, list_conversations, get_conversation, reply_to_conversation, patch_conversation,
+        create_canned_reply, list_canned_replies, verify_hook, receive_hook, post_channel_message,
         healthz, readyz, metrics, openapi, docs,
     ),
     components(schemas(crate::problem::Problem, omnihub_domain::FieldError)),
@@ -36,6 +38,8 @@ use crate::routes::*;
         (name = "customers", description = "Profiles, identities and resolution, merges, consents, timeline, loyalty, export and erasure"),
         (name = "events", description = "The event log"),
         (name = "webhooks", description = "Endpoints that receive events, signed and retried; the delivery log; replay"),
+        (name = "conversations", description = "Inboxes for every messaging channel, provider webhooks, conversations with \
+            the customer's context, replies within reply windows, assignment, canned replies"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -17,7 +17,8 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine code: `validation_failed`, `malformed_json`, `not_found`, `unauthorized`,
     /// `forbidden`, `conflict`, `insufficient_stock`, `version_mismatch`,
-    /// `idempotency_key_reused`, `payload_too_large`, `rate_limited`, `internal`.
+    /// `idempotency_key_reused`, `window_closed`, `invalid_signature`, `payload_too_large`,
+    /// `rate_limited`, `internal`.
     pub code: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -79,6 +80,21 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
         }])
+    }
+
+    /// A provider webhook (or a custom channel's call) whose signature or secret does not
+    /// prove it comes from whom it claims.
+    pub fn invalid_signature() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "the signature is missing or does not match the body",
+        )
+    }
+
+    /// A free-form reply outside the channel's reply window.
+    pub fn window_closed(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

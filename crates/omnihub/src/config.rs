@@ -1,11 +1,15 @@
 //! Configuration: defaults, then an optional TOML file, then environment and flags.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
 use omnihub_domain::customers::{Region, parse_region};
+use omnihub_store::{BadSecretKey, SecretKey};
 use serde::Deserialize;
 
 /// Settings shared by every command. Each may also be set in the TOML file given with
@@ -41,6 +45,34 @@ pub struct Settings {
     /// How long a webhook receiver may take to answer, in milliseconds [default: 10000].
     #[arg(long, env = "OMNIHUB_WEBHOOK_TIMEOUT_MS", global = true)]
     pub webhook_timeout_ms: Option<u64>,
+    /// Key that seals the credentials of messaging channels at rest: 64 hex digits (`openssl
+    /// rand -hex 32`). On SQLite one is made on first start and kept in `<data dir>/secret.key`;
+    /// PostgreSQL nodes must share one, so set it there.
+    #[arg(long, env = "OMNIHUB_SECRET_KEY", global = true, hide_env_values = true)]
+    pub secret_key: Option<Secret>,
+    /// Address at which providers reach this server, for the webhook URLs of inboxes
+    /// (`https://hub.example.com`) [default: http://<listen>].
+    #[arg(long, env = "OMNIHUB_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+}
+
+/// A setting that is never printed, not even by `{:?}`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(text.to_owned()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +85,10 @@ pub enum ConfigError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("phone_region {0:?} is not a region code such as DE")]
     PhoneRegion(String),
+    #[error("secret_key: {0}")]
+    SecretKey(#[from] BadSecretKey),
+    #[error("cannot keep the secret key in {path}: {source}")]
+    SecretKeyFile { path: PathBuf, source: std::io::Error },
 }
 
 impl Settings {
@@ -68,6 +104,8 @@ impl Settings {
             phone_region: self.phone_region.or(file.phone_region),
             nats_url: self.nats_url.or(file.nats_url),
             webhook_timeout_ms: self.webhook_timeout_ms.or(file.webhook_timeout_ms),
+            secret_key: self.secret_key.or(file.secret_key),
+            public_url: self.public_url.or(file.public_url),
         }
     }
 
@@ -117,6 +155,51 @@ impl Settings {
         })?;
         Ok(format!("sqlite://{}", dir.join("omnihub.db").display()))
     }
+
+    /// The key that seals channel credentials: the configured one; on SQLite the one kept
+    /// beside the database (made on first start); `None` on PostgreSQL without one.
+    pub fn secret_key(&self) -> Result<Option<SecretKey>, ConfigError> {
+        if let Some(Secret(hex)) = &self.secret_key {
+            return Ok(Some(SecretKey::from_hex(hex)?));
+        }
+        let url = self.database_url()?;
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("omnihub-data"));
+        kept_key(&dir.join("secret.key")).map(Some)
+    }
+
+    /// Where providers reach the server listening at `bound`, without a trailing `/`.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        let url = self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        url.trim_end_matches('/').to_owned()
+    }
+}
+
+/// The key in `path`, made and written there (readable by the owner only) the first time.
+fn kept_key(path: &Path) -> Result<SecretKey, ConfigError> {
+    let failed = |source| ConfigError::SecretKeyFile {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(SecretKey::from_hex(&text)?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            write_private(path, &key.to_hex()).map_err(failed)?;
+            Ok(key)
+        }
+        Err(error) => Err(failed(error)),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -146,6 +229,47 @@ mod tests {
             ..Settings::default()
         };
         assert!(wrong.phone_region().is_err());
+    }
+
+    #[test]
+    fn the_secret_key_is_configured_or_kept_beside_sqlite() {
+        let dir = std::env::temp_dir().join(format!("omnihub-config-{}", std::process::id()));
+        let sqlite = Settings {
+            data_dir: Some(dir.clone()),
+            ..Settings::default()
+        };
+        let made = sqlite.secret_key().unwrap().unwrap();
+        assert_eq!(
+            sqlite.secret_key().unwrap(),
+            Some(made.clone()),
+            "kept for the next start"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let hex = "ab".repeat(32);
+        let file: Settings = toml::from_str(&format!("secret_key = \"{hex}\"")).unwrap();
+        assert_eq!(file.secret_key().unwrap().map(|k| k.to_hex()), Some(hex.clone()));
+        assert!(!format!("{file:?}").contains(&hex));
+        let postgres = Settings {
+            database_url: Some("postgres://127.0.0.1/x".into()),
+            ..Settings::default()
+        };
+        assert_eq!(postgres.secret_key().unwrap(), None);
+        let wrong = Settings {
+            secret_key: Some(Secret("short".into())),
+            ..Settings::default()
+        };
+        assert!(wrong.secret_key().is_err());
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_bound_address() {
+        let bound: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(Settings::default().public_url(bound), "http://127.0.0.1:4000");
+        let set = Settings {
+            public_url: Some("https://hub.example.com/".into()),
+            ..Settings::default()
+        };
+        assert_eq!(set.public_url(bound), "https://hub.example.com");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use omnihub_domain::Clock;
 use omnihub_domain::clock::SystemClock;
 use omnihub_http::{AppState, HttpConfig, Metrics};
-use omnihub_store::{Db, Store};
+use omnihub_store::{Db, SecretKey, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -28,7 +28,16 @@ pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<St
     if applied > 0 {
         tracing::info!(applied, "database schema is up to date");
     }
-    Ok(Store::new(db, clock).with_phone_region(phone_region))
+    let secret_key = settings.secret_key()?.unwrap_or_else(|| {
+        tracing::warn!(
+            "no secret key set (--secret-key, OMNIHUB_SECRET_KEY): channel credentials are sealed with a key \
+             of this process only, unreadable after a restart and by other nodes"
+        );
+        SecretKey::generate()
+    });
+    Ok(Store::new(db, clock)
+        .with_phone_region(phone_region)
+        .with_secret_key(secret_key))
 }
 
 /// Makes sure an owner key exists. Answers a token to print when one was generated.
@@ -67,6 +76,7 @@ impl Application {
             store: store.clone(),
             config: Arc::new(HttpConfig {
                 body_limit: settings.body_limit(),
+                public_url: settings.public_url(address),
             }),
             metrics: Arc::new(Metrics::default()),
             shutdown: stopping.clone(),

@@ -2,8 +2,8 @@
 //! inbox, their messages from every provider, agents' replies and notes, assignment and
 //! canned replies. Inboxes and inbound messages live in the submodules.
 
-mod inboxes;
 mod inbound;
+mod inboxes;
 mod replies;
 
 use omnihub_domain::Timestamp;
@@ -19,7 +19,7 @@ use crate::db::{Row, Tx, sql};
 use crate::events::append;
 use crate::{Error, Store};
 
-pub use inbound::Received;
+pub use inbound::{Received, StoredMessage};
 pub use replies::{Delivery, ReplyTarget};
 
 /// How many of a conversation's latest messages are shown with it.
@@ -238,8 +238,10 @@ async fn write_changes(
     };
     let tags: Vec<&str> = draft.tags.iter().map(|t| t.trim()).collect();
     tx.execute(
-        sql("UPDATE conversations SET status = $2, assignee_id = $3, team = $4, tags = $5, resolved_at = $6, \
-             version = version + 1, updated_at = $7 WHERE id = $1")
+        sql(
+            "UPDATE conversations SET status = $2, assignee_id = $3, team = $4, tags = $5, resolved_at = $6, \
+             version = version + 1, updated_at = $7 WHERE id = $1",
+        )
         .bind(&before.id)
         .bind(draft.status.as_str())
         .bind(assignee)
@@ -256,7 +258,8 @@ async fn write_changes(
 /// own: an assignment and a resolution.
 fn announce_changes(tx: &mut Tx, before: &Conversation, after: &Conversation, now: Timestamp) {
     if before.assignee_id != after.assignee_id {
-        let data = json!({"conversation_id": after.id, "assignee_id": after.assignee_id, "previous": before.assignee_id});
+        let data =
+            json!({"conversation_id": after.id, "assignee_id": after.assignee_id, "previous": before.assignee_id});
         append(tx, now, NewEvent::new("conversation.assigned", data));
     }
     if before.status != ConversationStatus::Resolved && after.status == ConversationStatus::Resolved {

@@ -477,6 +477,10 @@ pub(crate) async fn move_customer_references(
             sql("UPDATE orders SET customer_id = $2 WHERE customer_id = $1"),
         ),
         ("carts", sql("UPDATE carts SET customer_id = $2 WHERE customer_id = $1")),
+        (
+            "conversations",
+            sql("UPDATE conversations SET customer_id = $2 WHERE customer_id = $1"),
+        ),
     ] {
         let rows = tx.execute(statement.bind(from).bind(to)).await?;
         moved.insert(what.to_owned(), count(rows));
@@ -493,6 +497,8 @@ pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(
         sql("DELETE FROM customer_timeline WHERE customer_id = $1"),
         sql("UPDATE orders SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
         sql("UPDATE carts SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
+        sql("UPDATE messages SET text = NULL, template = NULL \
+             WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
     ] {
         tx.execute(statement.bind(id)).await?;
     }

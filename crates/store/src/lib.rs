@@ -4,8 +4,10 @@
 //! transactional outbox), so the log never misses a change and never shows one that was
 //! rolled back.
 
+mod admin;
 mod carts;
 mod catalog;
+mod conversations;
 mod customers;
 pub mod db;
 mod events;
@@ -15,8 +17,10 @@ mod keys;
 pub mod migrate;
 mod orders;
 mod relay;
+mod sealed;
 mod sourcing;
 mod stock_view;
+mod users;
 mod webhooks;
 mod writer;
 
@@ -26,14 +30,18 @@ use omnihub_domain::customers::Region;
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
 
+pub use admin::{ChannelSales, OrderSearch, OrderSummary};
 pub use carts::{ExternalLine, ExternalOrder};
 pub use catalog::Page;
+pub use conversations::{ConversationFilter, Delivery, Received, ReplyTarget, StoredMessage};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
 pub use inventory::{Discrepancy, LevelFilter};
 pub use keys::{ApiKey, NewApiKey};
 pub use orders::{FulfillmentDraft, OrderFilter};
+pub use sealed::{BadSecretKey, SecretKey};
+pub use users::{LogIn, NewSession, SignedIn, User};
 pub use webhooks::{Outcome, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +86,8 @@ pub struct Store {
     writer: Option<writer::Writer>,
     stock_view: Arc<stock_view::StockView>,
     known_keys: Arc<keys::KnownKeys>,
+    /// Seals the credentials of messaging channels at rest.
+    secret_key: Arc<SecretKey>,
 }
 
 impl Store {
@@ -94,6 +104,8 @@ impl Store {
             writer,
             stock_view: Default::default(),
             known_keys: Default::default(),
+            // Until the configured key is given, a key of this process alone.
+            secret_key: Arc::new(SecretKey::generate()),
         }
     }
 
@@ -122,6 +134,14 @@ impl Store {
     pub fn with_phone_region(self, region: Region) -> Store {
         Store {
             phone_region: region,
+            ..self
+        }
+    }
+
+    /// Seals and opens stored channel credentials with `key`.
+    pub fn with_secret_key(self, key: SecretKey) -> Store {
+        Store {
+            secret_key: Arc::new(key),
             ..self
         }
     }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "orders", include_str!("../migrations/0004_orders.sql")),
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
     (6, "inbox", include_str!("../migrations/0006_inbox.sql")),
+    (7, "admin", include_str!("../migrations/0007_admin.sql")),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {

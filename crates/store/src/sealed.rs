@@ -65,9 +65,8 @@ impl SecretKey {
     /// The plaintext of a value sealed for `context`. Fails when the key is not the one it
     /// was sealed with (the server's key changed) or the value was tampered with.
     pub(crate) fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, Error> {
-        let unreadable = || {
-            Error::Corrupt("stored credentials cannot be opened: was the server's secret key changed?".into())
-        };
+        let unreadable =
+            || Error::Corrupt("stored credentials cannot be opened: was the server's secret key changed?".into());
         let bytes = sealed
             .strip_prefix(PREFIX)
             .and_then(|hex_text| hex::decode(hex_text).ok())
@@ -96,7 +95,11 @@ mod tests {
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("bot-token"));
         assert_eq!(key.open(&sealed, "inb_1").unwrap(), b"bot-token");
-        assert_ne!(key.seal(b"bot-token", "inb_1").unwrap(), sealed, "a fresh nonce each time");
+        assert_ne!(
+            key.seal(b"bot-token", "inb_1").unwrap(),
+            sealed,
+            "a fresh nonce each time"
+        );
         assert!(key.open(&sealed, "inb_2").is_err());
         assert!(SecretKey::generate().open(&sealed, "inb_1").is_err());
         let mut tampered = sealed.clone();

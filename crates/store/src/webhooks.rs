@@ -391,6 +391,9 @@ impl Store {
     /// Takes up to `limit` deliveries that are due, for this process alone, for a while.
     pub async fn claim_webhook_deliveries(&self, limit: i64) -> Result<Vec<Outgoing>, Error> {
         let now = self.now();
+        if !self.any_delivery_due(now).await? {
+            return Ok(Vec::new());
+        }
         let claim = match self.db.backend() {
             Backend::Postgres => CLAIM_POSTGRES,
             Backend::Sqlite => CLAIM_SQLITE,
@@ -410,6 +413,22 @@ impl Store {
             claimed.push(self.outgoing(&row.text("id")?).await?);
         }
         Ok(claimed)
+    }
+
+    /// Read first, so that an idle server does not take the write lock every poll.
+    async fn any_delivery_due(&self, now: Timestamp) -> Result<bool, Error> {
+        let due = self
+            .db
+            .fetch_optional(
+                sql(
+                    "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND (claimed_until IS NULL OR claimed_until < $1) \
+                     AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE status = 'active') LIMIT 1",
+                )
+                .bind(now.millis()),
+            )
+            .await?;
+        Ok(due.is_some())
     }
 
     async fn outgoing(&self, delivery_id: &str) -> Result<Outgoing, Error> {

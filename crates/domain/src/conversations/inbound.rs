@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{InboxKind, identity_kind};
 use crate::Timestamp;
-use crate::customers::{Identity, IdentityKind};
+use crate::customers::{Identity, IdentityKind, Region, normalize};
 use crate::validation::{Check, Invalid};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,8 +456,9 @@ pub struct ApiContact {
 impl ApiMessage {
     /// The message as any provider's would read. External ids are only unique within one
     /// channel, so the identity is scoped by the inbox; `fresh_id` names a message that came
-    /// without an id of its own.
-    pub fn validate(&self, inbox_id: &str, fresh_id: String) -> Result<InboundMessage, Invalid> {
+    /// without an id of its own. The contact's e-mail and phone must be real ones: a custom
+    /// channel can correct them, unlike a provider.
+    pub fn validate(&self, inbox_id: &str, fresh_id: String, region: Region) -> Result<InboundMessage, Invalid> {
         let mut check = Check::new();
         check.text("contact.external_id", &self.contact.external_id, 200);
         check.text("text", &self.text, super::MAX_TEXT);
@@ -467,21 +468,20 @@ impl ApiMessage {
         if let Some(id) = &self.message_id {
             check.text("message_id", id, 200);
         }
-        check.done()?;
         let external = self.contact.external_id.trim();
         let mut identities = vec![Identity::new(IdentityKind::External, format!("{inbox_id}:{external}"))];
-        identities.extend(
-            self.contact
-                .email
-                .iter()
-                .map(|e| Identity::new(IdentityKind::Email, e.clone())),
-        );
-        identities.extend(
-            self.contact
-                .phone
-                .iter()
-                .map(|p| Identity::new(IdentityKind::Phone, p.clone())),
-        );
+        for (field, kind, value) in [
+            ("contact.email", IdentityKind::Email, &self.contact.email),
+            ("contact.phone", IdentityKind::Phone, &self.contact.phone),
+        ] {
+            let Some(value) = value else { continue };
+            let identity = Identity::new(kind, value.clone());
+            match normalize(&identity, region) {
+                Ok(_) => identities.push(identity),
+                Err(Invalid(errors)) => errors.into_iter().for_each(|e| check.fail(field, &e.code, e.message)),
+            }
+        }
+        check.done()?;
         Ok(InboundMessage {
             provider_message_id: self.message_id.clone().unwrap_or(fresh_id),
             address: external.to_owned(),
@@ -786,7 +786,7 @@ mod tests {
             text: "Hi".into(),
             message_id: None,
         };
-        let read = posted.validate("inb_1", "msg_fresh".into()).unwrap();
+        let read = posted.validate("inb_1", "msg_fresh".into(), Region::DE).unwrap();
         assert_eq!(read.provider_message_id, "msg_fresh");
         assert_eq!(read.address, "u-42");
         assert_eq!(
@@ -798,9 +798,20 @@ mod tests {
         );
         let blank = ApiMessage {
             text: " ".into(),
+            contact: ApiContact {
+                phone: Some("12".into()),
+                ..posted.contact.clone()
+            },
             ..posted
         };
-        assert_eq!(blank.validate("inb_1", "x".into()).unwrap_err().0[0].field, "text");
+        let fields: Vec<String> = blank
+            .validate("inb_1", "x".into(), Region::DE)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["text", "contact.phone"]);
     }
 
     fn json_value() -> impl Strategy<Value = Value> {

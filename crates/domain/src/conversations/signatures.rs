@@ -97,6 +97,15 @@ pub fn verify(
     if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
+/// Whether Meta's `GET` verification handshake (`hub.mode=subscribe`, `hub.verify_token`)
+/// names this inbox; then its `hub.challenge` is echoed.
+pub fn verify_handshake(credentials: &Credentials, mode: Option<&str>, token: Option<&str>) -> bool {
+    let (Some(expected), Some(given)) = (credentials.verify_token(), token) else {
+        return false;
+    };
+    mode == Some("subscribe") && same_secret(given, expected)
+}
+
 fn meta(app_secret: &str, given: &str, body: &[u8]) -> Result<(), SignatureError> {
     let hex_mac = given.strip_prefix("sha256=").ok_or(SignatureError::Mismatch)?;
     mac_matches(app_secret, body, hex_mac)
@@ -198,6 +207,19 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         assert_eq!(header(InboxKind::Api), "Omnihub-Signature");
+    }
+
+    #[test]
+    fn the_meta_handshake_needs_subscribe_and_the_verify_token() {
+        assert!(verify_handshake(&meta_credentials(), Some("subscribe"), Some("v")));
+        assert!(!verify_handshake(&meta_credentials(), Some("subscribe"), Some("w")));
+        assert!(!verify_handshake(&meta_credentials(), Some("unsubscribe"), Some("v")));
+        assert!(!verify_handshake(&meta_credentials(), Some("subscribe"), None));
+        assert!(!verify_handshake(
+            &telegram(),
+            Some("subscribe"),
+            Some("tg-secret_0123")
+        ));
     }
 
     #[test]

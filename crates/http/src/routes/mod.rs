@@ -1,8 +1,10 @@
 //! The routes, one module per area of the API.
 
 mod catalog;
+mod conversations;
 mod customers;
 mod events;
+mod hooks;
 mod inventory;
 mod ops;
 mod orders;
@@ -17,8 +19,11 @@ use crate::AppState;
 use crate::json::merge_patch;
 use crate::problem::ApiError;
 
+pub use hooks::hooks;
 pub use ops::{not_found, ops};
-pub(crate) use {catalog::*, customers::*, events::*, inventory::*, ops::*, orders::*, webhooks::*};
+pub(crate) use {
+    catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, ops::*, orders::*, webhooks::*,
+};
 
 /// Every route under `/api/v1`.
 pub fn api() -> Router<AppState> {
@@ -29,6 +34,7 @@ pub fn api() -> Router<AppState> {
         .merge(orders::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
+        .merge(conversations::routes())
 }
 
 /// The version a client expects, from `If-Match` (`3` or `"3"`).

@@ -7,6 +7,8 @@ mod conventions;
 mod customers;
 mod events;
 mod fixtures;
+mod inbox;
 mod inventory;
+mod merges;
 mod orders;
 mod webhooks;

@@ -32,6 +32,8 @@ on_both_backends!(
     a_restart_mid_retry_loses_no_delivery,
     two_nodes_send_each_delivery_once,
     nats_carries_events_to_the_stream_and_other_nodes,
+    a_lapsed_reservation_expires_once_with_two_nodes,
+    stopping_a_node_mid_load_loses_no_answered_write,
 );
 
 const SECRET: &str = "whsec_test_0123456789abcdef";
@@ -528,6 +530,85 @@ async fn two_nodes_send_each_delivery_once(app: TestApp) {
     ids.dedup();
     assert_eq!(ids.len(), 20);
     assert_eq!(receiver.settled().await.len(), 25, "no event was sent twice");
+}
+
+// ───────────────────────────── several nodes ─────────────────────────────
+
+async fn a_lapsed_reservation_expires_once_with_two_nodes(app: TestApp) {
+    let Some(_second) = app.another_node().await else {
+        return; // one SQLite file has one server
+    };
+    let store = fixtures::location(&app, "Store", "store").await;
+    let web = fixtures::channel(&app, "Web", "web", &[id(&store)]).await;
+    fixtures::product(&app, "Shirt", &["SH-1"], 1000).await;
+    let receipt = json!({"sku": "SH-1", "location_id": id(&store), "delta": 3, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &receipt).await, 200).await;
+    let held = json(
+        app.post(
+            "/reservations",
+            &json!({"channel_id": id(&web), "lines": [{"sku": "SH-1", "quantity": 2}], "ttl_seconds": 60}),
+        )
+        .await,
+        201,
+    )
+    .await;
+
+    app.clock.advance_seconds(61);
+    let path = format!("/reservations/{}", id(&held));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(app.get(&path).await, 200).await["status"] != "expired" {
+        assert!(Instant::now() < deadline, "the reservation did not lapse");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both nodes look for lapsed reservations twice a second; give them time to try again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = json(app.get("/events?types=reservation.expired").await, 200).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    let levels = json(app.get("/inventory/levels?sku=SH-1").await, 200).await;
+    assert_eq!(levels["data"][0]["reserved"], 0);
+}
+
+/// Node A stops while writes pour in on it: every write it answered is there, read on node B.
+async fn stopping_a_node_mid_load_loses_no_answered_write(mut app: TestApp) {
+    let Some(second) = app.another_node().await else {
+        return; // one SQLite file has one server
+    };
+    let mut writers = Vec::new();
+    for n in 0..200 {
+        let request = app
+            .client
+            .post(format!("{}/api/v1/products", app.base))
+            .bearer_auth(OWNER_KEY)
+            .json(&fixtures::product_body("Shirt", &[&format!("LOAD-{n}")], 1000));
+        writers.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(n)).await;
+            match request.send().await {
+                Ok(answer) if answer.status() == 201 => answer.json::<Value>().await.ok(),
+                _ => None,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.stop().await;
+    let mut answered = Vec::new();
+    for writer in writers {
+        answered.extend(writer.await.unwrap());
+    }
+    assert!(
+        !answered.is_empty() && answered.len() < 200,
+        "{} answered",
+        answered.len()
+    );
+    for product in &answered {
+        let read = app
+            .client
+            .get(format!("{second}/api/v1/products/{}", id(product)))
+            .bearer_auth(OWNER_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json(read, 200).await["id"], product["id"]);
+    }
 }
 
 // ───────────────────────────── NATS ─────────────────────────────

@@ -15,11 +15,19 @@ use crate::db::{Tx, sql};
 use crate::events::append;
 use crate::{Error, Store};
 
+/// A customer's message as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredMessage {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub customer_id: String,
+}
+
 /// What one webhook call changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Received {
-    /// The messages stored now: (message, conversation, customer).
-    pub messages: Vec<(String, String, String)>,
+    /// The messages stored now.
+    pub messages: Vec<StoredMessage>,
     /// Messages stored before (a provider retrying).
     pub duplicates: usize,
     /// Receipts that moved a message's status.
@@ -56,7 +64,7 @@ impl Store {
 }
 
 enum Taken {
-    Stored((String, String, String)),
+    Stored(StoredMessage),
     Duplicate,
     /// The sender cannot be recognised by any identity.
     Unknown,
@@ -81,10 +89,12 @@ async fn take_message(
     let id = id::new(Kind::Message);
     let inserted = tx
         .execute(
-            sql("INSERT INTO messages (id, conversation_id, inbox_id, direction, sender_kind, text, private, \
+            sql(
+                "INSERT INTO messages (id, conversation_id, inbox_id, direction, sender_kind, text, private, \
                  provider_message_id, status, created_at, updated_at) \
                  VALUES ($1, $2, $3, 'in', 'customer', $4, $5, $6, 'received', $7, $7) \
-                 ON CONFLICT (inbox_id, provider_message_id) DO NOTHING")
+                 ON CONFLICT (inbox_id, provider_message_id) DO NOTHING",
+            )
             .bind(&id)
             .bind(&conversation_id)
             .bind(&inbox.id)
@@ -108,7 +118,11 @@ async fn take_message(
     timeline::record(tx, &customer_id, now, "message.received", Some(&conversation_id), &data).await?;
     append(tx, now, NewEvent::new("message.received", data));
     tracing::debug!(inbox = %inbox.id, sender = %mask(&identities[0]), "message received");
-    Ok(Taken::Stored((id, conversation_id, customer_id)))
+    Ok(Taken::Stored(StoredMessage {
+        message_id: id,
+        conversation_id,
+        customer_id,
+    }))
 }
 
 async fn stored_before(tx: &mut Tx, inbox_id: &str, provider_message_id: &str) -> Result<bool, Error> {
@@ -160,7 +174,8 @@ async fn open_conversation(
         )
         .await?;
     if started == 1 {
-        let data = json!({"conversation_id": id, "inbox_id": inbox.id, "customer_id": customer_id, "channel": inbox.kind});
+        let data =
+            json!({"conversation_id": id, "inbox_id": inbox.id, "customer_id": customer_id, "channel": inbox.kind});
         timeline::record(tx, customer_id, now, "conversation.created", Some(&id), &data).await?;
         append(tx, now, NewEvent::new("conversation.created", data));
         return Ok((id, customer_id.to_owned()));
@@ -184,8 +199,10 @@ async fn open_conversation(
 /// starts over.
 async fn reopen(tx: &mut Tx, id: &str, customer_id: &str, now: Timestamp) -> Result<(), Error> {
     tx.execute(
-        sql("UPDATE conversations SET status = 'open', opened_at = $2, first_response_at = NULL, resolved_at = NULL, \
-             version = version + 1, updated_at = $2 WHERE id = $1")
+        sql(
+            "UPDATE conversations SET status = 'open', opened_at = $2, first_response_at = NULL, resolved_at = NULL, \
+             version = version + 1, updated_at = $2 WHERE id = $1",
+        )
         .bind(id)
         .bind(now.millis()),
     )
@@ -208,9 +225,11 @@ async fn apply_receipt(tx: &mut Tx, inbox_id: &str, receipt: &Receipt, now: Time
         }
         ReceiptTarget::UpTo { address, before } => {
             tx.fetch_all(
-                sql("SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                sql(
+                    "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
                      WHERE c.inbox_id = $1 AND c.contact_address = $2 AND m.direction = 'out' AND m.sent_at <= $3 \
-                     AND m.status IN ('sent', 'delivered')")
+                     AND m.status IN ('sent', 'delivered')",
+                )
                 .bind(inbox_id)
                 .bind(address)
                 .bind(before.millis()),

@@ -1,0 +1,70 @@
+//! The admin web app at `/admin`: where owners, managers, agents and store staff work all day.
+//!
+//! Pages are rendered on the server (askama templates) and work without JavaScript; a small
+//! script only refreshes lists live from the event log. Every asset is compiled into the
+//! binary, so the app works on a store's network with no internet. The app knows no SQL: it
+//! reads and changes everything through the [`Store`], like the API does, and every page and
+//! action checks the signed-in person's role first.
+
+mod assets;
+mod catalog;
+mod chart;
+mod customers;
+mod dashboard;
+mod desk;
+mod inventory;
+mod live;
+mod orders;
+mod page;
+mod session;
+mod settings;
+mod show;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use omnihub_store::Store;
+use tokio::sync::watch;
+
+/// What the admin app needs from the server it runs in.
+pub struct AdminConfig {
+    /// Session cookies are marked `Secure` (sent over HTTPS only) when the public URL is https.
+    pub secure_cookies: bool,
+    /// Turns true when the server shuts down, so that live streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Shared by every admin request.
+#[derive(Clone)]
+struct Admin {
+    store: Store,
+    secure_cookies: bool,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Every route of the admin app, under `/admin`.
+pub fn router(store: Store, config: AdminConfig) -> Router {
+    let admin = Admin {
+        store,
+        secure_cookies: config.secure_cookies,
+        shutdown: config.shutdown,
+    };
+    let signed_in = Router::new()
+        .route("/admin", get(session::home))
+        .route("/admin/logout", post(session::log_out))
+        .route("/admin/live", get(live::stream))
+        .merge(dashboard::routes())
+        .merge(orders::routes())
+        .merge(desk::routes())
+        .merge(inventory::routes())
+        .merge(catalog::routes())
+        .merge(customers::routes())
+        .merge(settings::routes())
+        .route("/admin/{*rest}", get(page::not_found))
+        .layer(from_fn_with_state(admin.clone(), session::require_session));
+    Router::new()
+        .route("/admin/login", get(session::login_page).post(session::log_in))
+        .route("/admin/assets/{name}", get(assets::serve))
+        .merge(signed_in)
+        .with_state(admin)
+}

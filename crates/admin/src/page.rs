@@ -1,0 +1,322 @@
+//! What every page shares: the layout with the navigation a role may use, rendering, error
+//! pages, and the feedback of a form that did not go through.
+
+use askama::Template;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use omnihub_domain::FieldError;
+use omnihub_domain::users::Area;
+
+use crate::assets;
+use crate::session::Staff;
+
+/// One entry of the main navigation.
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// The areas in the navigation, in the order people use them.
+const NAVIGATION: [(Area, &str, &str); 7] = [
+    (Area::Dashboard, "/admin/dashboard", "Dashboard"),
+    (Area::Orders, "/admin/orders", "Orders"),
+    (Area::PickupDesk, "/admin/desk", "Pick-up desk"),
+    (Area::Inventory, "/admin/inventory", "Inventory"),
+    (Area::Catalog, "/admin/catalog", "Catalog"),
+    (Area::Customers, "/admin/customers", "Customers"),
+    (Area::Settings, "/admin/settings", "Settings"),
+];
+
+/// The page where an area starts.
+pub fn path_of(area: Area) -> &'static str {
+    NAVIGATION
+        .iter()
+        .find(|(a, _, _)| *a == area)
+        .map_or("/admin/dashboard", |(_, path, _)| path)
+}
+
+/// The frame of every signed-in page.
+pub struct Layout {
+    pub title: String,
+    pub user_name: String,
+    pub role: &'static str,
+    pub store: Option<String>,
+    pub nav: Vec<NavItem>,
+    pub csrf: String,
+    pub css: String,
+    pub js: String,
+    /// Which live signal refreshes this page (`orders`, `stock`), if any.
+    pub live: Option<&'static str>,
+    pub notice: Option<&'static str>,
+}
+
+impl Layout {
+    pub fn new(staff: &Staff, area: Area, title: impl Into<String>) -> Layout {
+        let role = staff.user.role;
+        Layout {
+            title: title.into(),
+            user_name: staff.user.name.clone(),
+            role: role.label(),
+            store: staff.store_name.clone(),
+            nav: NAVIGATION
+                .iter()
+                .filter(|(a, _, _)| role.may_see(*a))
+                .map(|(a, href, label)| NavItem {
+                    href,
+                    label,
+                    current: *a == area,
+                })
+                .collect(),
+            csrf: staff.csrf.clone(),
+            css: assets::url("admin.css"),
+            js: assets::url("admin.js"),
+            live: None,
+            notice: None,
+        }
+    }
+
+    pub fn live(self, signal: &'static str) -> Layout {
+        Layout {
+            live: Some(signal),
+            ..self
+        }
+    }
+
+    /// Shows the confirmation of the action that led here (`?done=…`).
+    pub fn done(self, code: Option<&str>) -> Layout {
+        Layout {
+            notice: code.and_then(notice),
+            ..self
+        }
+    }
+}
+
+/// Confirmations after an action, by code: fixed texts, so nothing typed is echoed back.
+fn notice(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "adjusted" => "Stock adjusted.",
+        "transferred" => "Stock transferred.",
+        "fulfilment" => "Fulfilment created.",
+        "shipped" => "Marked as shipped.",
+        "ready" => "Marked as ready for pick-up.",
+        "collected" => "Handed over to the customer.",
+        "delivered" => "Marked as delivered.",
+        "cancelled" => "Order cancelled.",
+        "returned" => "Return taken.",
+        "merged" => "Customers merged.",
+        "user" => "Account created.",
+        "deactivated" => "Account deactivated.",
+        "channel" => "Sales channel saved.",
+        _ => return None,
+    })
+}
+
+/// A rendered page, or a plain error when the template itself fails (a bug).
+pub fn render(page: &impl Template) -> Response {
+    render_with(StatusCode::OK, page)
+}
+
+pub fn render_with(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "an admin page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response()
+        }
+    }
+}
+
+/// After an action: back to `to` with a confirmation; a reload does not repeat the action.
+pub fn done(to: &str, code: &str) -> Response {
+    let separator = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{separator}done={code}")).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: &'static str,
+    detail: String,
+}
+
+/// Why a page cannot be shown.
+#[derive(Debug)]
+pub enum PageError {
+    /// The person's role does not reach here.
+    Forbidden,
+    NotFound(&'static str),
+    Store(omnihub_store::Error),
+}
+
+impl From<omnihub_store::Error> for PageError {
+    fn from(error: omnihub_store::Error) -> Self {
+        match error {
+            omnihub_store::Error::NotFound(what) => PageError::NotFound(what),
+            error => PageError::Store(error),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, detail) = match self {
+            PageError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Not for your role",
+                "Your role does not give access to this page or action. Ask the owner if you need it.".to_owned(),
+            ),
+            PageError::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("The {what} was not found.")),
+            PageError::Store(omnihub_store::Error::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "The server cannot save changes right now. Please try again in a moment.".to_owned(),
+            ),
+            PageError::Store(error) => {
+                tracing::error!(%error, "an admin page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server failed. Please try again.".to_owned(),
+                )
+            }
+        };
+        let mut response = render_with(status, &ErrorPage { title, detail });
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+pub async fn not_found(uri: Uri) -> PageError {
+    tracing::debug!(path = uri.path(), "no admin page here");
+    PageError::NotFound("page")
+}
+
+/// What went wrong with a form, shown next to its fields when the page is drawn again.
+#[derive(Debug, Default)]
+pub struct Feedback {
+    form: &'static str,
+    errors: Vec<FieldError>,
+    values: Vec<(String, String)>,
+}
+
+impl Feedback {
+    pub fn none() -> Feedback {
+        Feedback::default()
+    }
+
+    /// Feedback for `form` from a store error a person can fix; other errors stay errors.
+    pub fn from_error(
+        form: &'static str,
+        error: omnihub_store::Error,
+        values: Vec<(String, String)>,
+    ) -> Result<Feedback, PageError> {
+        use omnihub_store::Error as E;
+        let errors = match error {
+            E::Invalid(invalid) => invalid.0,
+            E::InsufficientStock(errors) => errors,
+            E::Conflict(message) => vec![field_error("", "conflict", message)],
+            E::VersionMismatch { .. } => vec![field_error(
+                "",
+                "version_mismatch",
+                "someone changed this meanwhile; look again and retry",
+            )],
+            error => return Err(error.into()),
+        };
+        Ok(Feedback { form, errors, values })
+    }
+
+    /// Feedback for a form the admin itself found wrong before asking the store.
+    pub fn invalid(form: &'static str, field: &str, message: &str, values: Vec<(String, String)>) -> Feedback {
+        Feedback {
+            form,
+            errors: vec![field_error(field, "invalid", message)],
+            values,
+        }
+    }
+
+    pub fn failed(&self, form: &str) -> bool {
+        self.form == form && !self.errors.is_empty()
+    }
+
+    /// The first message about `field` (or a part of it, `lines[0].quantity`) of `form`.
+    pub fn error(&self, form: &str, field: &str) -> Option<&str> {
+        if self.form != form {
+            return None;
+        }
+        self.errors
+            .iter()
+            .find(|e| {
+                e.field == field
+                    || e.field.strip_prefix(field).is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
+            .map(|e| e.message.as_str())
+    }
+
+    /// Every message of `form`, for the summary above it.
+    pub fn messages(&self, form: &str) -> Vec<String> {
+        if self.form != form {
+            return Vec::new();
+        }
+        self.errors
+            .iter()
+            .map(|e| {
+                if e.field.is_empty() {
+                    e.message.clone()
+                } else {
+                    format!("{}: {}", e.field, e.message)
+                }
+            })
+            .collect()
+    }
+
+    /// What was typed into `field` of `form`, to show it again.
+    pub fn value(&self, form: &str, field: &str) -> &str {
+        if self.form != form {
+            return "";
+        }
+        self.values
+            .iter()
+            .find(|(name, _)| name == field)
+            .map_or("", |(_, value)| value.as_str())
+    }
+}
+
+fn field_error(field: &str, code: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A failed form is answered 422 with the page drawn again; a clean page 200.
+pub fn status_of(feedback: &Feedback) -> StatusCode {
+    if feedback.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_finds_the_field_and_its_parts() {
+        let feedback = Feedback {
+            form: "return",
+            errors: vec![field_error("lines[0].quantity", "x", "only 1 units of A can be returned")],
+            values: vec![("reason".into(), "broken".into())],
+        };
+        assert_eq!(feedback.error("return", "lines"), Some("only 1 units of A can be returned"));
+        assert_eq!(feedback.error("return", "line"), None);
+        assert_eq!(feedback.error("adjust", "lines"), None);
+        assert_eq!(feedback.value("return", "reason"), "broken");
+        assert_eq!(feedback.messages("return").len(), 1);
+        assert_eq!(status_of(&feedback), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

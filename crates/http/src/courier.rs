@@ -1,0 +1,103 @@
+//! Takes agents' replies to the providers: one POST, tried again with backoff while the
+//! provider is rate-limiting or failing on its side, given up as `failed` after a few tries.
+//!
+//! Provider URLs carry tokens (Telegram's in the path, Messenger's in the query): neither a
+//! URL nor a body is ever logged.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::header;
+use omnihub_domain::conversations::InboxKind;
+use omnihub_domain::conversations::outbound::{Answer, Outcome, ProviderRequest, outcome, retry_pause_ms};
+use omnihub_store::Delivery;
+
+/// How long a provider may take to answer one attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// More of an answer than this is not read: the ids and reasons are at its start.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The process's client for providers, over rustls with ring (installed at start-up).
+fn client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let built = reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Omnihub/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("no HTTP client: {}", e.without_url()))?;
+    Ok(CLIENT.get_or_init(|| built))
+}
+
+/// Sends a reply to the customer at `address` in an inbox of `kind`.
+pub async fn send(kind: InboxKind, address: &str, request: &ProviderRequest) -> Delivery {
+    let client = match client() {
+        Ok(client) => client,
+        Err(reason) => return Delivery::Failed(reason),
+    };
+    let mut failed = 0;
+    loop {
+        match attempt(client, kind, address, request).await {
+            Outcome::Sent { provider_message_id } => return Delivery::Sent { provider_message_id },
+            Outcome::Failed(reason) => return Delivery::Failed(reason),
+            Outcome::Retry { after_seconds } => {
+                failed += 1;
+                let Some(pause) = retry_pause_ms(failed, after_seconds) else {
+                    return Delivery::Failed(format!("the provider kept failing; gave up after {failed} attempts"));
+                };
+                tracing::info!(
+                    provider = kind.as_str(),
+                    failed,
+                    pause_ms = pause,
+                    "provider busy; trying again"
+                );
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+    }
+}
+
+async fn attempt(client: &reqwest::Client, kind: InboxKind, address: &str, request: &ProviderRequest) -> Outcome {
+    let mut call = client
+        .post(&request.url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(request.body.clone());
+    for (name, value) in &request.headers {
+        call = call.header(*name, value);
+    }
+    let response = match call.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(provider = kind.as_str(), error = %error.without_url(), "provider unreachable");
+            return Outcome::Retry { after_seconds: None };
+        }
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = read_answer(response).await;
+    let answer = Answer {
+        status,
+        retry_after: retry_after.as_deref(),
+        body: &body,
+    };
+    outcome(kind, address, &answer)
+}
+
+/// The start of the answer's body; an answer cut short is read as far as it came.
+async fn read_answer(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}

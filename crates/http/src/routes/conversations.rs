@@ -1,0 +1,329 @@
+//! The inbox for agents: connected channels, conversations with the customer's commerce
+//! context beside them, replies through each conversation's own channel, assignment and
+//! canned replies.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use omnihub_domain::conversations::outbound::{self, Content, Outgoing};
+use omnihub_domain::conversations::{
+    CannedReply, CannedReplyDraft, Conversation, Inbox, Message, NewInbox, Refused, Reply, ReplyDraft, Sending,
+    check_reply, reply_window,
+};
+use omnihub_domain::customers::Customer;
+use omnihub_domain::orders::{Cart, Order};
+use omnihub_store::{ConversationFilter, Delivery, OrderFilter, Page, ReplyTarget};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{if_match, patched, version_race};
+use crate::auth::Caller;
+use crate::json::{Created, Json};
+use crate::lists::{List, ListParams};
+use crate::problem::{ApiError, Problem};
+use crate::{AppState, courier};
+
+/// How many of the customer's latest orders are shown beside a conversation.
+const CONTEXT_ORDERS: i64 = 5;
+/// How many of the customer's conversations (on every channel) are shown beside one.
+const CONTEXT_CONVERSATIONS: i64 = 20;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/inboxes", get(list_inboxes).post(create_inbox))
+        .route("/inboxes/{id}", get(get_inbox))
+        .route("/conversations", get(list_conversations))
+        .route("/conversations/{id}", get(get_conversation).patch(patch_conversation))
+        .route("/conversations/{id}/messages", post(reply_to_conversation))
+        .route("/canned-replies", get(list_canned_replies).post(create_canned_reply))
+}
+
+/// An inbox as shown, with the URL to register with the provider. Never its credentials.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxView {
+    #[serde(flatten)]
+    pub inbox: Inbox,
+    /// Where the provider must send its webhooks.
+    pub webhook_url: String,
+}
+
+fn view(state: &AppState, inbox: Inbox) -> InboxView {
+    InboxView {
+        webhook_url: format!("{}/hooks/{}", state.config.public_url, inbox.id),
+        inbox,
+    }
+}
+
+/// Connect a messaging channel. `credentials` depend on `kind` (see the API contract); they
+/// are sealed at rest and never shown again. The answer's `webhook_url` is what to register
+/// with the provider.
+#[utoipa::path(post, path = "/api/v1/inboxes", tag = "conversations", request_body = NewInbox,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = InboxView), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_inbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewInbox>,
+) -> Result<Created<InboxView>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    let inbox = state.store.create_inbox(new).await?;
+    Ok(Created(view(&state, inbox)))
+}
+
+/// List inboxes.
+#[utoipa::path(get, path = "/api/v1/inboxes", tag = "conversations", params(ListParams),
+    responses((status = 200, body = List<InboxView>)))]
+pub async fn list_inboxes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<InboxView>>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    let (inboxes, next) = state.store.inboxes(&params.page()?).await?;
+    let views = inboxes.into_iter().map(|i| view(&state, i)).collect();
+    Ok(Json(List::new((views, next))))
+}
+
+/// Read an inbox.
+#[utoipa::path(get, path = "/api/v1/inboxes/{id}", tag = "conversations", params(("id" = String, Path)),
+    responses((status = 200, body = InboxView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_inbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InboxView>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    let inbox = state.store.inbox(&id).await?;
+    Ok(Json(view(&state, inbox)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationParams {
+    /// `open`, `pending` or `resolved`.
+    pub status: Option<String>,
+    pub assignee_id: Option<String>,
+    pub inbox_id: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+/// Conversations of every channel, newest first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationParams, ListParams),
+    responses((status = 200, body = List<Conversation>)))]
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<ConversationParams>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<Conversation>>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    let filter = ConversationFilter {
+        status: filter.status,
+        assignee_id: filter.assignee_id,
+        inbox_id: filter.inbox_id,
+        customer_id: filter.customer_id,
+    };
+    Ok(Json(List::new(
+        state.store.conversations(&filter, &params.page()?).await?,
+    )))
+}
+
+/// What an agent sees beside a conversation, so the customer never repeats themselves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerContext {
+    /// The profile with identities on every channel.
+    pub customer: Customer,
+    /// The active cart, whatever channel started it.
+    pub cart: Option<Cart>,
+    /// The latest orders with their status and fulfilments, newest first.
+    pub orders: Vec<Order>,
+    /// The customer's conversations on every channel, this one included, newest first.
+    pub conversations: Vec<Conversation>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationView {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// The latest messages, oldest first.
+    pub messages: Vec<Message>,
+    pub context: CustomerContext,
+}
+
+/// Read a conversation with its messages and the customer's context: profile and identities,
+/// active cart, latest orders and fulfilments, conversations on other channels.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path)),
+    responses((status = 200, body = ConversationView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationView>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    let conversation = state.store.conversation(&id).await?;
+    let messages = state.store.conversation_messages(&id).await?;
+    let context = context(&state, &conversation.customer_id).await?;
+    Ok(Json(ConversationView {
+        conversation,
+        messages,
+        context,
+    }))
+}
+
+async fn context(state: &AppState, customer_id: &str) -> Result<CustomerContext, ApiError> {
+    let store = &state.store;
+    let customer = store.customer(customer_id).await?;
+    let cart = match store.customer_cart(customer_id).await {
+        Ok(cart) => Some(cart),
+        Err(omnihub_store::Error::NotFound(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let orders = OrderFilter {
+        customer_id: Some(customer_id.to_owned()),
+        ..OrderFilter::default()
+    };
+    let (orders, _) = store.orders(&orders, &first(CONTEXT_ORDERS)).await?;
+    let conversations = ConversationFilter {
+        customer_id: Some(customer_id.to_owned()),
+        ..ConversationFilter::default()
+    };
+    let (conversations, _) = store
+        .conversations(&conversations, &first(CONTEXT_CONVERSATIONS))
+        .await?;
+    Ok(CustomerContext {
+        customer,
+        cart,
+        orders,
+        conversations,
+    })
+}
+
+fn first(limit: i64) -> Page {
+    Page { after: None, limit }
+}
+
+/// Reply through the conversation's own channel: `{"text"}`, `{"template": {"name", "params"}}`
+/// (WhatsApp), `{"canned": "short_code"}`, or a private `{"note"}`. Outside the channel's reply
+/// window a text is 422 `window_closed` (a template is accepted). The answer is the message as
+/// the provider left it: `sent`, or `failed` with the reason once retries ran out.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = ReplyDraft,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = Message), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn reply_to_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(draft): Json<ReplyDraft>,
+) -> Result<Created<Message>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    let reply = with_canned_text(&state, draft.validate()?).await?;
+    let by = caller.0.key_id().to_owned();
+    if let Reply::Note(_) = reply {
+        return Ok(Created(state.store.record_reply(&id, reply, &by).await?));
+    }
+    let target = state.store.reply_target(&id).await?;
+    let sending = may_send(&state, &target, &reply)?;
+    let pending = state.store.record_reply(&id, reply, &by).await?;
+    let delivery = deliver(&state, &target, &pending, sending).await;
+    Ok(Created(state.store.finish_reply(&pending.id, delivery).await?))
+}
+
+/// A canned reply is sent as its text.
+async fn with_canned_text(state: &AppState, reply: Reply) -> Result<Reply, ApiError> {
+    let Reply::Canned(code) = reply else {
+        return Ok(reply);
+    };
+    match state.store.canned_text(&code).await {
+        Ok(text) => Ok(Reply::Text(text)),
+        Err(omnihub_store::Error::NotFound(_)) => Err(ApiError::invalid_field(
+            "canned",
+            "not_found",
+            format!("there is no canned reply {code}"),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Whether the conversation's channel takes this reply now, and how it is to be sent.
+fn may_send(state: &AppState, target: &ReplyTarget, reply: &Reply) -> Result<Sending, ApiError> {
+    let kind = target.inbox.kind;
+    let window = reply_window(kind, target.conversation.last_customer_message_at, state.store.now());
+    let template = matches!(reply, Reply::Template(_));
+    check_reply(kind, window, template).map_err(|refused| match refused {
+        Refused::WindowClosed => ApiError::window_closed(refused.to_string()),
+        Refused::NoTemplates(_) => ApiError::invalid_field("template", "not_supported", refused.to_string()),
+    })
+}
+
+async fn deliver(state: &AppState, target: &ReplyTarget, pending: &Message, sending: Sending) -> Delivery {
+    let content = match (&pending.template, &pending.text) {
+        (Some(template), _) => Content::Template(template),
+        (None, Some(text)) => Content::Text(text),
+        (None, None) => return Delivery::Failed("the reply has nothing to send".into()),
+    };
+    let out = Outgoing {
+        base: target.inbox.api_base(),
+        address: &target.address,
+        content,
+        sending,
+        sender_name: &target.inbox.name,
+        message_id: &pending.id,
+        conversation_id: &target.conversation.id,
+        now_unix: state.store.now().millis() / 1000,
+    };
+    match outbound::request(&target.credentials, &out) {
+        Ok(request) => courier::send(target.inbox.kind, &target.address, &request).await,
+        Err(unsendable) => Delivery::Failed(unsendable.to_string()),
+    }
+}
+
+/// Change `status` (`open`, `pending`, `resolved`), `assignee_id` (`auto`: the inbox's next
+/// agent in turn), `team` or `tags` with a JSON Merge Patch.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations",
+    request_body = omnihub_domain::conversations::ConversationDraft,
+    params(("id" = String, Path), ("If-Match" = Option<i64>, Header, description = "The version the change is based on")),
+    responses((status = 200, body = Conversation), (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn patch_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(patch): Json<serde_json::Value>,
+) -> Result<Json<Conversation>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    let asked = if_match(&headers)?;
+    let current = state.store.conversation(&id).await?;
+    let draft = patched(&current.to_draft(), &patch)?;
+    let version = asked.unwrap_or(current.version);
+    let updated = state.store.update_conversation(&id, draft, version).await;
+    Ok(Json(updated.map_err(|e| version_race(e, asked))?))
+}
+
+/// Add a canned reply: agents send it with `{"canned": "<short_code>"}`.
+#[utoipa::path(post, path = "/api/v1/canned-replies", tag = "conversations", request_body = CannedReplyDraft,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = CannedReply), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_canned_reply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(draft): Json<CannedReplyDraft>,
+) -> Result<Created<CannedReply>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    Ok(Created(state.store.create_canned_reply(draft).await?))
+}
+
+/// List canned replies.
+#[utoipa::path(get, path = "/api/v1/canned-replies", tag = "conversations", params(ListParams),
+    responses((status = 200, body = List<CannedReply>)))]
+pub async fn list_canned_replies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<CannedReply>>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    Ok(Json(List::new(state.store.canned_replies(&params.page()?).await?)))
+}

@@ -1,0 +1,301 @@
+//! What the admin app's pages read beyond the API's lists: the day's sales by channel, order
+//! lists by method, location and date, the pick-up queue of a store, an order's events, the
+//! newest movements of the ledger and the keys that exist.
+
+use omnihub_domain::events::Event;
+use omnihub_domain::inventory::{Movement, MovementReason};
+use omnihub_domain::orders::{Method, Order, Status};
+use omnihub_domain::{Money, Timestamp};
+
+use crate::catalog::Page;
+use crate::db::{Row, sql};
+use crate::inventory::LevelFilter;
+use crate::keys::ApiKey;
+use crate::{Error, Store};
+
+/// The orders and revenue one channel took since a moment, cancelled orders left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSales {
+    pub channel_id: String,
+    pub orders: i64,
+    pub revenue: Money,
+}
+
+/// Which orders an order list shows; empty fields do not narrow it.
+#[derive(Debug, Clone, Default)]
+pub struct OrderSearch {
+    pub channel_id: Option<String>,
+    pub status: Option<Status>,
+    /// Only orders still to be fulfilled (placed, allocated, partly fulfilled, waiting for
+    /// pick-up).
+    pub open_only: bool,
+    pub method: Option<Method>,
+    /// Orders to be served at, or holding stock at, this location.
+    pub location_id: Option<String>,
+    pub placed_from: Option<Timestamp>,
+    pub placed_before: Option<Timestamp>,
+}
+
+/// An order as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub id: String,
+    pub number: String,
+    pub channel_id: String,
+    pub customer_id: Option<String>,
+    pub status: Status,
+    pub method: Method,
+    pub location_id: Option<String>,
+    pub total: Money,
+    pub created_at: Timestamp,
+}
+
+/// The statuses of orders that still need someone to do something.
+const OPEN: &str = "('placed', 'allocated', 'partially_fulfilled', 'ready_for_pickup')";
+
+fn summary(row: &Row) -> Result<OrderSummary, Error> {
+    let (status, method) = (row.text("status")?, row.text("method")?);
+    Ok(OrderSummary {
+        id: row.text("id")?,
+        number: omnihub_domain::orders::order_number(row.int("number")?),
+        channel_id: row.text("channel_id")?,
+        customer_id: row.opt_text("customer_id")?,
+        status: Status::parse(&status).ok_or_else(|| Error::Corrupt(format!("order status {status}")))?,
+        method: Method::parse(&method).ok_or_else(|| Error::Corrupt(format!("fulfilment method {method}")))?,
+        location_id: row.opt_text("location_id")?,
+        total: Money::new(row.int("total")?, &row.text("currency")?),
+        created_at: Timestamp(row.int("created_at")?),
+    })
+}
+
+fn movement(row: &Row) -> Result<Movement, Error> {
+    let reason = row.text("reason")?;
+    Ok(Movement {
+        id: row.text("id")?,
+        sku: row.text("sku")?,
+        location_id: row.text("location_id")?,
+        delta: row.int("delta")?,
+        reason: MovementReason::parse(&reason).ok_or_else(|| Error::Corrupt(format!("movement reason {reason}")))?,
+        reference: row.opt_text("reference")?,
+        on_hand_after: row.int("on_hand_after")?,
+        at: Timestamp(row.int("at")?),
+    })
+}
+
+/// `#1001`, `1001` or ` # 1001 ` are all order 1001.
+fn parse_order_number(text: &str) -> Option<i64> {
+    text.trim().trim_start_matches('#').trim().parse().ok()
+}
+
+impl Store {
+    /// Orders and revenue per channel since `since` (cancelled orders do not count).
+    pub async fn sales_by_channel(&self, since: Timestamp) -> Result<Vec<ChannelSales>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT channel_id, currency, COUNT(*) AS orders, CAST(SUM(total) AS BIGINT) AS revenue FROM orders \
+                     WHERE created_at >= $1 AND status <> 'cancelled' GROUP BY channel_id, currency ORDER BY channel_id")
+                .bind(since.millis()),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChannelSales {
+                    channel_id: row.text("channel_id")?,
+                    orders: row.int("orders")?,
+                    revenue: Money::new(row.opt_int("revenue")?.unwrap_or(0), &row.text("currency")?),
+                })
+            })
+            .collect()
+    }
+
+    /// How many orders still need someone to do something.
+    pub async fn open_order_count(&self) -> Result<i64, Error> {
+        let row = self
+            .db
+            .fetch_optional(sql(
+                "SELECT COUNT(*) AS n FROM orders WHERE status IN ('placed', 'allocated', 'partially_fulfilled', 'ready_for_pickup')",
+            ))
+            .await?;
+        row.map_or(Ok(0), |r| r.int("n"))
+    }
+
+    /// How many SKUs nobody can sell now: nothing free at any location.
+    pub async fn stock_out_count(&self) -> Result<i64, Error> {
+        let row = self
+            .db
+            .fetch_optional(sql(
+                "SELECT COUNT(*) AS n FROM variants v WHERE COALESCE((SELECT SUM(l.on_hand - l.reserved) \
+                 FROM inventory_levels l WHERE l.sku = v.sku), 0) <= 0",
+            ))
+            .await?;
+        row.map_or(Ok(0), |r| r.int("n"))
+    }
+
+    /// Orders, newest first, narrowed by `search`.
+    pub async fn search_orders(
+        &self,
+        search: &OrderSearch,
+        page: &Page,
+    ) -> Result<(Vec<OrderSummary>, Option<String>), Error> {
+        let open = if search.open_only {
+            format!("status IN {OPEN}")
+        } else {
+            "1 = 1".to_owned()
+        };
+        let text = format!(
+            "SELECT id, number, channel_id, customer_id, status, method, location_id, total, currency, created_at \
+             FROM orders o WHERE {open} AND ($1 = '' OR channel_id = $1) AND ($2 = '' OR status = $2) \
+             AND ($3 = '' OR method = $3) AND ($4 = '' OR location_id = $4 OR EXISTS (SELECT 1 FROM reservation_allocations a \
+             WHERE a.reservation_id = o.reservation_id AND a.location_id = $4)) AND created_at >= $5 AND created_at < $6 \
+             AND ($7 = '' OR id < $7) ORDER BY id DESC LIMIT $8"
+        );
+        let rows = self
+            .db
+            .fetch_all(
+                crate::db::sql_built(text)
+                    .bind(search.channel_id.as_deref().unwrap_or(""))
+                    .bind(search.status.map_or("", Status::as_str))
+                    .bind(search.method.map_or("", Method::as_str))
+                    .bind(search.location_id.as_deref().unwrap_or(""))
+                    .bind(search.placed_from.map_or(i64::MIN, Timestamp::millis))
+                    .bind(search.placed_before.map_or(i64::MAX, Timestamp::millis))
+                    .bind(page.after.as_deref().unwrap_or(""))
+                    .bind(page.limit + 1),
+            )
+            .await?;
+        let items = rows.iter().map(summary).collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(items, |o| &o.id))
+    }
+
+    /// The orders waiting at a store for their customer: pick-ups being prepared or ready,
+    /// oldest first.
+    pub async fn pickup_queue(&self, location_id: &str) -> Result<Vec<Order>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT DISTINCT f.order_id FROM fulfillments f JOIN orders o ON o.id = f.order_id \
+                     WHERE f.location_id = $1 AND f.kind = 'pickup' AND f.status IN ('pending', 'ready') \
+                     AND o.status <> 'cancelled' ORDER BY f.order_id LIMIT 200")
+                .bind(location_id),
+            )
+            .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(self.order(&row.text("order_id")?).await?);
+        }
+        Ok(orders)
+    }
+
+    /// The order with this number (`#1001` or `1001`).
+    pub async fn order_by_number(&self, number: &str) -> Result<Order, Error> {
+        let number = parse_order_number(number).ok_or(Error::NotFound("order"))?;
+        let row = self
+            .db
+            .fetch_optional(sql("SELECT id FROM orders WHERE number = $1").bind(number))
+            .await?
+            .ok_or(Error::NotFound("order"))?;
+        self.order(&row.text("id")?).await
+    }
+
+    /// The events that name the order, oldest first. Event ids are time-ordered like the
+    /// order's own, so only the log from the order's making on is read.
+    pub async fn order_events(&self, order_id: &str) -> Result<Vec<Event>, Error> {
+        let Some(made) = order_id
+            .strip_prefix("ord_")
+            .and_then(|ulid| ulid::Ulid::from_string(&ulid.to_uppercase()).ok())
+        else {
+            return Ok(Vec::new());
+        };
+        // A minute of slack for the clocks of other server processes.
+        let from = ulid::Ulid::from_parts(made.timestamp_ms().saturating_sub(60_000), 0);
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT seq, id, type, occurred_at, data FROM events WHERE id >= $1 AND data LIKE $2 ORDER BY seq LIMIT 500")
+                    .bind(format!("evt_{}", from.to_string().to_lowercase()))
+                    .bind(format!("%\"{order_id}\"%")),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Event {
+                    seq: row.int("seq")?,
+                    id: row.text("id")?,
+                    kind: row.text("type")?,
+                    occurred_at: Timestamp(row.int("occurred_at")?),
+                    data: row.json("data")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest `limit` movements of the ledger, newest first.
+    pub async fn latest_movements(&self, filter: &LevelFilter, limit: i64) -> Result<Vec<Movement>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT * FROM inventory_movements WHERE ($1 = '' OR sku = $1) AND ($2 = '' OR location_id = $2) \
+                     ORDER BY id DESC LIMIT $3")
+                .bind(filter.sku.as_deref().unwrap_or(""))
+                .bind(filter.location_id.as_deref().unwrap_or(""))
+                .bind(limit),
+            )
+            .await?;
+        rows.iter().map(movement).collect()
+    }
+
+    /// The customers suggested for merging with this one.
+    pub async fn merge_candidates(&self, customer_id: &str) -> Result<Vec<String>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT customer_id, other_customer_id FROM merge_suggestions \
+                     WHERE customer_id = $1 OR other_customer_id = $1 ORDER BY suggested_at")
+                .bind(customer_id),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let (a, b) = (row.text("customer_id")?, row.text("other_customer_id")?);
+                Ok(if a == customer_id { b } else { a })
+            })
+            .collect()
+    }
+
+    /// The live API keys, newest first; never their tokens.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKey>, Error> {
+        let rows = self
+            .db
+            .fetch_all(sql(
+                "SELECT id, name, token_prefix, scopes, channel_id, created_at FROM api_keys \
+                 WHERE revoked_at IS NULL ORDER BY id DESC",
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiKey {
+                    id: row.text("id")?,
+                    name: row.text("name")?,
+                    token_prefix: row.text("token_prefix")?,
+                    scopes: row.text("scopes")?.split_whitespace().map(str::to_owned).collect(),
+                    channel_id: row.opt_text("channel_id")?,
+                    created_at: Timestamp(row.int("created_at")?),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_are_read_however_they_are_typed() {
+        assert_eq!(parse_order_number("#1001"), Some(1001));
+        assert_eq!(parse_order_number(" # 1002 "), Some(1002));
+        assert_eq!(parse_order_number("1003"), Some(1003));
+        assert_eq!(parse_order_number("ord_x"), None);
+    }
+}
