@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use omnihub_domain::Money;
 use omnihub_domain::users::{Access, Area};
-use omnihub_store::{ChannelSales, Page};
+use omnihub_store::{ChannelSales, ConversationFilter, Page};
 
 use crate::chart::{self, BarChart};
 use crate::page::{Layout, PageError, render};
@@ -28,6 +28,7 @@ struct DashboardPage {
     orders_today: i64,
     revenue_today: String,
     open_orders: i64,
+    open_conversations: String,
     stock_outs: i64,
     revenue: BarChart,
     orders: BarChart,
@@ -62,11 +63,40 @@ fn total(sales: &[ChannelSales]) -> String {
         .join(" + ")
 }
 
+/// Open conversations, counted up to a page: past that, "500+" is all a tile needs to say.
+async fn open_conversations(admin: &Admin) -> Result<String, PageError> {
+    const COUNTED: i64 = 500;
+    let filter = ConversationFilter {
+        status: Some("open".to_owned()),
+        ..ConversationFilter::default()
+    };
+    let (open, more) = admin
+        .store
+        .conversations(
+            &filter,
+            &Page {
+                after: None,
+                limit: COUNTED,
+            },
+        )
+        .await?;
+    Ok(match more {
+        Some(_) => format!("{COUNTED}+"),
+        None => open.len().to_string(),
+    })
+}
+
 async fn dashboard(State(admin): State<Admin>, staff: Staff) -> Result<Response, PageError> {
     staff.require(Area::Dashboard, Access::Read)?;
     let since = show::day_start(admin.store.now());
     let sales = admin.store.sales_by_channel(since).await?;
-    let (channels, _) = admin.store.channels(&Page { after: None, limit: 500 }).await?;
+    let (channels, _) = admin
+        .store
+        .channels(&Page {
+            after: None,
+            limit: 500,
+        })
+        .await?;
     let names: Vec<(String, String)> = channels.into_iter().map(|c| (c.id, c.draft.name)).collect();
     let lines = per_channel(&names, &sales);
     let revenue = lines
@@ -83,6 +113,7 @@ async fn dashboard(State(admin): State<Admin>, staff: Staff) -> Result<Response,
         orders_today: sales.iter().map(|s| s.orders).sum(),
         revenue_today: total(&sales),
         open_orders: admin.store.open_order_count().await?,
+        open_conversations: open_conversations(&admin).await?,
         stock_outs: admin.store.stock_out_count().await?,
         revenue: chart::bars("Revenue today by channel", revenue),
         orders: chart::bars("Orders today by channel", orders),

@@ -12,8 +12,11 @@ mod chart;
 mod customers;
 mod dashboard;
 mod desk;
+mod forms;
+mod inbox;
 mod inventory;
 mod live;
+mod names;
 mod orders;
 mod page;
 mod session;
@@ -54,6 +57,7 @@ pub fn router(store: Store, config: AdminConfig) -> Router {
         .route("/admin/logout", post(session::log_out))
         .route("/admin/live", get(live::stream))
         .merge(dashboard::routes())
+        .merge(inbox::routes())
         .merge(orders::routes())
         .merge(desk::routes())
         .merge(inventory::routes())

@@ -18,8 +18,9 @@ pub struct NavItem {
 }
 
 /// The areas in the navigation, in the order people use them.
-const NAVIGATION: [(Area, &str, &str); 7] = [
+const NAVIGATION: [(Area, &str, &str); 8] = [
     (Area::Dashboard, "/admin/dashboard", "Dashboard"),
+    (Area::Inbox, "/admin/inbox", "Inbox"),
     (Area::Orders, "/admin/orders", "Orders"),
     (Area::PickupDesk, "/admin/desk", "Pick-up desk"),
     (Area::Inventory, "/admin/inventory", "Inventory"),
@@ -197,7 +198,7 @@ pub async fn not_found(uri: Uri) -> PageError {
 /// What went wrong with a form, shown next to its fields when the page is drawn again.
 #[derive(Debug, Default)]
 pub struct Feedback {
-    form: &'static str,
+    form: String,
     errors: Vec<FieldError>,
     values: Vec<(String, String)>,
 }
@@ -209,7 +210,7 @@ impl Feedback {
 
     /// Feedback for `form` from a store error a person can fix; other errors stay errors.
     pub fn from_error(
-        form: &'static str,
+        form: impl Into<String>,
         error: omnihub_store::Error,
         values: Vec<(String, String)>,
     ) -> Result<Feedback, PageError> {
@@ -225,39 +226,46 @@ impl Feedback {
             )],
             error => return Err(error.into()),
         };
-        Ok(Feedback { form, errors, values })
+        Ok(Feedback {
+            form: form.into(),
+            errors,
+            values,
+        })
     }
 
     /// Feedback for a form the admin itself found wrong before asking the store.
-    pub fn invalid(form: &'static str, field: &str, message: &str, values: Vec<(String, String)>) -> Feedback {
+    pub fn invalid(form: impl Into<String>, field: &str, message: &str, values: Vec<(String, String)>) -> Feedback {
         Feedback {
-            form,
+            form: form.into(),
             errors: vec![field_error(field, "invalid", message)],
             values,
         }
     }
 
-    pub fn failed(&self, form: &str) -> bool {
-        self.form == form && !self.errors.is_empty()
+    pub fn failed(&self, form: impl AsRef<str>) -> bool {
+        self.form == form.as_ref() && !self.errors.is_empty()
     }
 
     /// The first message about `field` (or a part of it, `lines[0].quantity`) of `form`.
-    pub fn error(&self, form: &str, field: &str) -> Option<&str> {
-        if self.form != form {
+    pub fn error(&self, form: impl AsRef<str>, field: impl AsRef<str>) -> Option<&str> {
+        let field = field.as_ref();
+        if self.form != form.as_ref() {
             return None;
         }
         self.errors
             .iter()
             .find(|e| {
                 e.field == field
-                    || e.field.strip_prefix(field).is_some_and(|rest| rest.starts_with(['.', '[']))
+                    || e.field
+                        .strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with(['.', '[']))
             })
             .map(|e| e.message.as_str())
     }
 
     /// Every message of `form`, for the summary above it.
-    pub fn messages(&self, form: &str) -> Vec<String> {
-        if self.form != form {
+    pub fn messages(&self, form: impl AsRef<str>) -> Vec<String> {
+        if self.form != form.as_ref() {
             return Vec::new();
         }
         self.errors
@@ -273,8 +281,9 @@ impl Feedback {
     }
 
     /// What was typed into `field` of `form`, to show it again.
-    pub fn value(&self, form: &str, field: &str) -> &str {
-        if self.form != form {
+    pub fn value(&self, form: impl AsRef<str>, field: impl AsRef<str>) -> &str {
+        let field = field.as_ref();
+        if self.form != form.as_ref() {
             return "";
         }
         self.values
@@ -308,11 +317,18 @@ mod tests {
     #[test]
     fn feedback_finds_the_field_and_its_parts() {
         let feedback = Feedback {
-            form: "return",
-            errors: vec![field_error("lines[0].quantity", "x", "only 1 units of A can be returned")],
+            form: "return".into(),
+            errors: vec![field_error(
+                "lines[0].quantity",
+                "x",
+                "only 1 units of A can be returned",
+            )],
             values: vec![("reason".into(), "broken".into())],
         };
-        assert_eq!(feedback.error("return", "lines"), Some("only 1 units of A can be returned"));
+        assert_eq!(
+            feedback.error("return", "lines"),
+            Some("only 1 units of A can be returned")
+        );
         assert_eq!(feedback.error("return", "line"), None);
         assert_eq!(feedback.error("adjust", "lines"), None);
         assert_eq!(feedback.value("return", "reason"), "broken");

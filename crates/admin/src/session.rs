@@ -163,7 +163,10 @@ async fn checked_form(request: Request, expected: &str) -> Result<Request, Respo
     match from_header.or(from_form) {
         Some(token) if same_secret(&token, expected) => Ok(Request::from_parts(parts, Body::from(bytes))),
         _ => {
-            tracing::info!(path = parts.uri.path(), "an admin form without a valid CSRF token was refused");
+            tracing::info!(
+                path = parts.uri.path(),
+                "an admin form without a valid CSRF token was refused"
+            );
             Err(forbidden())
         }
     }
@@ -223,7 +226,11 @@ pub async fn log_in(
 ) -> Result<Response, PageError> {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.csrf, &expected) {
-        return Ok(login_again(&form, StatusCode::FORBIDDEN, "The sign-in form expired. Please try again.".into()));
+        return Ok(login_again(
+            &form,
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired. Please try again.".into(),
+        ));
     }
     let from = connection.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(a))| a.ip().to_string());
     match admin.store.log_in(&form.email, &form.password, &from).await? {
@@ -247,9 +254,10 @@ pub async fn log_in(
                 if minutes == 1 { "" } else { "s" }
             );
             let mut response = login_again(&form, StatusCode::TOO_MANY_REQUESTS, message);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds.clamp(1, LOGIN_WINDOW_SECONDS)));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_seconds.clamp(1, LOGIN_WINDOW_SECONDS)),
+            );
             Ok(response)
         }
     }
@@ -289,7 +297,10 @@ mod tests {
 
     #[test]
     fn only_admin_pages_are_followed_after_signing_in() {
-        assert_eq!(safe_next(Some("/admin/orders?status=open")).as_deref(), Some("/admin/orders?status=open"));
+        assert_eq!(
+            safe_next(Some("/admin/orders?status=open")).as_deref(),
+            Some("/admin/orders?status=open")
+        );
         assert_eq!(safe_next(Some("https://evil.example")), None);
         assert_eq!(safe_next(Some("/admin//evil.example")), None);
         assert_eq!(safe_next(Some("/api/v1/orders")), None);
@@ -298,7 +309,10 @@ mod tests {
     #[test]
     fn cookies_are_read_by_name() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; omnihub_session=tok; b=2"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; omnihub_session=tok; b=2"),
+        );
         assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("tok"));
         assert_eq!(cookie(&headers, LOGIN_COOKIE), None);
         assert!(same_secret("abc", "abc"));

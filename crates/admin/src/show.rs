@@ -133,6 +133,9 @@ mod tests {
 
     #[test]
     fn event_kinds_read_as_words() {
-        assert_eq!(event_kind("fulfillment.ready_for_pickup"), "Fulfillment ready for pickup");
+        assert_eq!(
+            event_kind("fulfillment.ready_for_pickup"),
+            "Fulfillment ready for pickup"
+        );
     }
 }

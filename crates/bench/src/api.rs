@@ -52,7 +52,9 @@ impl Api {
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
         let failed = |failure: http::Failure| Error(format!("{method} {path}: {}", failure.kind()));
         let body = body.map(|b| Bytes::from(b.to_string()));
-        let request = self.server.request(method.clone(), &self.path(path)?, &self.auth, body)?;
+        let request = self
+            .server
+            .request(method.clone(), &self.path(path)?, &self.auth, body)?;
         let mut connection = http::connect(&self.server).await.map_err(failed)?;
         let answer = connection.send(request, self.timeout).await.map_err(failed)?;
         let value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
@@ -65,7 +67,9 @@ impl Api {
         if status == expected {
             Ok(value)
         } else {
-            Err(Error(format!("{method} {path} answered {status} (expected {expected}): {value}")))
+            Err(Error(format!(
+                "{method} {path} answered {status} (expected {expected}): {value}"
+            )))
         }
     }
 

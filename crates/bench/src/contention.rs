@@ -103,7 +103,8 @@ fn buyers_requests(api: &Api, fixture: &Fixture, buyers: usize) -> Result<Vec<Re
         .channels
         .iter()
         .map(|channel| {
-            let body = json!({"channel_id": channel, "lines": [{"sku": fixture.sku, "quantity": 1}], "ttl_seconds": 3600});
+            let body =
+                json!({"channel_id": channel, "lines": [{"sku": fixture.sku, "quantity": 1}], "ttl_seconds": 3600});
             Bytes::from(body.to_string())
         })
         .collect();
@@ -133,7 +134,11 @@ async fn stampede(api: &Api, requests: Vec<Request<Full<Bytes>>>, connect_first:
             tokio::spawn(async move {
                 // A buyer whose connection failed still must reach the barrier, or nobody
                 // would ever start.
-                let early = if connect_first { Some(http::connect(&api.server).await) } else { None };
+                let early = if connect_first {
+                    Some(http::connect(&api.server).await)
+                } else {
+                    None
+                };
                 barrier.wait().await;
                 let started = Instant::now();
                 let connection = match early {
@@ -151,7 +156,11 @@ async fn stampede(api: &Api, requests: Vec<Request<Full<Bytes>>>, connect_first:
     let started = Instant::now();
     let mut answers = Vec::with_capacity(buyers.len());
     for buyer in buyers {
-        answers.push(buyer.await.unwrap_or_else(|_| Answer::Failed("buyer task panicked".into())));
+        answers.push(
+            buyer
+                .await
+                .unwrap_or_else(|_| Answer::Failed("buyer task panicked".into())),
+        );
     }
     (answers, started.elapsed())
 }

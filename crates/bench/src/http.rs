@@ -55,7 +55,13 @@ impl Server {
     }
 
     /// A request with the headers every call carries; `auth` is the whole header value.
-    pub fn request(&self, method: Method, path: &Uri, auth: &HeaderValue, body: Option<Bytes>) -> Result<Request<Full<Bytes>>> {
+    pub fn request(
+        &self,
+        method: Method,
+        path: &Uri,
+        auth: &HeaderValue,
+        body: Option<Bytes>,
+    ) -> Result<Request<Full<Bytes>>> {
         let mut request = Request::builder()
             .method(method)
             .uri(path.clone())
@@ -121,7 +127,11 @@ pub async fn connect(server: &Server) -> std::result::Result<Connection, Failure
 impl Connection {
     /// Sends a request and reads the answer to its end (so the connection can carry the next
     /// one). After a failure the connection is unusable and must be dropped.
-    pub async fn send(&mut self, request: Request<Full<Bytes>>, timeout: Duration) -> std::result::Result<Answer, Failure> {
+    pub async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> std::result::Result<Answer, Failure> {
         let exchange = async {
             self.sender.ready().await.map_err(|_| Failure::Transport)?;
             let response = self
@@ -150,7 +160,12 @@ mod tests {
 
     #[test]
     fn only_this_machine_is_a_target() {
-        for url in ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:80", "http://127.0.0.2/"] {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:80",
+            "http://127.0.0.2/",
+        ] {
             assert!(Server::local(url).is_ok(), "{url}");
         }
         for url in [
@@ -162,6 +177,9 @@ mod tests {
         ] {
             assert!(Server::local(url).is_err(), "{url}");
         }
-        assert_eq!(Server::local("http://localhost:9").unwrap().addr.to_string(), "127.0.0.1:9");
+        assert_eq!(
+            Server::local("http://localhost:9").unwrap().addr.to_string(),
+            "127.0.0.1:9"
+        );
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! Here are the rules only: what an inbox of each kind needs to connect, how each provider's
 //! webhook is checked ([`signatures`]) and read ([`inbound`]), when a reply may still be sent
-//! (reply windows), and what each provider's API wants for a reply ([`outbound`]). The store
-//! keeps inboxes, conversations and messages; the HTTP layer makes the calls.
+//! (reply windows), and what each provider's API wants for a reply ([`outbound`]); e-mail
+//! ([`email`]) and the web chat ([`webchat`]) have their own; automatic answers ([`answers`])
+//! rank frequent questions. The store keeps inboxes, conversations and messages; the HTTP
+//! layer makes the calls.
 
+pub mod answers;
+pub mod email;
 pub mod inbound;
 pub mod outbound;
 pub mod signatures;
+pub mod webchat;
 
 use std::fmt;
 
@@ -91,13 +96,6 @@ impl InboxKind {
             InboxKind::Viber => Some("https://chatapi.viber.com"),
             InboxKind::Email | InboxKind::Webchat | InboxKind::Api => None,
         }
-    }
-
-    /// Whether messages flow both ways on this kind yet. E-mail and the web chat are part of
-    /// the contract but not connected: creating such an inbox is refused rather than letting
-    /// a merchant wait for messages that never come.
-    pub const fn is_connected(self) -> bool {
-        !matches!(self, InboxKind::Email | InboxKind::Webchat)
     }
 }
 
@@ -221,14 +219,17 @@ impl Credentials {
                 ],
             ),
             Credentials::Viber(c) => secrets(&mut check, &[("auth_token", &c.auth_token)]),
-            Credentials::Email(c) => secrets(
-                &mut check,
-                &[
-                    ("smtp_url", &c.smtp_url),
-                    ("from_address", &c.from_address),
-                    ("inbound_secret", &c.inbound_secret),
-                ],
-            ),
+            Credentials::Email(c) => {
+                secrets(
+                    &mut check,
+                    &[
+                        ("smtp_url", &c.smtp_url),
+                        ("from_address", &c.from_address),
+                        ("inbound_secret", &c.inbound_secret),
+                    ],
+                );
+                check_email(&mut check, c);
+            }
             Credentials::Webchat => {}
             Credentials::Api(c) => {
                 check_web_url(&mut check, "credentials.webhook_url", &c.webhook_url);
@@ -292,6 +293,22 @@ fn check_telegram_secret(check: &mut Check, token: &str) {
     }
 }
 
+/// The SMTP server must be named by a URL lettre reads, and replies need a sender.
+fn check_email(check: &mut Check, credentials: &EmailCredentials) {
+    let smtp = url::Url::parse(&credentials.smtp_url);
+    if !smtp.is_ok_and(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some()) {
+        check.fail(
+            "credentials.smtp_url",
+            "invalid",
+            "must be smtp://user:password@host:port or smtps://…",
+        );
+    }
+    let from = crate::customers::Identity::new(IdentityKind::Email, credentials.from_address.clone());
+    if crate::customers::normalize(&from, crate::customers::Region::DE).is_err() {
+        check.fail("credentials.from_address", "invalid", "must be an e-mail address");
+    }
+}
+
 fn check_web_url(check: &mut Check, field: &str, value: &str) {
     if value.chars().count() > MAX_URL {
         return check.fail(field, "too_long", format!("must be at most {MAX_URL} characters"));
@@ -329,13 +346,6 @@ impl NewInbox {
     pub fn validate(&self) -> Result<Credentials, Invalid> {
         let mut check = Check::new();
         check.text("name", &self.name, MAX_NAME);
-        if !self.kind.is_connected() {
-            check.fail(
-                "kind",
-                "not_supported",
-                format!("{} inboxes cannot be connected yet", self.kind.as_str()),
-            );
-        }
         if let Some(url) = &self.api_base_url {
             check_web_url(&mut check, "api_base_url", url);
         }
@@ -453,6 +463,9 @@ pub struct Conversation {
     pub resolved_at: Option<Timestamp>,
     /// From `opened_at` to `resolved_at`.
     pub resolution_seconds: Option<i64>,
+    /// When the bot last answered the customer by itself (a frequent question, an order's
+    /// whereabouts); it stays quiet once an agent replied or was assigned.
+    pub answered_automatically_at: Option<Timestamp>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -902,7 +915,7 @@ mod tests {
     }
 
     #[test]
-    fn unconnected_kinds_and_bad_fields_are_all_reported() {
+    fn bad_fields_are_all_reported() {
         let inbox = NewInbox {
             name: " ".into(),
             api_base_url: Some("not a url".into()),
@@ -911,8 +924,21 @@ mod tests {
         };
         assert_eq!(
             fields(inbox.validate().unwrap_err()),
-            ["name", "kind", "api_base_url", "agent_ids[1]", "credentials"]
+            ["name", "api_base_url", "agent_ids[1]", "credentials"]
         );
+        let email = new_inbox(
+            InboxKind::Email,
+            json!({"smtp_url": "http://x", "from_address": "shop", "inbound_secret": "s"}),
+        );
+        assert_eq!(
+            fields(email.validate().unwrap_err()),
+            ["credentials.smtp_url", "credentials.from_address"]
+        );
+        let email = new_inbox(
+            InboxKind::Email,
+            json!({"smtp_url": "smtps://u:p@mail.example.org", "from_address": "shop@example.org", "inbound_secret": "s"}),
+        );
+        assert!(matches!(email.validate(), Ok(Credentials::Email(_))));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum Kind {
     Message,
     CannedReply,
     User,
+    FaqEntry,
+    WebchatVisitor,
 }
 
 impl Kind {
@@ -62,6 +64,8 @@ impl Kind {
             Kind::Message => "msg",
             Kind::CannedReply => "cnr",
             Kind::User => "usr",
+            Kind::FaqEntry => "faq",
+            Kind::WebchatVisitor => "wcv",
         }
     }
 }

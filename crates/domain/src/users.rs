@@ -232,11 +232,19 @@ mod tests {
         let ok = draft(Role::Manager, None).validate("correct horse battery").unwrap();
         assert_eq!(ok.email, "ann@example.com");
         assert_eq!(ok.name, "Ann");
-        assert!(draft(Role::StoreStaff, Some("loc_1")).validate("correct horse battery").is_ok());
+        assert!(
+            draft(Role::StoreStaff, Some("loc_1"))
+                .validate("correct horse battery")
+                .is_ok()
+        );
         let Invalid(errors) = draft(Role::StoreStaff, None).validate("short").unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["location_id", "password"]);
-        assert!(draft(Role::Agent, Some("loc_1")).validate("correct horse battery").is_err());
+        assert!(
+            draft(Role::Agent, Some("loc_1"))
+                .validate("correct horse battery")
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Takes agents' replies to the providers: one POST, tried again with backoff while the
-//! provider is rate-limiting or failing on its side, given up as `failed` after a few tries.
+//! Takes agents' replies to the providers: one POST (or one mail over SMTP), tried again with
+//! backoff while the provider is rate-limiting or failing on its side, given up as `failed`
+//! after a few tries.
 //!
 //! Provider URLs carry tokens (Telegram's in the path, Messenger's in the query): neither a
 //! URL nor a body is ever logged.
@@ -8,8 +9,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::header;
-use omnihub_domain::conversations::InboxKind;
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use omnihub_domain::conversations::outbound::{Answer, Outcome, ProviderRequest, outcome, retry_pause_ms};
+use omnihub_domain::conversations::{EmailCredentials, InboxKind};
 use omnihub_store::Delivery;
 
 /// How long a provider may take to answer one attempt.
@@ -100,4 +104,77 @@ async fn read_answer(mut response: reqwest::Response) -> Vec<u8> {
         }
     }
     body
+}
+
+/// A reply by e-mail, threaded into the customer's mails.
+pub struct Mail<'a> {
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// Ours, `<…>`: kept as the provider's id so that the customer's answer threads back.
+    pub message_id: String,
+    /// The thread's message ids, oldest first; the last is what this mail answers.
+    pub references: &'a [String],
+}
+
+/// Sends a mail over the inbox's SMTP server (`smtp://` with STARTTLS when offered,
+/// `smtps://` for TLS from the start), trying again on the server's temporary refusals.
+/// Neither the URL (it holds the password) nor an address is ever logged.
+pub async fn send_email(credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery {
+    let message = match build_mail(credentials, mail) {
+        Ok(message) => message,
+        Err(reason) => return Delivery::Failed(reason),
+    };
+    let Ok(transport) = AsyncSmtpTransport::<Tokio1Executor>::from_url(&credentials.smtp_url) else {
+        return Delivery::Failed("the inbox's smtp_url cannot be used".into());
+    };
+    let transport = transport.timeout(Some(ATTEMPT_TIMEOUT)).build();
+    let mut failed = 0;
+    loop {
+        let error = match transport.send(message.clone()).await {
+            Ok(_) => {
+                return Delivery::Sent {
+                    provider_message_id: Some(mail.message_id.clone()),
+                };
+            }
+            Err(error) => error,
+        };
+        failed += 1;
+        let pause = retry_pause_ms(failed, None).filter(|_| !error.is_permanent());
+        let Some(pause) = pause else {
+            return Delivery::Failed(format!("the SMTP server refused the mail: {error}"));
+        };
+        tracing::info!(
+            provider = "email",
+            failed,
+            pause_ms = pause,
+            "SMTP server busy; trying again"
+        );
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+fn build_mail(credentials: &EmailCredentials, mail: &Mail<'_>) -> Result<lettre::Message, String> {
+    let from: Mailbox = credentials
+        .from_address
+        .parse()
+        .map_err(|_| "the inbox's from_address is not an e-mail address".to_owned())?;
+    let to: Mailbox = mail
+        .to
+        .parse()
+        .map_err(|_| "the customer's address is not an e-mail address".to_owned())?;
+    let mut builder = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(mail.subject)
+        .message_id(Some(mail.message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    if let Some(answered) = mail.references.last() {
+        builder = builder
+            .in_reply_to(answered.clone())
+            .references(mail.references.join(" "));
+    }
+    builder
+        .body(mail.text.to_owned())
+        .map_err(|e| format!("the mail cannot be built: {e}"))
 }

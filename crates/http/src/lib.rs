@@ -53,6 +53,12 @@ pub struct AppState {
 
 /// The whole HTTP surface of the hub.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The hub's HTTP surface with more routes beside the API (the admin app), which share its
+/// request ids, logs, metrics and body limit.
+pub fn router_with(state: AppState, more: Router) -> Router {
     let api = routes::api()
         .layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
@@ -62,7 +68,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::hooks())
         .merge(routes::ops())
         .fallback(routes::not_found)
+        .with_state(state.clone())
+        .merge(more)
         .layer(from_fn_with_state(state.clone(), observe::observe))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .with_state(state)
 }

@@ -26,6 +26,7 @@ use crate::routes::*;
         list_webhook_deliveries, replay_webhook_endpoint,
         create_inbox, list_inboxes, get_inbox, list_conversations, get_conversation, reply_to_conversation, patch_conversation,
         create_canned_reply, list_canned_replies, verify_hook, receive_hook, post_channel_message,
+        create_faq_entry, list_faq_entries, start_webchat_session, post_visitor_message, stream_visitor_replies,
         healthz, readyz, metrics, openapi, docs,
     ),
     components(schemas(crate::problem::Problem, omnihub_domain::FieldError)),

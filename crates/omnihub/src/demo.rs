@@ -11,12 +11,19 @@ use omnihub_store::{Page, Store};
 
 use crate::BoxError;
 
+mod staff;
+
+pub use staff::Login;
+
 /// What the demo made.
 pub struct Demo {
     pub locations: usize,
     pub channels: usize,
     pub products: usize,
     pub publishable_key: Option<String>,
+    /// Sign-ins to the admin app, one per role.
+    pub logins: Vec<Login>,
+    pub orders: usize,
 }
 
 struct Place {
@@ -247,6 +254,9 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>, BoxError> {
         }
     }
     stock_up(store, &location_ids).await?;
+    let berlin = &location_ids[1];
+    let logins = staff::accounts(store, berlin).await?;
+    let orders = staff::orders(store, &channels, berlin).await?;
     let web = &channels[0];
     let publishable = store
         .generate_api_key("web shop storefront", &[], Some(&web.id))
@@ -256,6 +266,8 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>, BoxError> {
         channels: channels.len(),
         products: RANGE.len(),
         publishable_key: Some(publishable.token),
+        logins,
+        orders,
     }))
 }
 

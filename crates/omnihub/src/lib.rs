@@ -81,7 +81,16 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             shutdown: stopping.clone(),
         };
-        let app = omnihub_http::router(state);
+        // The admin app beside the API: the same store, and its cookies only over HTTPS when
+        // the public address is HTTPS.
+        let admin = omnihub_admin::router(
+            store.clone(),
+            omnihub_admin::AdminConfig {
+                secure_cookies: state.config.public_url.starts_with("https://"),
+                shutdown: stopping.clone(),
+            },
+        );
+        let app = omnihub_http::router_with(state, admin);
         tokio::spawn(workers::expire_reservations(store.clone(), stopping.clone()));
         let webhook_client = workers::webhooks::client(settings.webhook_timeout())?;
         tokio::spawn(workers::webhooks::deliver(
@@ -95,7 +104,8 @@ impl Application {
         }
         let mut stop = stopping;
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
+            // The peer's address counts failed admin sign-ins per address.
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use omnihub::{Application, BoxError, Settings, bootstrap_owner_key, demo, open_store, system_clock};
+use omnihub_domain::users::{Role, UserDraft};
 
 /// Omnihub: one catalog, inventory, order system, customer and inbox for every sales and
 /// messaging channel.
@@ -43,6 +44,36 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage the people who sign in to the admin app (/admin).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Open an account. The password comes from --password, OMNIHUB_USER_PASSWORD or a prompt.
+    Create {
+        /// The address the person signs in with.
+        #[arg(long)]
+        email: String,
+        /// The name shown in the admin app.
+        #[arg(long)]
+        name: String,
+        /// owner, manager, agent or store_staff.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The store of store staff (loc_…).
+        #[arg(long)]
+        location: Option<String>,
+        #[arg(long, env = "OMNIHUB_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "a role is owner, manager, agent or store_staff".to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +138,29 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("{}", key.token);
             eprintln!("key {} created; the token above is shown only this once", key.key.id);
         }
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    email,
+                    name,
+                    role,
+                    location,
+                    password,
+                },
+        } => {
+            let password = match password {
+                Some(password) => password,
+                None => rpassword::prompt_password("Password for the new account: ")?,
+            };
+            let draft = UserDraft {
+                email,
+                name,
+                role,
+                location_id: location,
+            };
+            let user = store.create_user(draft, &password).await?;
+            println!("account {} ({}) created; sign in at /admin", user.id, role.label());
+        }
         Command::Serve { demo, bootstrap_key } => {
             if let Some(token) = bootstrap_owner_key(&store, bootstrap_key.as_deref()).await? {
                 println!("Owner API key (shown only this once, keep it safe):\n\n    {token}\n");
@@ -132,6 +186,13 @@ fn print_demo(made: Option<demo::Demo>) {
             );
             if let Some(key) = demo.publishable_key {
                 println!("publishable key of the web shop channel: {key}");
+            }
+            println!(
+                "{} demo orders; admin sign-ins (at /admin, shown only this once):",
+                demo.orders
+            );
+            for login in &demo.logins {
+                println!("    {:<12} {:<28} {}", login.role.label(), login.email, login.password);
             }
         }
     }

@@ -132,6 +132,21 @@ impl Store {
         row.map_or(Ok(0), |r| r.int("n"))
     }
 
+    /// The SKUs nobody can sell now, at most `limit`, in SKU order.
+    pub async fn stock_outs(&self, limit: i64) -> Result<Vec<String>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql(
+                    "SELECT v.sku FROM variants v WHERE COALESCE((SELECT SUM(l.on_hand - l.reserved) \
+                     FROM inventory_levels l WHERE l.sku = v.sku), 0) <= 0 ORDER BY v.sku LIMIT $1",
+                )
+                .bind(limit),
+            )
+            .await?;
+        rows.iter().map(|row| row.text("sku")).collect()
+    }
+
     /// Orders, newest first, narrowed by `search`.
     pub async fn search_orders(
         &self,
@@ -174,9 +189,11 @@ impl Store {
         let rows = self
             .db
             .fetch_all(
-                sql("SELECT DISTINCT f.order_id FROM fulfillments f JOIN orders o ON o.id = f.order_id \
+                sql(
+                    "SELECT DISTINCT f.order_id FROM fulfillments f JOIN orders o ON o.id = f.order_id \
                      WHERE f.location_id = $1 AND f.kind = 'pickup' AND f.status IN ('pending', 'ready') \
-                     AND o.status <> 'cancelled' ORDER BY f.order_id LIMIT 200")
+                     AND o.status <> 'cancelled' ORDER BY f.order_id LIMIT 200",
+                )
                 .bind(location_id),
             )
             .await?;
@@ -235,8 +252,10 @@ impl Store {
         let rows = self
             .db
             .fetch_all(
-                sql("SELECT * FROM inventory_movements WHERE ($1 = '' OR sku = $1) AND ($2 = '' OR location_id = $2) \
-                     ORDER BY id DESC LIMIT $3")
+                sql(
+                    "SELECT * FROM inventory_movements WHERE ($1 = '' OR sku = $1) AND ($2 = '' OR location_id = $2) \
+                     ORDER BY id DESC LIMIT $3",
+                )
                 .bind(filter.sku.as_deref().unwrap_or(""))
                 .bind(filter.location_id.as_deref().unwrap_or(""))
                 .bind(limit),

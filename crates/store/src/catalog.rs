@@ -533,6 +533,16 @@ impl Store {
     /// A product; with a channel, each variant carries that channel's price, and the product
     /// must be published there.
     pub async fn product(&self, id: &str, channel_id: Option<&str>) -> Result<Product, Error> {
+        let seen = self.sync_product_cache().await?;
+        if let Some(product) = self.product_cache.get(id, channel_id) {
+            return Ok(product);
+        }
+        let product = self.read_product(id, channel_id).await?;
+        self.product_cache.put(seen, product.clone(), channel_id);
+        Ok(product)
+    }
+
+    async fn read_product(&self, id: &str, channel_id: Option<&str>) -> Result<Product, Error> {
         let row = self
             .db
             .fetch_optional(sql("SELECT * FROM products WHERE id = $1").bind(id))

@@ -2,9 +2,12 @@
 //! inbox, their messages from every provider, agents' replies and notes, assignment and
 //! canned replies. Inboxes and inbound messages live in the submodules.
 
+mod answers;
+mod email;
 mod inbound;
 mod inboxes;
 mod replies;
+mod webchat;
 
 use omnihub_domain::Timestamp;
 use omnihub_domain::conversations::{
@@ -21,6 +24,7 @@ use crate::{Error, Store};
 
 pub use inbound::{Received, StoredMessage};
 pub use replies::{Delivery, ReplyTarget};
+pub use webchat::WebchatSession;
 
 /// How many of a conversation's latest messages are shown with it.
 const SHOWN_MESSAGES: i64 = 200;
@@ -51,6 +55,7 @@ fn conversation(row: &Row) -> Result<Conversation, Error> {
         first_response_seconds: seconds_between(opened_at, first_response_at),
         resolved_at,
         resolution_seconds: seconds_between(opened_at, resolved_at),
+        answered_automatically_at: row.opt_int("answered_automatically_at")?.map(Timestamp),
         version: row.int("version")?,
         created_at: Timestamp(row.int("created_at")?),
         updated_at: Timestamp(row.int("updated_at")?),

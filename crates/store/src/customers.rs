@@ -499,6 +499,8 @@ pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(
         sql("UPDATE carts SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
         sql("UPDATE messages SET text = NULL, template = NULL \
              WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
+        // The provider's id of the person goes too; the conversation stays for the books.
+        sql("UPDATE conversations SET contact_address = id WHERE customer_id = $1"),
     ] {
         tx.execute(statement.bind(id)).await?;
     }

@@ -16,6 +16,7 @@ mod inventory;
 mod keys;
 pub mod migrate;
 mod orders;
+mod product_cache;
 mod relay;
 mod sealed;
 mod sourcing;
@@ -33,7 +34,7 @@ use tokio::sync::watch;
 pub use admin::{ChannelSales, OrderSearch, OrderSummary};
 pub use carts::{ExternalLine, ExternalOrder};
 pub use catalog::Page;
-pub use conversations::{ConversationFilter, Delivery, Received, ReplyTarget, StoredMessage};
+pub use conversations::{ConversationFilter, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
@@ -86,6 +87,7 @@ pub struct Store {
     writer: Option<writer::Writer>,
     stock_view: Arc<stock_view::StockView>,
     known_keys: Arc<keys::KnownKeys>,
+    product_cache: Arc<product_cache::ProductCache>,
     /// Seals the credentials of messaging channels at rest.
     secret_key: Arc<SecretKey>,
 }
@@ -104,6 +106,7 @@ impl Store {
             writer,
             stock_view: Default::default(),
             known_keys: Default::default(),
+            product_cache: Default::default(),
             // Until the configured key is given, a key of this process alone.
             secret_key: Arc::new(SecretKey::generate()),
         }

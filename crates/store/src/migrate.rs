@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
     (6, "inbox", include_str!("../migrations/0006_inbox.sql")),
     (7, "admin", include_str!("../migrations/0007_admin.sql")),
+    (8, "inbox_more", include_str!("../migrations/0008_inbox_more.sql")),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {

@@ -6,14 +6,12 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use omnihub_domain::catalog::LocationKind;
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
-use omnihub_domain::users::{
-    LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, Role, SESSION_SECONDS, UserDraft, normalize_email,
-};
+use omnihub_domain::users::{LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, Role, SESSION_SECONDS, UserDraft, normalize_email};
 use omnihub_domain::{Invalid, Timestamp};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
@@ -58,7 +56,9 @@ pub enum LogIn {
     /// Unknown address, wrong password or a deactivated account: deliberately one answer.
     Refused,
     /// Too many wrong passwords lately; try again after this many seconds.
-    Throttled { retry_after_seconds: i64 },
+    Throttled {
+        retry_after_seconds: i64,
+    },
 }
 
 fn user(row: &Row) -> Result<User, Error> {
@@ -196,8 +196,10 @@ impl Store {
                 let now = clock.now();
                 let changed = tx
                     .execute(
-                        sql("UPDATE users SET deactivated_at = $2, version = version + 1, updated_at = $2 \
-                             WHERE id = $1 AND deactivated_at IS NULL")
+                        sql(
+                            "UPDATE users SET deactivated_at = $2, version = version + 1, updated_at = $2 \
+                             WHERE id = $1 AND deactivated_at IS NULL",
+                        )
                         .bind(&id)
                         .bind(now.millis()),
                     )
@@ -303,8 +305,10 @@ impl Store {
                 tx.execute(sql("DELETE FROM user_sessions WHERE expires_at <= $1").bind(now.millis()))
                     .await?;
                 tx.execute(
-                    sql("INSERT INTO user_sessions (token_hash, user_id, csrf_token, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5)")
+                    sql(
+                        "INSERT INTO user_sessions (token_hash, user_id, csrf_token, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
                     .bind(&token_hash)
                     .bind(&user_id)
                     .bind(random_token())
@@ -325,8 +329,10 @@ impl Store {
         let row = self
             .db
             .fetch_optional(
-                sql("SELECT u.*, s.csrf_token, s.expires_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
-                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.deactivated_at IS NULL")
+                sql(
+                    "SELECT u.*, s.csrf_token, s.expires_at FROM user_sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.deactivated_at IS NULL",
+                )
                 .bind(sha256_hex(token))
                 .bind(self.now().millis()),
             )

@@ -8,8 +8,8 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use omnihub_domain::conversations::outbound::{self, Content, Outgoing};
 use omnihub_domain::conversations::{
-    CannedReply, CannedReplyDraft, Conversation, Inbox, Message, NewInbox, Refused, Reply, ReplyDraft, Sending,
-    check_reply, reply_window,
+    CannedReply, CannedReplyDraft, Conversation, Credentials, EmailCredentials, Inbox, InboxKind, Message, NewInbox,
+    Refused, Reply, ReplyDraft, Sending, check_reply, reply_window,
 };
 use omnihub_domain::customers::Customer;
 use omnihub_domain::orders::{Cart, Order};
@@ -257,7 +257,8 @@ fn may_send(state: &AppState, target: &ReplyTarget, reply: &Reply) -> Result<Sen
     })
 }
 
-async fn deliver(state: &AppState, target: &ReplyTarget, pending: &Message, sending: Sending) -> Delivery {
+/// Sends a recorded reply (an agent's or the bot's) through the conversation's provider.
+pub(super) async fn deliver(state: &AppState, target: &ReplyTarget, pending: &Message, sending: Sending) -> Delivery {
     let content = match (&pending.template, &pending.text) {
         (Some(template), _) => Content::Template(template),
         (None, Some(text)) => Content::Text(text),
@@ -273,10 +274,43 @@ async fn deliver(state: &AppState, target: &ReplyTarget, pending: &Message, send
         conversation_id: &target.conversation.id,
         now_unix: state.store.now().millis() / 1000,
     };
+    if let (Credentials::Email(email), Content::Text(text)) = (&target.credentials, &out.content) {
+        return deliver_email(state, target, email, &pending.id, text).await;
+    }
+    if target.inbox.kind == InboxKind::Webchat {
+        // The visitor's stream reads replies from the event log: stored is delivered.
+        return Delivery::Sent {
+            provider_message_id: None,
+        };
+    }
     match outbound::request(&target.credentials, &out) {
         Ok(request) => courier::send(target.inbox.kind, &target.address, &request).await,
         Err(unsendable) => Delivery::Failed(unsendable.to_string()),
     }
+}
+
+/// A reply by mail, answering the latest mail of the conversation's thread; its own
+/// `Message-ID` is `<message id@sender's domain>`.
+async fn deliver_email(
+    state: &AppState,
+    target: &ReplyTarget,
+    email: &EmailCredentials,
+    message_id: &str,
+    text: &str,
+) -> Delivery {
+    let references = match state.store.email_references(&target.conversation.id).await {
+        Ok(references) => references,
+        Err(error) => return Delivery::Failed(format!("the thread could not be read: {error}")),
+    };
+    let domain = email.from_address.rsplit('@').next().unwrap_or("omnihub.invalid");
+    let mail = courier::Mail {
+        to: &target.address,
+        subject: &target.inbox.name,
+        text,
+        message_id: format!("<{message_id}@{domain}>"),
+        references: &references,
+    };
+    courier::send_email(email, &mail).await
 }
 
 /// Change `status` (`open`, `pending`, `resolved`), `assignee_id` (`auto`: the inbox's next

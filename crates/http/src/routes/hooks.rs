@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use omnihub_domain::conversations::inbound::{self, ApiMessage, Inbound};
-use omnihub_domain::conversations::{Credentials, Inbox, InboxKind, signatures};
+use omnihub_domain::conversations::{Credentials, Inbox, InboxKind, email, signatures};
 use omnihub_domain::id::{self, Kind};
 use omnihub_store::{Received, StoredMessage};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,7 @@ pub fn hooks() -> Router<AppState> {
     Router::new()
         .route("/hooks/{inbox_id}", get(verify_hook).post(receive_hook))
         .route("/api/v1/inboxes/{id}/messages", post(post_channel_message))
+        .merge(super::webchat::routes())
 }
 
 /// The request body as sent: signatures are over these exact bytes.
@@ -114,7 +115,8 @@ impl From<Received> for HookAnswer {
 
 /// A provider's webhook, in its native payload: Telegram updates
 /// (`X-Telegram-Bot-Api-Secret-Token`), WhatsApp Cloud API, Messenger and Instagram
-/// (`X-Hub-Signature-256`), Viber (`X-Viber-Content-Signature`). A bad or missing signature is
+/// (`X-Hub-Signature-256`), Viber (`X-Viber-Content-Signature`), raw MIME from an e-mail
+/// relay (`Authorization: Bearer <inbound_secret>`). A bad or missing signature is
 /// 401 `invalid_signature` and stores nothing; a retried message is stored once.
 #[utoipa::path(post, path = "/hooks/{inbox_id}", tag = "conversations", security(),
     params(("inbox_id" = String, Path)), request_body(content = Object, description = "the provider's payload"),
@@ -131,10 +133,30 @@ pub async fn receive_hook(
         .get(signatures::header(inbox.kind))
         .and_then(|v| v.to_str().ok());
     check_signature(&state, &inbox, &credentials, proof, &body)?;
-    let items = inbound::parse(inbox.kind, &body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    let items = if inbox.kind == InboxKind::Email {
+        email_items(&state, &inbox, &body).await?
+    } else {
+        inbound::parse(inbox.kind, &body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+    };
     log_ignored(&inbox, &items);
-    Ok(Json(state.store.receive(&inbox, items).await?.into()))
+    let received = state.store.receive(&inbox, items).await?;
+    super::answers::answer_in_background(&state, &received.messages);
+    Ok(Json(received.into()))
+}
+
+/// A mail posted by the inbound relay. A reply to one of the inbox's mails joins that
+/// mail's conversation (threaded by `In-Reply-To` / `References`); any other starts or
+/// continues the sender's. A body that is no mail is acknowledged, so the relay stops.
+async fn email_items(state: &AppState, inbox: &Inbox, raw: &[u8]) -> Result<Vec<Inbound>, ApiError> {
+    let mut read = match email::parse(raw) {
+        Ok(read) => read,
+        Err(unreadable) => return Ok(vec![Inbound::Ignored(inbound::Ignored(format!("email: {unreadable}")))]),
+    };
+    if let Some(address) = state.store.email_thread_address(&inbox.id, &read.answers).await? {
+        read.message.address = address;
+    }
+    Ok(vec![Inbound::Message(read.message)])
 }
 
 fn check_signature(
@@ -181,6 +203,7 @@ pub async fn post_channel_message(
     let posted: ApiMessage = crate::json::parse(&body)?;
     let message = posted.validate(&inbox.id, id::new(Kind::Message), state.store.phone_region())?;
     let received = state.store.receive(&inbox, vec![Inbound::Message(message)]).await?;
+    super::answers::answer_in_background(&state, &received.messages);
     Ok(match received.messages.into_iter().next() {
         Some(stored) => (StatusCode::CREATED, Json(StoredMessageView::from(stored))).into_response(),
         None => Json(StoredMessageView::duplicate()).into_response(),

@@ -1,5 +1,6 @@
 //! The routes, one module per area of the API.
 
+mod answers;
 mod catalog;
 mod conversations;
 mod customers;
@@ -8,6 +9,7 @@ mod hooks;
 mod inventory;
 mod ops;
 mod orders;
+mod webchat;
 mod webhooks;
 
 use axum::Router;
@@ -22,7 +24,8 @@ use crate::problem::ApiError;
 pub use hooks::hooks;
 pub use ops::{not_found, ops};
 pub(crate) use {
-    catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, ops::*, orders::*, webhooks::*,
+    answers::*, catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, ops::*, orders::*,
+    webchat::*, webhooks::*,
 };
 
 /// Every route under `/api/v1`.
@@ -35,6 +38,7 @@ pub fn api() -> Router<AppState> {
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(conversations::routes())
+        .merge(answers::routes())
 }
 
 /// The version a client expects, from `If-Match` (`3` or `"3"`).

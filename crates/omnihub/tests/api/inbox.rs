@@ -984,6 +984,25 @@ async fn a_merge_moves_conversations(app: TestApp) {
     let moved = only_conversation(&app, &viber_box).await;
     assert_eq!(moved["customer_id"], survivor);
     assert_eq!(moved["messages"].as_array().unwrap().len(), 2);
+
+    // Erasure takes the messages' words and the provider's id of the person with it.
+    let erased = app
+        .request(Method::DELETE, &format!("/customers/{survivor}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 204);
+    let kept = get(&app, &format!("/conversations/{}", id(&moved))).await;
+    assert!(
+        kept["messages"].as_array().unwrap().iter().all(|m| m["text"].is_null()),
+        "{kept}"
+    );
+    json(viber(&app, &viber_box, &viber_message(9, "new")).await, 200).await;
+    assert_eq!(
+        conversations_of(&app, &viber_box).await.len(),
+        2,
+        "a new message starts afresh"
+    );
 }
 
 // ───────────────────────────── inboxes ─────────────────────────────
@@ -1007,10 +1026,10 @@ async fn inboxes_are_checked_and_never_show_credentials(app: TestApp) {
     let missing = json!({"kind": "telegram", "name": "Bot", "credentials": {"bot_token": "1:A"}});
     let refused = problem(app.post("/inboxes", &missing).await, 422, "validation_failed").await;
     assert_eq!(refused["errors"][0]["field"], "credentials");
-    let email = json!({"kind": "email", "name": "Mail", "credentials": {"smtp_url": "smtp://x", "from_address": "a@b.c",
+    let email = json!({"kind": "email", "name": "Mail", "credentials": {"smtp_url": "https://x", "from_address": "a@b.c",
                                                                         "inbound_secret": "s"}});
-    let later = problem(app.post("/inboxes", &email).await, 422, "validation_failed").await;
-    assert_eq!(later["errors"][0]["code"], "not_supported");
+    let bad_smtp = problem(app.post("/inboxes", &email).await, 422, "validation_failed").await;
+    assert_eq!(bad_smtp["errors"][0]["field"], "credentials.smtp_url");
     let bad_channel =
         json!({"kind": "viber", "name": "V", "credentials": {"auth_token": "t"}, "sales_channel_id": "chn_x"});
     problem(app.post("/inboxes", &bad_channel).await, 422, "validation_failed").await;

@@ -2,13 +2,16 @@
 
 mod helpers;
 
+mod answers;
 mod catalog;
 mod conventions;
 mod customers;
+mod email;
 mod events;
 mod fixtures;
 mod inbox;
 mod inventory;
 mod merges;
 mod orders;
+mod webchat;
 mod webhooks;

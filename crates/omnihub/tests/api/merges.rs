@@ -34,11 +34,23 @@ async fn people(app: &TestApp, dice: &mut Dice, market: &str, count: usize) -> (
         if dice.roll(2) == 0 {
             identities.push(json!({"kind": "phone", "value": format!("+49151000000{n:02}")}));
         }
-        let customer = json(app.post("/customers", &json!({"name": format!("P{n}"), "identities": identities})).await, 201).await;
+        let customer = json(
+            app.post(
+                "/customers",
+                &json!({"name": format!("P{n}"), "identities": identities}),
+            )
+            .await,
+            201,
+        )
+        .await;
         let id = id(&customer).to_owned();
         let earned = 10 * (1 + dice.roll(9) as i64);
         let adjust = json!({"points": earned, "reason": "goodwill"});
-        json(app.post(&format!("/customers/{id}/loyalty/adjustments"), &adjust).await, 201).await;
+        json(
+            app.post(&format!("/customers/{id}/loyalty/adjustments"), &adjust).await,
+            201,
+        )
+        .await;
         points += earned;
         let order = json!({
             "channel_id": market, "external_id": format!("M-{n}"), "customer_id": id,
@@ -65,7 +77,12 @@ async fn random_merges_keep_identities_points_and_orders(app: TestApp) {
     for _ in 0..6 {
         let survivor = alive[dice.roll(alive.len())].clone();
         let absorbed = alive[dice.roll(alive.len())].clone();
-        let answer = app.post(&format!("/customers/{survivor}/merge"), &json!({"customer_id": absorbed})).await;
+        let answer = app
+            .post(
+                &format!("/customers/{survivor}/merge"),
+                &json!({"customer_id": absorbed}),
+            )
+            .await;
         if survivor == absorbed {
             assert_eq!(answer.status(), 422, "merging into itself is refused");
             continue;
@@ -76,22 +93,42 @@ async fn random_merges_keep_identities_points_and_orders(app: TestApp) {
 
     let mut total = 0;
     for customer in &alive {
-        total += json(app.get(&format!("/customers/{customer}/loyalty")).await, 200).await["balance"].as_i64().unwrap();
+        total += json(app.get(&format!("/customers/{customer}/loyalty")).await, 200).await["balance"]
+            .as_i64()
+            .unwrap();
     }
     assert_eq!(total, points, "no point lost or duplicated");
     for person in &people {
         for identity in &person.identities {
-            let found = json(app.post("/customers/resolve", &json!({"identities": [identity]})).await, 200).await;
-            assert!(alive.contains(&found["id"].as_str().unwrap().to_owned()), "{identity} belongs to a surviving customer");
+            let found = json(
+                app.post("/customers/resolve", &json!({"identities": [identity]})).await,
+                200,
+            )
+            .await;
+            assert!(
+                alive.contains(&found["id"].as_str().unwrap().to_owned()),
+                "{identity} belongs to a surviving customer"
+            );
         }
     }
     let orders = json(app.get("/orders?limit=100").await, 200).await;
-    let owners: Vec<&str> = orders["data"].as_array().unwrap().iter().map(|o| o["customer_id"].as_str().unwrap()).collect();
+    let owners: Vec<&str> = orders["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["customer_id"].as_str().unwrap())
+        .collect();
     assert_eq!(owners.len(), people.len(), "no order lost");
-    assert!(owners.iter().all(|o| alive.contains(&o.to_string())), "every order belongs to a surviving customer");
+    assert!(
+        owners.iter().all(|o| alive.contains(&o.to_string())),
+        "every order belongs to a surviving customer"
+    );
     let mut per_customer = 0;
     for customer in &alive {
-        per_customer += json(app.get(&format!("/orders?customer_id={customer}&limit=100")).await, 200).await["data"].as_array().unwrap().len();
+        per_customer += json(app.get(&format!("/orders?customer_id={customer}&limit=100")).await, 200).await["data"]
+            .as_array()
+            .unwrap()
+            .len();
     }
     assert_eq!(per_customer, people.len(), "no order counted twice");
 }

@@ -5,7 +5,7 @@
 
 use omnihub_domain::Timestamp;
 use omnihub_domain::conversations::{
-    CannedReply, CannedReplyDraft, Conversation, Credentials, Inbox, Message, MessageStatus, Reply,
+    CannedReply, CannedReplyDraft, Conversation, Credentials, Inbox, Message, MessageStatus, Reply, SenderKind,
 };
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
@@ -211,13 +211,17 @@ async fn mark_sent(tx: &mut Tx, pending: &Message, provider_id: Option<&str>, no
         .bind(now.millis()),
     )
     .await?;
+    // The first response is a person's: the bot answering at once must not hide how long
+    // the customer waited for an agent.
+    let by_agent = pending.sender_kind == SenderKind::Agent;
     tx.execute(
         sql(
-            "UPDATE conversations SET first_response_at = COALESCE(first_response_at, $2), last_message_at = $2, \
-             updated_at = $2 WHERE id = $1",
+            "UPDATE conversations SET first_response_at = CASE WHEN $3 THEN COALESCE(first_response_at, $2) \
+             ELSE first_response_at END, last_message_at = $2, updated_at = $2 WHERE id = $1",
         )
         .bind(&pending.conversation_id)
-        .bind(now.millis()),
+        .bind(now.millis())
+        .bind(by_agent),
     )
     .await?;
     let conversation = read_conversation(tx, &pending.conversation_id).await?;

@@ -1,0 +1,55 @@
+// Omnihub admin: the only script. Every page works without it; with it, a page that shows
+// live data (orders, stock) refreshes its content when the event log says that changed,
+// without a reload and without losing what is being typed into a form.
+"use strict";
+
+(function () {
+  var main = document.getElementById("main");
+  if (!main || !window.EventSource) return;
+  var signal = main.getAttribute("data-live");
+  if (!signal) return;
+
+  var timer = null;
+  var status = document.getElementById("live-status");
+
+  // A form someone is filling in is left alone: refreshing would throw their input away.
+  function busy() {
+    var active = document.activeElement;
+    return active && active.form && main.contains(active);
+  }
+
+  function refresh() {
+    if (busy()) {
+      timer = setTimeout(refresh, 2000);
+      return;
+    }
+    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("refresh failed: " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+        if (!fresh) return;
+        main.innerHTML = fresh.innerHTML;
+        main.classList.add("flash");
+        setTimeout(function () { main.classList.remove("flash"); }, 1600);
+        if (status) status.textContent = "Updated just now.";
+      })
+      .catch(function () { /* the next signal tries again */ });
+  }
+
+  var source = new EventSource("/admin/live");
+  source.addEventListener(signal, function () {
+    // Several signals in a burst make one refresh.
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 250);
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();
+
+// Buttons that undo work ask first (cancel an order, deactivate an account).
+document.addEventListener("submit", function (event) {
+  var question = event.target.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
+});

@@ -1,0 +1,123 @@
+//! Automatic answers: the merchant's frequent questions (`/faq-entries`), and the bot that
+//! answers a customer's message by itself when it is sure of the answer — a frequent
+//! question, or where the customer's latest order is. Once an agent replies or is assigned,
+//! the bot stays quiet in that conversation.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use omnihub_domain::conversations::answers::{
+    FaqEntry, FaqEntryDraft, Language, asks_for_order, confident_match, order_answer,
+};
+use omnihub_domain::conversations::{check_reply, reply_window};
+use omnihub_store::{OrderFilter, Page, StoredMessage};
+
+use super::conversations::deliver;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::json::{Created, Json};
+use crate::lists::{List, ListParams};
+use crate::problem::{ApiError, Problem};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/faq-entries", get(list_faq_entries).post(create_faq_entry))
+}
+
+/// Add a frequent question with its answer. Each customer message is ranked against the
+/// questions and keywords (BM25); a close enough match is answered by the bot through the
+/// conversation's channel.
+#[utoipa::path(post, path = "/api/v1/faq-entries", tag = "conversations", request_body = FaqEntryDraft,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses((status = 201, body = FaqEntry), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_faq_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(draft): Json<FaqEntryDraft>,
+) -> Result<Created<FaqEntry>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    Ok(Created(state.store.create_faq_entry(draft).await?))
+}
+
+/// List the frequent questions.
+#[utoipa::path(get, path = "/api/v1/faq-entries", tag = "conversations", params(ListParams),
+    responses((status = 200, body = List<FaqEntry>)))]
+pub async fn list_faq_entries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<FaqEntry>>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    Ok(Json(List::new(state.store.faq_entries(&params.page()?).await?)))
+}
+
+/// Lets the bot answer each newly stored customer message, apart from the request that
+/// brought it: providers wait for their webhook's answer and deliver again when it is slow,
+/// and a reply to a provider may take seconds of retries.
+pub(super) fn answer_in_background(state: &AppState, messages: &[StoredMessage]) {
+    for stored in messages {
+        let (state, stored) = (state.clone(), stored.clone());
+        tokio::spawn(async move {
+            if let Err(error) = answer(&state, &stored).await {
+                tracing::warn!(conversation = %stored.conversation_id, error = %error, "automatic answer failed");
+            }
+        });
+    }
+}
+
+async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_store::Error> {
+    let message = state.store.message(&stored.message_id).await?;
+    let Some(text) = message.text else {
+        return Ok(());
+    };
+    let Some(answer) = choose_answer(state, &text, &stored.customer_id).await? else {
+        return Ok(());
+    };
+    let target = state.store.reply_target(&stored.conversation_id).await?;
+    let kind = target.inbox.kind;
+    let window = reply_window(kind, target.conversation.last_customer_message_at, state.store.now());
+    let Ok(sending) = check_reply(kind, window, false) else {
+        return Ok(());
+    };
+    let Some(pending) = state.store.record_bot_reply(&stored.conversation_id, &answer).await? else {
+        return Ok(());
+    };
+    let delivery = deliver(state, &target, &pending, sending).await;
+    let finished = state.store.finish_reply(&pending.id, delivery).await?;
+    tracing::info!(conversation = %stored.conversation_id, message = %finished.id, status = ?finished.status,
+                   "answered automatically");
+    Ok(())
+}
+
+/// The customer's latest order when they ask where it is, else the frequent question that
+/// matches confidently; `None` leaves the message to a person.
+async fn choose_answer(
+    state: &AppState,
+    text: &str,
+    customer_id: &str,
+) -> Result<Option<String>, omnihub_store::Error> {
+    if let Some(language) = asks_for_order(text)
+        && let Some(answer) = latest_order_answer(state, customer_id, language).await?
+    {
+        return Ok(Some(answer));
+    }
+    let entries = state.store.ranked_faq_entries().await?;
+    Ok(confident_match(&entries, text)
+        .and_then(|found| entries.get(found.index))
+        .map(|entry| entry.answer.clone()))
+}
+
+/// Nothing when the customer has no order here: they may have ordered under another address,
+/// which a person can find out.
+async fn latest_order_answer(
+    state: &AppState,
+    customer_id: &str,
+    language: Language,
+) -> Result<Option<String>, omnihub_store::Error> {
+    let filter = OrderFilter {
+        customer_id: Some(customer_id.to_owned()),
+        ..OrderFilter::default()
+    };
+    let latest = Page { after: None, limit: 1 };
+    let (orders, _) = state.store.orders(&filter, &latest).await?;
+    Ok(orders.first().map(|order| order_answer(order, language)))
+}

@@ -1,0 +1,313 @@
+//! The web chat of the merchant's own widget. A visitor's browser opens a session (public,
+//! limited per address), writes with the session's token, and follows the replies of agents
+//! and the bot as Server-Sent Events read from the event log. Replies never leave over HTTP:
+//! the stream is their delivery.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use futures_util::stream::{self, Stream};
+use omnihub_domain::conversations::inbound::Inbound;
+use omnihub_domain::conversations::webchat::VisitorMessage;
+use omnihub_domain::conversations::{Inbox, InboxKind, SenderKind};
+use omnihub_domain::events::Event;
+use omnihub_domain::id::{self, Kind};
+use omnihub_store::WebchatSession;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::json::{Created, Json};
+use crate::problem::{ApiError, Problem};
+
+/// Sessions one address may open in one inbox per minute: enough for a household behind one
+/// router, too few to fill the table.
+const SESSIONS_PER_MINUTE: u32 = 20;
+/// Counters of past minutes are dropped once this many addresses are counted.
+const MAX_COUNTED: usize = 10_000;
+/// Other server processes' replies are seen by polling this often.
+const POLL: Duration = Duration::from_millis(250);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webchat/{inbox_id}/sessions", post(start_webchat_session))
+        .route("/webchat/{inbox_id}/messages", post(post_visitor_message))
+        .route("/webchat/{inbox_id}/stream", get(stream_visitor_replies))
+}
+
+/// A new visitor of the web chat: `token` is shown once and authenticates the visitor's
+/// messages and stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebchatSessionView {
+    pub visitor_id: String,
+    pub token: String,
+}
+
+impl From<WebchatSession> for WebchatSessionView {
+    fn from(session: WebchatSession) -> Self {
+        WebchatSessionView {
+            visitor_id: session.visitor_id,
+            token: session.token,
+        }
+    }
+}
+
+/// Open a web chat session for a visitor (public: the widget holds no key). Limited to
+/// 20 sessions per address and minute (429 `rate_limited`).
+#[utoipa::path(post, path = "/webchat/{inbox_id}/sessions", tag = "conversations", security(),
+    params(("inbox_id" = String, Path)),
+    responses((status = 201, body = WebchatSessionView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub async fn start_webchat_session(
+    State(state): State<AppState>,
+    Path(inbox_id): Path<String>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<Created<WebchatSessionView>, ApiError> {
+    let inbox = webchat_inbox(&state, &inbox_id).await?;
+    let address = connection.map(|Extension(ConnectInfo(a))| a.ip());
+    if !may_open_session(&inbox.id, address, state.store.now().millis()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many chat sessions from this address; try again in a minute",
+        ));
+    }
+    let session = state.store.start_webchat_session(&inbox.id).await?;
+    Ok(Created(session.into()))
+}
+
+/// An inbox and the address sessions are opened from.
+type SessionOpener = (String, Option<IpAddr>);
+
+/// Counts sessions per inbox, address and minute. In this process only: with several nodes
+/// an address may open this many on each, which still bounds it.
+fn may_open_session(inbox_id: &str, address: Option<IpAddr>, now_ms: i64) -> bool {
+    static COUNTED: LazyLock<Mutex<HashMap<SessionOpener, (i64, u32)>>> = LazyLock::new(Default::default);
+    let minute = now_ms.div_euclid(60_000);
+    // A counter left poisoned by a panic elsewhere must not close the chat for everyone.
+    let Ok(mut counted) = COUNTED.lock() else {
+        return true;
+    };
+    if counted.len() >= MAX_COUNTED {
+        counted.retain(|_, (at, _)| *at == minute);
+    }
+    let count = counted.entry((inbox_id.to_owned(), address)).or_insert((minute, 0));
+    if count.0 != minute {
+        *count = (minute, 0);
+    }
+    count.1 += 1;
+    count.1 <= SESSIONS_PER_MINUTE
+}
+
+async fn webchat_inbox(state: &AppState, inbox_id: &str) -> Result<Inbox, ApiError> {
+    let inbox = state.store.inbox(inbox_id).await?;
+    if inbox.kind != InboxKind::Webchat {
+        return Err(ApiError::not_found("web chat inbox"));
+    }
+    Ok(inbox)
+}
+
+/// The visitor holding the token (`Authorization: Bearer`, or `?token=` for `EventSource`,
+/// which cannot set headers); 401 `unauthorized` otherwise.
+async fn visitor(
+    state: &AppState,
+    inbox: &Inbox,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<String, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = bearer.or(query).filter(|t| !t.is_empty()) else {
+        return Err(ApiError::unauthorized());
+    };
+    state
+        .store
+        .webchat_visitor(&inbox.id, token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// Where a visitor's message landed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorMessageView {
+    pub message_id: Option<String>,
+    /// True when this `message_id` was stored before and nothing changed now.
+    pub duplicate: bool,
+}
+
+/// A visitor writes (`Authorization: Bearer <token>`). A `name` is kept on the customer; an
+/// `email` links the visitor to the customer known by it.
+#[utoipa::path(post, path = "/webchat/{inbox_id}/messages", tag = "conversations", security(),
+    params(("inbox_id" = String, Path)), request_body = VisitorMessage,
+    responses((status = 201, body = VisitorMessageView), (status = 200, body = VisitorMessageView, description = "a message_id stored before"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn post_visitor_message(
+    State(state): State<AppState>,
+    Path(inbox_id): Path<String>,
+    headers: HeaderMap,
+    Json(posted): Json<VisitorMessage>,
+) -> Result<Response, ApiError> {
+    let inbox = webchat_inbox(&state, &inbox_id).await?;
+    let visitor = visitor(&state, &inbox, &headers, None).await?;
+    let message = posted.validate(&visitor, id::new(Kind::Message), state.store.phone_region())?;
+    let received = state.store.receive(&inbox, vec![Inbound::Message(message)]).await?;
+    super::answers::answer_in_background(&state, &received.messages);
+    let view = |message_id: Option<String>| VisitorMessageView {
+        duplicate: message_id.is_none(),
+        message_id,
+    };
+    Ok(match received.messages.into_iter().next() {
+        Some(stored) => (StatusCode::CREATED, Json(view(Some(stored.message_id)))).into_response(),
+        None => Json(view(None)).into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VisitorStreamParams {
+    /// The visitor's token, for browsers' `EventSource`, which cannot send headers.
+    pub token: Option<String>,
+}
+
+/// A reply as the visitor's widget shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorReply {
+    pub message_id: String,
+    pub text: Option<String>,
+    /// `agent` or `bot`.
+    pub sender_kind: SenderKind,
+    pub sent_at: Option<omnihub_domain::Timestamp>,
+}
+
+/// Follow the replies to this visitor (agents' and the bot's) as Server-Sent Events of type
+/// `message`; each event's `id` resumes the stream with `Last-Event-ID`.
+#[utoipa::path(get, path = "/webchat/{inbox_id}/stream", tag = "conversations", security(),
+    params(("inbox_id" = String, Path), VisitorStreamParams, ("Last-Event-ID" = Option<i64>, Header)),
+    responses((status = 200, description = "text/event-stream of VisitorReply", content_type = "text/event-stream"),
+        (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub async fn stream_visitor_replies(
+    State(state): State<AppState>,
+    Path(inbox_id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<VisitorStreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let inbox = webchat_inbox(&state, &inbox_id).await?;
+    let visitor_id = visitor(&state, &inbox, &headers, params.token.as_deref()).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let after = match resume {
+        Some(seq) => seq,
+        None => state.store.last_event_seq().await?,
+    };
+    let follow = VisitorFollow {
+        wake: state.store.watch_log(),
+        state,
+        inbox_id: inbox.id,
+        visitor_id,
+        conversation_id: None,
+        after,
+        pending: Vec::new().into_iter(),
+    };
+    let replies = stream::unfold(follow, |mut follow| async move {
+        follow.next().await.map(|reply| (Ok(reply), follow))
+    });
+    Ok(Sse::new(replies).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The reader behind one visitor's stream: `message.sent` events of the inbox, kept when
+/// they belong to the visitor's conversation.
+struct VisitorFollow {
+    state: AppState,
+    inbox_id: String,
+    visitor_id: String,
+    /// Found once the visitor has written.
+    conversation_id: Option<String>,
+    after: i64,
+    pending: std::vec::IntoIter<Event>,
+    wake: tokio::sync::watch::Receiver<u64>,
+}
+
+impl VisitorFollow {
+    /// The next reply to send, waiting for one; `None` ends the stream (shutdown).
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(event) = self.pending.next() {
+                self.after = event.seq;
+                if let Some(reply) = self.reply(&event).await {
+                    return Some(reply);
+                }
+            }
+            if *self.state.shutdown.borrow() {
+                return None;
+            }
+            let types = ["message.sent".to_owned()];
+            match self.state.store.events_after(self.after, &types, 200).await {
+                Ok(events) if !events.is_empty() => {
+                    self.pending = events.into_iter();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "visitor stream could not read the log"),
+            }
+            let mut shutdown = self.state.shutdown.clone();
+            tokio::select! {
+                _ = self.wake.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// The event as the visitor sees it, when it is a reply to them.
+    async fn reply(&mut self, event: &Event) -> Option<SseEvent> {
+        if event.data["inbox_id"].as_str() != Some(self.inbox_id.as_str()) {
+            return None;
+        }
+        if self.conversation_id.is_none() {
+            let store = &self.state.store;
+            self.conversation_id = store
+                .webchat_conversation(&self.inbox_id, &self.visitor_id)
+                .await
+                .ok()?;
+        }
+        if event.data["conversation_id"].as_str() != self.conversation_id.as_deref() {
+            return None;
+        }
+        let message = self
+            .state
+            .store
+            .message(event.data["message_id"].as_str()?)
+            .await
+            .ok()?;
+        let reply = VisitorReply {
+            message_id: message.id,
+            text: message.text,
+            sender_kind: message.sender_kind,
+            sent_at: message.sent_at,
+        };
+        let data = serde_json::to_string(&reply).ok()?;
+        Some(
+            SseEvent::default()
+                .id(event.seq.to_string())
+                .event("message")
+                .data(data),
+        )
+    }
+}

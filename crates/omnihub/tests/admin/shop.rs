@@ -1,0 +1,182 @@
+//! A real server with the demo shop (products, stock, orders and one account per role) on a
+//! fresh database: a temporary SQLite file, or a new PostgreSQL database.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use omnihub::demo::{self, Login};
+use omnihub::{Application, Settings, bootstrap_owner_key, open_store};
+use omnihub_domain::Timestamp;
+use omnihub_domain::clock::ManualClock;
+use omnihub_domain::users::Role;
+use omnihub_store::{Page, Store};
+use serde_json::{Value, json};
+
+const OWNER_KEY: &str = "sk_test_admin_owner_0123456789";
+
+pub struct Shop {
+    pub base: String,
+    pub clock: ManualClock,
+    logins: Vec<Login>,
+    app: Option<Application>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Folder(PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl Shop {
+    /// The demo shop on SQLite, or on PostgreSQL (`None`, skipped, when none is configured
+    /// outside CI).
+    pub async fn start(on_postgres: bool) -> Option<Shop> {
+        let (settings, cleanup) = if on_postgres {
+            postgres().await?
+        } else {
+            let dir = std::env::temp_dir().join(format!("omnihub-admin-test-{}", ulid::Ulid::new()));
+            let settings = Settings {
+                data_dir: Some(dir.clone()),
+                ..base_settings()
+            };
+            (settings, Cleanup::Folder(dir))
+        };
+        // Noon UTC: the demo's orders and the test's are all "today".
+        let clock = ManualClock::at(Timestamp(
+            1_790_000_000_000 - 1_790_000_000_000 % 86_400_000 + 43_200_000,
+        ));
+        let store = open_store(&settings, Arc::new(clock.clone()))
+            .await
+            .expect("database opens");
+        bootstrap_owner_key(&store, Some(OWNER_KEY)).await.expect("owner key");
+        let made = demo::seed(&store).await.expect("demo shop").expect("an empty database");
+        let app = Application::start(&settings, store).await.expect("server starts");
+        Some(Shop {
+            base: format!("http://{}", app.address),
+            clock,
+            logins: made.logins,
+            app: Some(app),
+            cleanup,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app.as_ref().expect("running").store
+    }
+
+    /// The demo account of a role: its e-mail address and password.
+    pub fn login(&self, role: Role) -> (&str, &str) {
+        let login = self
+            .logins
+            .iter()
+            .find(|l| l.role == role)
+            .expect("a demo account per role");
+        (&login.email, &login.password)
+    }
+
+    async fn id_named(&self, name: &str) -> String {
+        let all = Page {
+            after: None,
+            limit: 500,
+        };
+        let (channels, _) = self.store().channels(&all).await.expect("channels");
+        let (locations, _) = self.store().locations(&all).await.expect("locations");
+        channels
+            .into_iter()
+            .find(|c| c.draft.name == name)
+            .map(|c| c.id)
+            .or_else(|| locations.into_iter().find(|l| l.draft.name == name).map(|l| l.id))
+            .expect("a demo channel or location of that name")
+    }
+
+    /// A new app order for pick-up at the Berlin store, sent through the API as an app would;
+    /// answers the order.
+    pub async fn order_from_the_app(&self, external_id: &str) -> Value {
+        let body = json!({
+            "channel_id": self.id_named("Mobile app").await,
+            "external_id": external_id,
+            "customer": {"identities": [{"kind": "email", "value": "new.customer@example.com"}]},
+            "lines": [{"sku": "OH-105-S", "quantity": 1, "unit_price": {"amount": 13900, "currency": "EUR"}}],
+            "fulfillment": {"method": "pickup", "location_id": self.id_named("Berlin Mitte Store").await}
+        });
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/orders", self.base))
+            .bearer_auth(OWNER_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(response.status().as_u16(), 201, "the order is taken in");
+        response.json().await.expect("an order")
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Folder(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                let (url, sql) = (
+                    admin_url.clone(),
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+                // Drop runs outside async code: a thread with its own runtime drops the database.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime.block_on(run_sql(&url, &sql)).map_err(std::io::Error::other)
+                })
+                .join();
+            }
+        }
+    }
+}
+
+fn base_settings() -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".parse().expect("address")),
+        db_max_connections: Some(8),
+        ..Settings::default()
+    }
+}
+
+async fn postgres() -> Option<(Settings, Cleanup)> {
+    let in_ci = std::env::var_os("CI").is_some();
+    let Ok(admin_url) = std::env::var("OMNIHUB_TEST_POSTGRES_URL") else {
+        assert!(!in_ci, "OMNIHUB_TEST_POSTGRES_URL must be set in CI");
+        eprintln!("skipped: OMNIHUB_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("omnihub_admin_{}", ulid::Ulid::new().to_string().to_lowercase());
+    if let Err(error) = run_sql(&admin_url, &format!("CREATE DATABASE {name}")).await {
+        assert!(
+            !in_ci,
+            "PostgreSQL at OMNIHUB_TEST_POSTGRES_URL is unreachable: {error}"
+        );
+        eprintln!("skipped: PostgreSQL is unreachable: {error}");
+        return None;
+    }
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
+    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+    let url = match query {
+        Some(query) => format!("{root}/{name}?{query}"),
+        None => format!("{root}/{name}"),
+    };
+    let settings = Settings {
+        database_url: Some(url),
+        ..base_settings()
+    };
+    Some((settings, Cleanup::Database { admin_url, name }))
+}
+
+async fn run_sql(url: &str, statement: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await
+}
