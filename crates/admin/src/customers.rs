@@ -49,8 +49,13 @@ struct CustomersPage {
     next: Option<String>,
 }
 
-fn name_of(customer: &Customer) -> String {
-    customer.name.clone().unwrap_or_else(|| "(no name)".to_owned())
+/// The customer's name, or else how they can be recognised.
+pub fn name_of(customer: &Customer) -> String {
+    customer
+        .name
+        .clone()
+        .or_else(|| customer.identities.first().map(|i| i.value.clone()))
+        .unwrap_or_else(|| "(no name)".to_owned())
 }
 
 fn customer_row(customer: &Customer) -> CustomerRow {

@@ -12,6 +12,7 @@ use omnihub_domain::users::{Access, Area};
 use omnihub_store::{ConversationFilter, OrderFilter, Page};
 use serde::Deserialize;
 
+use crate::customers::name_of;
 use crate::forms::chosen;
 use crate::names::Names;
 use crate::orders::{Choice, status_class};
@@ -90,7 +91,7 @@ async fn row(admin: &Admin, conversation: &Conversation, selected: Option<&str>)
     Ok(ConversationRow {
         id: conversation.id.clone(),
         channel: conversation.inbox_kind.as_str(),
-        customer: customer.name.unwrap_or_else(|| "(no name)".to_owned()),
+        customer: name_of(&customer),
         status: conversation.status.as_str(),
         last: conversation.last_message_at.map(show::when).unwrap_or_default(),
         selected: selected == Some(conversation.id.as_str()),
@@ -118,7 +119,7 @@ async fn context(admin: &Admin, customer_id: &str, names: &Names) -> Result<Cont
     let (orders, _) = admin.store.orders(&filter, &Page { after: None, limit: 5 }).await?;
     Ok(Context {
         customer_id: customer_id.to_owned(),
-        name: customer.name.clone().unwrap_or_else(|| "(no name)".to_owned()),
+        name: name_of(&customer),
         identities: customer
             .identities
             .iter()

@@ -16,8 +16,9 @@ use crate::Admin;
 use crate::page::PageError;
 use crate::session::Staff;
 
-/// Other server processes' events are seen by polling this often.
-const POLL: Duration = Duration::from_millis(250);
+/// Other server processes' events are seen by polling this often (this process's own wake
+/// the stream at once). A second is live enough for a list, and many open tabs stay cheap.
+const POLL: Duration = Duration::from_secs(1);
 
 /// The signal an event type raises, if the role may see what it is about.
 fn signal(kind: &str, role: Role) -> Option<&'static str> {

@@ -31,7 +31,10 @@ struct State {
 impl ProductCache {
     pub(crate) fn get(&self, id: &str, channel_id: Option<&str>) -> Option<Product> {
         let state = self.0.lock().ok()?;
-        state.products.get(&(id.to_owned(), channel_id.unwrap_or_default().to_owned())).cloned()
+        state
+            .products
+            .get(&(id.to_owned(), channel_id.unwrap_or_default().to_owned()))
+            .cloned()
     }
 
     /// Remembers a product read when the log was at `seen`, unless a change came since.
@@ -42,7 +45,9 @@ impl ProductCache {
             if state.products.len() >= MAX_ENTRIES {
                 state.products.clear();
             }
-            state.products.insert((product.id.clone(), channel_id.unwrap_or_default().to_owned()), product);
+            state
+                .products
+                .insert((product.id.clone(), channel_id.unwrap_or_default().to_owned()), product);
         }
     }
 
@@ -58,7 +63,10 @@ impl ProductCache {
     fn forget(&self, events: &[omnihub_domain::events::Event], upto: i64) {
         let Ok(mut state) = self.0.lock() else { return };
         for event in events {
-            let product = event.data["product_id"].as_str().or(event.data["id"].as_str()).unwrap_or_default();
+            let product = event.data["product_id"]
+                .as_str()
+                .or(event.data["id"].as_str())
+                .unwrap_or_default();
             match event.kind.as_str() {
                 "product.updated" | "listing.updated" => state.products.retain(|(id, _), _| id != product),
                 // A channel's currency or policy may change what its prices mean.
@@ -97,7 +105,9 @@ impl Store {
         let mut upto = seq;
         loop {
             let events = self.events_after(upto, &[], 1000).await?;
-            let Some(last) = events.last().map(|e| e.seq) else { break };
+            let Some(last) = events.last().map(|e| e.seq) else {
+                break;
+            };
             upto = last;
             self.product_cache.forget(&events, upto);
             if events.len() < 1000 {

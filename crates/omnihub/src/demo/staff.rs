@@ -70,7 +70,7 @@ fn order(channel: &Channel, external_id: &str, email: &str, method: Method, loca
         external_id: external_id.into(),
         customer_id: None,
         identities: vec![Identity::new(IdentityKind::Email, email)],
-        customer_name: None,
+        customer_name: Some(name_from(email)),
         loyalty_points: 0,
         lines: Vec::new(),
         fulfillment: Fulfillment {
@@ -91,6 +91,22 @@ fn order(channel: &Channel, external_id: &str, email: &str, method: Method, loca
             geo: None,
         }),
     }
+}
+
+/// `anna.schmidt@example.com` → `Anna Schmidt`.
+fn name_from(email: &str) -> String {
+    let local = email.split('@').next().unwrap_or_default();
+    local
+        .split('.')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A morning's orders: shipped from the warehouse, picked up in Berlin (one ready, one being
