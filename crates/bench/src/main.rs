@@ -8,6 +8,7 @@
 mod api;
 mod availability;
 mod baseline;
+mod checkout;
 mod contention;
 mod http;
 mod load;
@@ -52,6 +53,15 @@ enum Scenario {
         /// Do not open the buyers' connections before the start: measure the handshakes too.
         #[arg(long)]
         cold: bool,
+    },
+    /// Buyers each run cart → line → fulfilment → checkout again and again for a while.
+    Checkout {
+        /// Concurrent buyers, each with one keep-alive connection.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        buyers: u64,
+        /// How long to measure.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        seconds: u64,
     },
     /// Storefront reads: `GET /availability` and `GET /products/{id}?channel_id=`, alternately.
     AvailabilityRead {
@@ -152,6 +162,15 @@ async fn run(cli: Cli) -> Result<bool> {
                 _ => availability::set_up(&api).await?,
             };
             availability_read(&api, &fixture, load.plans(timeout), with_baseline).await
+        }
+        Scenario::Checkout { buyers, seconds } => {
+            let options = checkout::Options {
+                buyers: buyers as usize,
+                seconds,
+            };
+            let report = checkout::run(&api()?, options).await?;
+            print(&report)?;
+            Ok(report.ok())
         }
         Scenario::Baseline { load } => {
             let (warm_up, plan) = load.plans(timeout);
