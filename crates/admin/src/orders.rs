@@ -274,47 +274,6 @@ struct OrderPage {
     feedback: Feedback,
 }
 
-/// Units of `sku` held at `location` for the order and not yet in a live fulfilment.
-fn unfulfilled(order: &Order, sku: &str, location: &str) -> i64 {
-    let held: i64 = order
-        .lines
-        .iter()
-        .filter(|l| l.sku == sku)
-        .flat_map(|l| &l.allocations)
-        .filter(|a| a.location_id == location)
-        .map(|a| a.quantity)
-        .sum();
-    let taken: i64 = order
-        .fulfillments
-        .iter()
-        .filter(|f| f.location_id == location && f.status != omnihub_domain::orders::FulfillmentStatus::Cancelled)
-        .flat_map(|f| &f.lines)
-        .filter(|l| l.sku == sku)
-        .map(|l| l.quantity)
-        .sum();
-    held - taken
-}
-
-/// Units of `sku` that reached the customer or the carrier and have not come back.
-pub fn returnable(order: &Order, sku: &str) -> i64 {
-    let left: i64 = order
-        .fulfillments
-        .iter()
-        .filter(|f| f.status.has_left())
-        .flat_map(|f| &f.lines)
-        .filter(|l| l.sku == sku)
-        .map(|l| l.quantity)
-        .sum();
-    let back: i64 = order
-        .returns
-        .iter()
-        .flat_map(|r| &r.lines)
-        .filter(|l| l.sku == sku)
-        .map(|l| l.quantity)
-        .sum();
-    left - back
-}
-
 /// The lines that can still be returned, with how many of each.
 pub fn returnable_lines(order: &Order) -> Vec<QtyLine> {
     if !order.status.can_return() {
@@ -325,7 +284,7 @@ pub fn returnable_lines(order: &Order) -> Vec<QtyLine> {
         .iter()
         .map(|l| QtyLine {
             sku: l.sku.clone(),
-            max: returnable(order, &l.sku),
+            max: order.returnable(&l.sku),
         })
         .filter(|l| l.max > 0)
         .collect()
@@ -358,7 +317,7 @@ fn fulfil_forms(order: &Order, names: &Names) -> Vec<FulfilForm> {
                 .iter()
                 .map(|l| QtyLine {
                     sku: l.sku.clone(),
-                    max: unfulfilled(order, &l.sku, location),
+                    max: order.unfulfilled(&l.sku, location),
                 })
                 .filter(|l| l.max > 0)
                 .collect(),

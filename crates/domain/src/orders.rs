@@ -530,6 +530,38 @@ pub struct Order {
     pub updated_at: Timestamp,
 }
 
+impl Order {
+    /// Units of a SKU held at a location for the order and not yet in a live fulfilment.
+    pub fn unfulfilled(&self, sku: &str, location_id: &str) -> i64 {
+        let held: i64 = (self.lines.iter().filter(|l| l.sku == sku))
+            .flat_map(|l| &l.allocations)
+            .filter(|a| a.location_id == location_id)
+            .map(|a| a.quantity)
+            .sum();
+        let in_fulfilments: i64 = (self.fulfillments.iter())
+            .filter(|f| f.location_id == location_id && f.status != FulfillmentStatus::Cancelled)
+            .flat_map(|f| &f.lines)
+            .filter(|l| l.sku == sku)
+            .map(|l| l.quantity)
+            .sum();
+        held - in_fulfilments
+    }
+
+    /// Units of a SKU that reached the customer (or the carrier) and have not come back yet.
+    pub fn returnable(&self, sku: &str) -> i64 {
+        let left: i64 = (self.fulfillments.iter().filter(|f| f.status.has_left()))
+            .flat_map(|f| &f.lines)
+            .filter(|l| l.sku == sku)
+            .map(|l| l.quantity)
+            .sum();
+        let back: i64 = (self.returns.iter().flat_map(|r| &r.lines))
+            .filter(|l| l.sku == sku)
+            .map(|l| l.quantity)
+            .sum();
+        left - back
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

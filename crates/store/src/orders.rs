@@ -668,7 +668,7 @@ impl Store {
             .into());
         }
         for (i, line) in draft.lines.iter().enumerate() {
-            let open = unfulfilled(&order, &line.sku, &draft.location_id);
+            let open = order.unfulfilled(&line.sku, &draft.location_id);
             if line.quantity > open {
                 return Err(Invalid::one(
                     format!("lines[{i}].quantity"),
@@ -791,7 +791,7 @@ impl Store {
         let mut total_refund = 0;
         let mut priced = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
-            let returnable = returnable(&order, &line.sku);
+            let returnable = order.returnable(&line.sku);
             if line.quantity > returnable {
                 return Err(Invalid::one(
                     format!("lines[{i}].quantity"),
@@ -879,45 +879,4 @@ async fn order_reservation(tx: &mut Tx, order_id: &str) -> Result<Option<String>
         .fetch_optional(sql("SELECT reservation_id FROM orders WHERE id = $1").bind(order_id))
         .await?;
     Ok(row.map(|r| r.opt_text("reservation_id")).transpose()?.flatten())
-}
-
-/// Units of a SKU held at a location for the order and not yet in a live fulfilment.
-fn unfulfilled(order: &Order, sku: &str, location_id: &str) -> i64 {
-    let held: i64 = order
-        .lines
-        .iter()
-        .filter(|l| l.sku == sku)
-        .flat_map(|l| &l.allocations)
-        .filter(|a| a.location_id == location_id)
-        .map(|a| a.quantity)
-        .sum();
-    let in_fulfilments: i64 = order
-        .fulfillments
-        .iter()
-        .filter(|f| f.location_id == location_id && f.status != FulfillmentStatus::Cancelled)
-        .flat_map(|f| &f.lines)
-        .filter(|l| l.sku == sku)
-        .map(|l| l.quantity)
-        .sum();
-    held - in_fulfilments
-}
-
-/// Units of a SKU that reached the customer (or the carrier) and have not come back yet.
-fn returnable(order: &Order, sku: &str) -> i64 {
-    let left: i64 = order
-        .fulfillments
-        .iter()
-        .filter(|f| f.status.has_left())
-        .flat_map(|f| &f.lines)
-        .filter(|l| l.sku == sku)
-        .map(|l| l.quantity)
-        .sum();
-    let back: i64 = order
-        .returns
-        .iter()
-        .flat_map(|r| &r.lines)
-        .filter(|l| l.sku == sku)
-        .map(|l| l.quantity)
-        .sum();
-    left - back
 }
