@@ -96,6 +96,38 @@ pub fn unique_suffix() -> String {
     format!("{nanos:x}-{:x}", std::process::id())
 }
 
+/// One inventory level of a SKU, as `GET /inventory/levels` answers it.
+#[derive(Debug, serde::Serialize)]
+pub struct LevelFigures {
+    pub location_id: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+}
+
+/// Every level of a SKU.
+pub async fn levels(api: &Api, sku: &str) -> Result<Vec<LevelFigures>> {
+    let answer = api
+        .expect(Method::GET, &format!("/inventory/levels?sku={sku}"), None, 200)
+        .await?;
+    let rows = answer["data"]
+        .as_array()
+        .ok_or_else(|| Error(format!("levels without data: {answer}")))?;
+    rows.iter()
+        .map(|row| {
+            let int = |field: &str| {
+                row[field]
+                    .as_i64()
+                    .ok_or_else(|| Error(format!("level without {field}: {row}")))
+            };
+            Ok(LevelFigures {
+                location_id: row["location_id"].as_str().unwrap_or_default().to_owned(),
+                on_hand: int("on_hand")?,
+                reserved: int("reserved")?,
+            })
+        })
+        .collect()
+}
+
 // ---- fixtures: the smallest valid resources the scenarios need ----
 
 pub async fn location(api: &Api, name: &str, kind: &str) -> Result<String> {

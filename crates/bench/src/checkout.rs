@@ -2,6 +2,8 @@
 //! the fulfilment, check out: four requests on one keep-alive connection — for a while. Every
 //! flow must end in a placed order.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -43,13 +45,13 @@ impl Report {
     }
 }
 
-struct Fixture {
-    channel: String,
-    sku: String,
+pub struct Fixture {
+    pub channel: String,
+    pub sku: String,
 }
 
 /// A warehouse with plenty of a fresh SKU, a web channel that sells it.
-async fn set_up(api: &Api) -> Result<Fixture> {
+pub async fn set_up(api: &Api) -> Result<Fixture> {
     let suffix = api::unique_suffix();
     let warehouse = api::location(api, &format!("Bench warehouse {suffix}"), "warehouse").await?;
     let channel = api::channel(api, &format!("Bench web {suffix}"), std::slice::from_ref(&warehouse)).await?;
@@ -61,69 +63,98 @@ async fn set_up(api: &Api) -> Result<Fixture> {
 }
 
 pub async fn run(api: &Api, options: Options) -> Result<Report> {
-    let fixture = std::sync::Arc::new(set_up(api).await?);
-    let deadline = Instant::now() + Duration::from_secs(options.seconds);
-    let started = Instant::now();
-    let buyers: Vec<_> = (0..options.buyers)
-        .map(|_| {
-            let (api, fixture) = (api.clone(), fixture.clone());
-            tokio::spawn(async move { buyer(&api, &fixture, deadline).await })
+    let fixture = Arc::new(set_up(api).await?);
+    let running = Arc::new(AtomicBool::new(true));
+    let timer = {
+        let running = running.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(options.seconds)).await;
+            running.store(false, Ordering::Relaxed);
         })
-        .collect();
-    let (mut latencies, mut errors) = (Histogram::default(), ErrorKinds::default());
-    for buyer in buyers {
-        match buyer.await {
-            Ok((histogram, kinds)) => {
-                latencies.merge(&histogram);
-                kinds.into_iter().for_each(|kind| errors.add(kind));
-            }
-            Err(_) => errors.add("buyer task panicked"),
-        }
-    }
+    };
+    let started = Instant::now();
+    let outcome = buyers(api, &fixture, options.buyers, &running).await;
+    timer.abort();
     let seconds = started.elapsed().as_secs_f64();
+    let latencies = &outcome.latencies;
     Ok(Report {
         scenario: "checkout",
         buyers: options.buyers,
         seconds: round(seconds, 2),
         flows: latencies.count(),
         flows_per_second: round(latencies.count() as f64 / seconds, 1),
-        errors: errors.total(),
-        error_kinds: errors,
+        errors: outcome.errors.total(),
         p50_ms: latencies.percentile_ms(0.50),
         p99_ms: latencies.percentile_ms(0.99),
         max_ms: latencies.max_ms(),
+        error_kinds: outcome.errors,
     })
 }
 
-/// One buyer's flows until the deadline: their latencies and what went wrong.
-async fn buyer(api: &Api, fixture: &Fixture, deadline: Instant) -> (Histogram, Vec<String>) {
-    let (mut latencies, mut failures) = (Histogram::default(), Vec::new());
+/// What a crowd of buyers achieved: every order the server acknowledged, the flows'
+/// latencies and what went wrong.
+#[derive(Default)]
+pub struct Outcome {
+    pub orders: Vec<String>,
+    pub latencies: Histogram,
+    pub errors: ErrorKinds,
+}
+
+/// `count` buyers running flows on their own connections while `running` holds.
+pub async fn buyers(api: &Api, fixture: &Arc<Fixture>, count: usize, running: &Arc<AtomicBool>) -> Outcome {
+    let buyers: Vec<_> = (0..count)
+        .map(|_| {
+            let (api, fixture, running) = (api.clone(), fixture.clone(), running.clone());
+            tokio::spawn(async move { buyer(&api, &fixture, &running).await })
+        })
+        .collect();
+    let mut outcome = Outcome::default();
+    for buyer in buyers {
+        match buyer.await {
+            Ok(one) => {
+                outcome.latencies.merge(&one.latencies);
+                outcome.orders.extend(one.orders);
+                outcome.errors.merge(&one.errors);
+            }
+            Err(_) => outcome.errors.add("buyer task panicked"),
+        }
+    }
+    outcome
+}
+
+/// One buyer's flows while `running` holds.
+async fn buyer(api: &Api, fixture: &Fixture, running: &AtomicBool) -> Outcome {
+    let mut outcome = Outcome::default();
     let mut connection = None;
-    while Instant::now() < deadline {
+    while running.load(Ordering::Relaxed) {
         let mut open = match connection.take() {
             Some(open) => open,
             None => match http::connect(&api.server).await {
                 Ok(open) => open,
                 Err(failure) => {
-                    failures.push(failure.kind().to_owned());
+                    outcome.errors.add(failure.kind());
+                    // A server that is gone refuses at once: do not spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
         };
         let started = Instant::now();
         match flow(api, fixture, &mut open).await {
-            Ok(()) => {
-                latencies.record(started.elapsed());
+            Ok(order) => {
+                outcome.latencies.record(started.elapsed());
+                outcome.orders.push(order);
                 connection = Some(open);
             }
-            Err(failure) => failures.push(failure),
+            Err(failure) => outcome.errors.add(failure),
         }
     }
-    (latencies, failures)
+    outcome
 }
 
-/// Cart, line, fulfilment, checkout; an error names the step and the answer.
-async fn flow(api: &Api, fixture: &Fixture, connection: &mut Connection) -> std::result::Result<(), String> {
+/// Cart, line, fulfilment, checkout: the placed order's id, or an error naming the step and
+/// the answer.
+async fn flow(api: &Api, fixture: &Fixture, connection: &mut Connection) -> std::result::Result<String, String> {
     let cart = call(
         api,
         connection,
@@ -161,7 +192,7 @@ async fn flow(api: &Api, fixture: &Fixture, connection: &mut Connection) -> std:
         200,
     )
     .await?;
-    call(
+    let order = call(
         api,
         connection,
         "checkout",
@@ -171,7 +202,7 @@ async fn flow(api: &Api, fixture: &Fixture, connection: &mut Connection) -> std:
         201,
     )
     .await?;
-    Ok(())
+    Ok(order["id"].as_str().ok_or("order without id")?.to_owned())
 }
 
 async fn call(

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
-use crate::api::{self, Api, Error, Result};
+use crate::api::{self, Api, LevelFigures, Result};
 use crate::http::{self, Connection};
 use crate::load::{ErrorKinds, Histogram, round};
 
@@ -57,13 +57,6 @@ impl Report {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct LevelFigures {
-    location_id: String,
-    on_hand: i64,
-    reserved: i64,
-}
-
 struct Fixture {
     sku: String,
     channels: Vec<String>,
@@ -73,7 +66,7 @@ pub async fn run(api: &Api, options: Options) -> Result<Report> {
     let fixture = set_up(api).await?;
     let requests = buyers_requests(api, &fixture, options.buyers)?;
     let (answers, elapsed) = stampede(api, requests, options.connect_first).await;
-    let levels = levels(api, &fixture.sku).await?;
+    let levels = api::levels(api, &fixture.sku).await?;
     Ok(report(options.buyers, &answers, elapsed, levels))
 }
 
@@ -178,29 +171,6 @@ async fn buy(mut connection: Connection, request: Request<Full<Bytes>>, api: &Ap
         // Any other refusal (a 409 `conflict` after too many retries, a 5xx) is not clean.
         (status, code) => Answer::Failed(format!("{status} {}", code.unwrap_or("")).trim_end().to_owned()),
     }
-}
-
-async fn levels(api: &Api, sku: &str) -> Result<Vec<LevelFigures>> {
-    let answer = api
-        .expect(Method::GET, &format!("/inventory/levels?sku={sku}"), None, 200)
-        .await?;
-    let rows = answer["data"]
-        .as_array()
-        .ok_or_else(|| Error(format!("levels without data: {answer}")))?;
-    rows.iter()
-        .map(|row| {
-            let int = |field: &str| {
-                row[field]
-                    .as_i64()
-                    .ok_or_else(|| Error(format!("level without {field}: {row}")))
-            };
-            Ok(LevelFigures {
-                location_id: row["location_id"].as_str().unwrap_or_default().to_owned(),
-                on_hand: int("on_hand")?,
-                reserved: int("reserved")?,
-            })
-        })
-        .collect()
 }
 
 fn report(buyers: usize, answers: &[Answer], elapsed: Duration, levels: Vec<LevelFigures>) -> Report {

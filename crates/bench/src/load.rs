@@ -121,7 +121,7 @@ impl ErrorKinds {
         self.0.is_empty()
     }
 
-    fn merge(&mut self, other: &ErrorKinds) {
+    pub fn merge(&mut self, other: &ErrorKinds) {
         for (kind, n) in &other.0 {
             *self.0.entry(kind.clone()).or_default() += n;
         }

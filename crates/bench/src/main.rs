@@ -10,9 +10,11 @@ mod availability;
 mod baseline;
 mod checkout;
 mod contention;
+mod crash;
 mod http;
 mod load;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -62,6 +64,25 @@ enum Scenario {
         /// How long to measure.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         seconds: u64,
+    },
+    /// Durability: checkout load against a server of its own, `kill -9` in the middle, restart
+    /// on the same database, then every acknowledged order must be there and the ledger add up.
+    /// (--url is not used: the scenario starts its server on a free port.)
+    Crash {
+        /// The `omnihub` binary [default: the one beside omnihub-bench].
+        #[arg(long)]
+        server: Option<PathBuf>,
+        /// Run the server on this PostgreSQL database instead of SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// SQLite's folder [default: a fresh temporary one, removed afterwards].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        buyers: u64,
+        /// Seconds of load before the kill.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        kill_after: u64,
     },
     /// Storefront reads: `GET /availability` and `GET /products/{id}?channel_id=`, alternately.
     AvailabilityRead {
@@ -169,6 +190,29 @@ async fn run(cli: Cli) -> Result<bool> {
                 seconds,
             };
             let report = checkout::run(&api()?, options).await?;
+            print(&report)?;
+            Ok(report.ok())
+        }
+        Scenario::Crash {
+            server,
+            database_url,
+            data_dir,
+            buyers,
+            kill_after,
+        } => {
+            let fresh = data_dir.is_none();
+            let options = crash::Options {
+                server: server.unwrap_or_else(crash::server_beside_bench),
+                database_url,
+                data_dir: data_dir.unwrap_or_else(crash::fresh_data_dir),
+                buyers: buyers as usize,
+                kill_after: Duration::from_secs(kill_after),
+            };
+            let report = crash::run(options.clone(), timeout).await;
+            if fresh {
+                let _ = std::fs::remove_dir_all(&options.data_dir);
+            }
+            let report = report?;
             print(&report)?;
             Ok(report.ok())
         }
