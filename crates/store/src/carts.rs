@@ -67,9 +67,15 @@ async fn read_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
         .fetch_optional(sql("SELECT * FROM carts WHERE id = $1").bind(id))
         .await?
         .ok_or(Error::NotFound("cart"))?;
+    with_lines(tx, &row).await
+}
+
+/// The cart of a `carts` row, with its lines.
+async fn with_lines(tx: &mut Tx, row: &Row) -> Result<Cart, Error> {
+    let id = row.text("id")?;
     let currency = row.text("currency")?;
     let lines = tx
-        .fetch_all(sql("SELECT * FROM cart_lines WHERE cart_id = $1 ORDER BY id").bind(id))
+        .fetch_all(sql("SELECT * FROM cart_lines WHERE cart_id = $1 ORDER BY id").bind(&id))
         .await?
         .iter()
         .map(|l| {
@@ -81,7 +87,7 @@ async fn read_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    cart(&row, lines, &currency)
+    cart(row, lines, &currency)
 }
 
 fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> {
@@ -114,40 +120,67 @@ fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> 
     })
 }
 
-/// Bumps the cart's version and announces the change.
+/// Bumps the version of an active cart and announces the change; a cart checked out
+/// meanwhile refuses, and the job's changes roll back with it.
 async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
-    tx.execute(
-        sql("UPDATE carts SET version = version + 1, updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now.millis()),
-    )
-    .await?;
-    let cart = read_cart(tx, id).await?;
+    let row = tx
+        .fetch_optional(
+            sql("UPDATE carts SET version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'active' RETURNING *")
+                .bind(id)
+                .bind(now.millis()),
+        )
+        .await?
+        .ok_or_else(checked_out)?;
+    announce(tx, &row, now).await
+}
+
+/// The changed cart, with its `cart.updated` event.
+async fn announce(tx: &mut Tx, row: &Row, now: Timestamp) -> Result<Cart, Error> {
+    let cart = with_lines(tx, row).await?;
     append(tx, now, NewEvent::new("cart.updated", &cart));
     Ok(cart)
 }
 
-async fn active_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
-    let cart = read_cart(tx, id).await?;
-    if cart.status != CartStatus::Active {
-        return Err(Error::Conflict("this cart was checked out already".into()));
-    }
-    Ok(cart)
+fn checked_out() -> Error {
+    Error::Conflict("this cart was checked out already".into())
 }
 
-pub(crate) async fn mark_checked_out(tx: &mut Tx, cart_id: &str, order_id: &str, now: Timestamp) -> Result<(), Error> {
-    let changed = tx
-        .execute(
-            sql("UPDATE carts SET status = 'checked_out', order_id = $2, version = version + 1, updated_at = $3 WHERE id = $1 AND status = 'active'")
-                .bind(cart_id)
-                .bind(order_id)
-                .bind(now.millis()),
+/// Closes the cart the order was placed from, as it was priced: a cart changed meanwhile
+/// refuses, and the whole placement rolls back.
+pub(crate) async fn mark_checked_out(
+    tx: &mut Tx,
+    cart: &PricedCart,
+    order_id: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let row = tx
+        .fetch_optional(
+            sql(
+                "UPDATE carts SET status = 'checked_out', order_id = $3, version = version + 1, updated_at = $4 \
+                 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING id",
+            )
+            .bind(&cart.id)
+            .bind(cart.version)
+            .bind(order_id)
+            .bind(now.millis()),
         )
         .await?;
-    if changed != 1 {
-        return Err(Error::Conflict("this cart was checked out already".into()));
+    if row.is_some() {
+        return Ok(());
     }
-    Ok(())
+    match read_cart(tx, &cart.id).await?.status {
+        CartStatus::Active => Err(Error::Conflict(
+            "the cart changed during checkout; check out again".into(),
+        )),
+        CartStatus::CheckedOut => Err(checked_out()),
+    }
+}
+
+/// A cart being checked out, and the version whose lines were priced.
+#[derive(Debug, Clone)]
+pub(crate) struct PricedCart {
+    pub id: String,
+    pub version: i64,
 }
 
 impl Store {
@@ -164,19 +197,32 @@ impl Store {
         self.write(move |tx| {
             Box::pin(async move {
                 let now = clock.now();
-                let id = id::new(Kind::Cart);
+                let cart = Cart {
+                    id: id::new(Kind::Cart),
+                    channel_id: channel.id.clone(),
+                    status: CartStatus::Active,
+                    totals: totals(&[], 0, &channel.draft.currency),
+                    details: CartDetails {
+                        customer_id,
+                        ..CartDetails::default()
+                    },
+                    lines: Vec::new(),
+                    order_id: None,
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                };
                 tx.execute(
                     sql("INSERT INTO carts (id, channel_id, customer_id, currency, fulfillment, loyalty_points, status, version, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, 0, 'active', 1, $6, $6)")
-                    .bind(&id)
-                    .bind(&channel.id)
-                    .bind(customer_id)
+                    .bind(&cart.id)
+                    .bind(&cart.channel_id)
+                    .bind(cart.details.customer_id.as_deref())
                     .bind(&channel.draft.currency)
-                    .bind(serde_json::to_string(&Fulfillment::default()).unwrap_or_default())
+                    .bind(serde_json::to_string(&cart.details.fulfillment).unwrap_or_default())
                     .bind(now.millis()),
                 )
                 .await?;
-                let cart = read_cart(tx, &id).await?;
                 append(tx, now, NewEvent::new("cart.created", &cart));
                 Ok(cart)
             })
@@ -194,17 +240,17 @@ impl Store {
         let mut tx = self.db.begin_read().await?;
         let row = tx
             .fetch_optional(
-                sql("SELECT id FROM carts WHERE customer_id = $1 AND status = 'active' ORDER BY updated_at DESC, id DESC LIMIT 1").bind(customer_id),
+                sql("SELECT * FROM carts WHERE customer_id = $1 AND status = 'active' ORDER BY updated_at DESC, id DESC LIMIT 1").bind(customer_id),
             )
             .await?
             .ok_or(Error::NotFound("active cart"))?;
-        read_cart(&mut tx, &row.text("id")?).await
+        with_lines(&mut tx, &row).await
     }
 
-    /// Adds units of a SKU at the channel's price; the channel must be able to sell them all.
-    pub async fn add_cart_line(&self, cart_id: &str, draft: CartLineDraft) -> Result<Cart, Error> {
+    /// Adds units of a SKU to `current` (the cart as just read) at the channel's price; the
+    /// channel must be able to sell them all.
+    pub async fn add_cart_line(&self, current: &Cart, draft: CartLineDraft) -> Result<Cart, Error> {
         draft.validate()?;
-        let current = self.cart(cart_id).await?;
         let channel = self.channel(&current.channel_id).await?;
         let mut read = self.db.begin_read().await?;
         let price = channel_price(&mut read, &channel, &draft.sku).await?;
@@ -223,10 +269,9 @@ impl Store {
             .map_or(0, |l| l.quantity);
         self.check_sellable(&channel, &draft.sku, already + draft.quantity)
             .await?;
-        let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
+        let (cart_id, clock) = (current.id.clone(), self.clock.clone());
         self.write(move |tx| {
             Box::pin(async move {
-                active_cart(tx, &cart_id).await?;
                 tx.execute(
                     sql("INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5) \
                          ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = cart_lines.quantity + $4, unit_amount = $5")
@@ -243,11 +288,11 @@ impl Store {
         .await
     }
 
-    pub async fn set_cart_line(&self, cart_id: &str, line_id: &str, quantity: i64) -> Result<Cart, Error> {
+    /// Sets the quantity of a line of `current` (the cart as just read).
+    pub async fn set_cart_line(&self, current: &Cart, line_id: &str, quantity: i64) -> Result<Cart, Error> {
         let mut check = omnihub_domain::validation::Check::new();
         omnihub_domain::orders::check_quantity("quantity", quantity, &mut check);
         check.done()?;
-        let current = self.cart(cart_id).await?;
         let line = current
             .lines
             .iter()
@@ -255,10 +300,9 @@ impl Store {
             .ok_or(Error::NotFound("cart line"))?;
         let channel = self.channel(&current.channel_id).await?;
         self.check_sellable(&channel, &line.sku, quantity).await?;
-        let (cart_id, line_id, clock) = (cart_id.to_owned(), line_id.to_owned(), self.clock.clone());
+        let (cart_id, line_id, clock) = (current.id.clone(), line_id.to_owned(), self.clock.clone());
         self.write(move |tx| {
             Box::pin(async move {
-                active_cart(tx, &cart_id).await?;
                 tx.execute(
                     sql("UPDATE cart_lines SET quantity = $3 WHERE id = $2 AND cart_id = $1")
                         .bind(&cart_id)
@@ -276,7 +320,6 @@ impl Store {
         let (cart_id, line_id, clock) = (cart_id.to_owned(), line_id.to_owned(), self.clock.clone());
         self.write(move |tx| {
             Box::pin(async move {
-                active_cart(tx, &cart_id).await?;
                 let removed = tx
                     .execute(
                         sql("DELETE FROM cart_lines WHERE id = $2 AND cart_id = $1")
@@ -299,27 +342,31 @@ impl Store {
         let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
         self.write(move |tx| {
             Box::pin(async move {
-                let changed = tx
-                    .execute(
-                        sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7 \
-                             WHERE id = $1 AND version = $2 AND status = 'active'")
+                let now = clock.now();
+                let row = tx
+                    .fetch_optional(
+                        sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7, \
+                             version = version + 1, updated_at = $8 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING *")
                         .bind(&cart_id)
                         .bind(version)
                         .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
                         .bind(details.customer_id.as_deref())
                         .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
                         .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
-                        .bind(details.loyalty_points),
+                        .bind(details.loyalty_points)
+                        .bind(now.millis()),
                     )
                     .await?;
-                if changed == 0 {
-                    let current = read_cart(tx, &cart_id).await?;
-                    if current.status != CartStatus::Active {
-                        return Err(Error::Conflict("this cart was checked out already".into()));
+                match row {
+                    Some(row) => announce(tx, &row, now).await,
+                    None => {
+                        let current = read_cart(tx, &cart_id).await?;
+                        if current.status != CartStatus::Active {
+                            return Err(checked_out());
+                        }
+                        Err(Error::VersionMismatch { current: current.version })
                     }
-                    return Err(Error::VersionMismatch { current: current.version });
                 }
-                touch(tx, &cart_id, clock.now()).await
             })
         })
         .await
@@ -341,11 +388,11 @@ impl Store {
         Ok(())
     }
 
-    /// Holds the stock and places the order, atomically: all lines or nothing.
-    pub async fn checkout(&self, cart_id: &str) -> Result<Order, Error> {
-        let cart = self.cart(cart_id).await?;
+    /// Holds the stock and places the order of `cart` (as just read), atomically: all lines or
+    /// nothing. A cart changed after it was read refuses with a conflict.
+    pub async fn checkout(&self, cart: &Cart) -> Result<Order, Error> {
         if cart.status != CartStatus::Active {
-            return Err(Error::Conflict("this cart was checked out already".into()));
+            return Err(checked_out());
         }
         if cart.lines.is_empty() {
             return Err(Invalid::one("lines", "required", "the cart is empty").into());
@@ -399,7 +446,11 @@ impl Store {
             at_location: plan.at_location,
             hold_until: plan.hold_until,
         };
-        self.place_order(new, Some(cart_id.to_owned())).await
+        let priced = PricedCart {
+            id: cart.id.clone(),
+            version: cart.version,
+        };
+        self.place_order(new, Some(priced)).await
     }
 
     /// Takes in an order made elsewhere; the same channel and external id again answers the

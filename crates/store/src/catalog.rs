@@ -333,6 +333,16 @@ impl Store {
     }
 
     pub async fn channel(&self, id: &str) -> Result<Channel, Error> {
+        let seen = self.sync_catalog_cache().await?;
+        if let Some(channel) = self.catalog_cache.channel(id) {
+            return Ok(channel);
+        }
+        let channel = self.read_channel(id).await?;
+        self.catalog_cache.put_channel(seen, channel.clone());
+        Ok(channel)
+    }
+
+    async fn read_channel(&self, id: &str) -> Result<Channel, Error> {
         let row = self
             .db
             .fetch_optional(sql("SELECT * FROM channels WHERE id = $1").bind(id))
@@ -533,12 +543,12 @@ impl Store {
     /// A product; with a channel, each variant carries that channel's price, and the product
     /// must be published there.
     pub async fn product(&self, id: &str, channel_id: Option<&str>) -> Result<Product, Error> {
-        let seen = self.sync_product_cache().await?;
-        if let Some(product) = self.product_cache.get(id, channel_id) {
+        let seen = self.sync_catalog_cache().await?;
+        if let Some(product) = self.catalog_cache.get(id, channel_id) {
             return Ok(product);
         }
         let product = self.read_product(id, channel_id).await?;
-        self.product_cache.put(seen, product.clone(), channel_id);
+        self.catalog_cache.put(seen, product.clone(), channel_id);
         Ok(product)
     }
 

@@ -13,27 +13,42 @@ pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
 }
 
 /// Writes the transaction's events to the log, just before it commits; answers the `seq` of
-/// the last one.
+/// the last one. Many rows go in one statement (a group commit carries hundreds of events); the
+/// statement sizes are powers of two so that only a handful of texts are ever prepared.
 pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<i64>, Error> {
     if tx.events.is_empty() {
         return Ok(None);
     }
     tx.lock_event_log().await?;
+    let mut events = std::mem::take(&mut tx.events).into_iter();
+    let mut left = events.len();
     let mut last = None;
-    for (at, event) in std::mem::take(&mut tx.events) {
-        let row = tx
-            .fetch_optional(
-                sql("INSERT INTO events (id, type, occurred_at, data) VALUES ($1, $2, $3, $4) RETURNING seq")
-                    .bind(id::new(Kind::Event))
-                    .bind(event.kind)
-                    .bind(at.millis())
-                    .bind(event.data.to_string()),
-            )
-            .await?;
-        last = row.map(|r| r.int("seq")).transpose()?;
+    while left > 0 {
+        let rows = ROWS_PER_INSERT.into_iter().find(|&n| n <= left).unwrap_or(1);
+        let values = (0..rows)
+            .map(|row| format!("({})", placeholders(row * 4 + 1, 4)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let insert = sql_built(format!(
+            "INSERT INTO events (id, type, occurred_at, data) VALUES {values} RETURNING seq"
+        ));
+        let insert = events.by_ref().take(rows).fold(insert, |insert, (at, event)| {
+            insert
+                .bind(id::new(Kind::Event))
+                .bind(event.kind)
+                .bind(at.millis())
+                .bind(event.data.to_string())
+        });
+        // RETURNING answers in no promised order; seq grows with the VALUES' order.
+        for row in tx.fetch_all(insert).await? {
+            last = last.max(Some(row.int("seq")?));
+        }
+        left -= rows;
     }
     Ok(last)
 }
+
+const ROWS_PER_INSERT: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 fn event(row: &Row) -> Result<Event, Error> {
     Ok(Event {

@@ -7,6 +7,7 @@
 mod admin;
 mod carts;
 mod catalog;
+mod catalog_cache;
 mod conversations;
 mod customers;
 pub mod db;
@@ -16,7 +17,6 @@ mod inventory;
 mod keys;
 pub mod migrate;
 mod orders;
-mod product_cache;
 mod relay;
 mod sealed;
 mod sourcing;
@@ -87,7 +87,7 @@ pub struct Store {
     writer: Option<writer::Writer>,
     stock_view: Arc<stock_view::StockView>,
     known_keys: Arc<keys::KnownKeys>,
-    product_cache: Arc<product_cache::ProductCache>,
+    catalog_cache: Arc<catalog_cache::CatalogCache>,
     /// Seals the credentials of messaging channels at rest.
     secret_key: Arc<SecretKey>,
 }
@@ -106,7 +106,7 @@ impl Store {
             writer,
             stock_view: Default::default(),
             known_keys: Default::default(),
-            product_cache: Default::default(),
+            catalog_cache: Default::default(),
             // Until the configured key is given, a key of this process alone.
             secret_key: Arc::new(SecretKey::generate()),
         }

@@ -15,6 +15,7 @@ use omnihub_domain::orders::{
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
+use crate::carts::PricedCart;
 use crate::catalog::Page;
 use crate::customers::timeline;
 use crate::db::{Row, Tx, sql};
@@ -69,7 +70,7 @@ pub struct OrderFilter {
 impl Store {
     /// Holds the stock and places the order in one transaction. From a cart, the cart is marked
     /// checked out in the same transaction, so one cart becomes one order at most.
-    pub(crate) async fn place_order(&self, new: NewOrder, from_cart: Option<String>) -> Result<Order, Error> {
+    pub(crate) async fn place_order(&self, new: NewOrder, from_cart: Option<PricedCart>) -> Result<Order, Error> {
         let new = Arc::new(new);
         for _ in 0..PLACE_ATTEMPTS {
             let (new, from_cart, clock) = (new.clone(), from_cart.clone(), self.clock.clone());
@@ -80,8 +81,8 @@ impl Store {
                         let Some(order_id) = place_in(tx, &new, now).await? else {
                             return Ok(None);
                         };
-                        if let Some(cart_id) = &from_cart {
-                            crate::carts::mark_checked_out(tx, cart_id, &order_id, now).await?;
+                        if let Some(cart) = &from_cart {
+                            crate::carts::mark_checked_out(tx, cart, &order_id, now).await?;
                         }
                         let order = read_order(tx, &order_id).await?;
                         append(tx, now, NewEvent::new("order.placed", &order));
@@ -370,7 +371,8 @@ pub(crate) async fn read_order(tx: &mut Tx, id: &str) -> Result<Order, Error> {
             allocations: by_line.remove(&l.int("line_no")?).unwrap_or_default(),
         });
     }
-    let hold = match reservation_id.as_deref() {
+    let method = parse(row.text("method")?, Method::parse, "fulfilment method")?;
+    let hold = match reservation_id.as_deref().filter(|_| method == Method::ReserveInStore) {
         Some(reservation) => tx
             .fetch_optional(sql("SELECT expires_at FROM reservations WHERE id = $1").bind(reservation))
             .await?
@@ -380,7 +382,6 @@ pub(crate) async fn read_order(tx: &mut Tx, id: &str) -> Result<Order, Error> {
             .map(Timestamp),
         None => None,
     };
-    let method = parse(row.text("method")?, Method::parse, "fulfilment method")?;
     Ok(Order {
         id: row.text("id")?,
         number: order_number(row.int("number")?),
@@ -405,7 +406,7 @@ pub(crate) async fn read_order(tx: &mut Tx, id: &str) -> Result<Order, Error> {
             .and_then(|a| serde_json::from_str(&a).ok()),
         fulfillments: read_fulfillments(tx, id).await?,
         returns: read_returns(tx, id, &currency).await?,
-        hold_expires_at: if method == Method::ReserveInStore { hold } else { None },
+        hold_expires_at: hold,
         version: row.int("version")?,
         created_at: Timestamp(row.int("created_at")?),
         updated_at: Timestamp(row.int("updated_at")?),
@@ -429,6 +430,9 @@ async fn read_fulfillments(tx: &mut Tx, order_id: &str) -> Result<Vec<Fulfillmen
     let rows = tx
         .fetch_all(sql("SELECT * FROM fulfillments WHERE order_id = $1 ORDER BY id").bind(order_id))
         .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let line_rows = tx
         .fetch_all(
             sql("SELECT fl.* FROM fulfillment_lines fl JOIN fulfillments f ON f.id = fl.fulfillment_id WHERE f.order_id = $1 ORDER BY fl.fulfillment_id, fl.line_no")
@@ -457,6 +461,9 @@ async fn read_returns(tx: &mut Tx, order_id: &str, currency: &str) -> Result<Vec
     let rows = tx
         .fetch_all(sql("SELECT * FROM returns WHERE order_id = $1 ORDER BY id").bind(order_id))
         .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let line_rows = tx
         .fetch_all(
             sql("SELECT rl.* FROM return_lines rl JOIN returns r ON r.id = rl.return_id WHERE r.order_id = $1 ORDER BY rl.return_id, rl.line_no")

@@ -121,8 +121,8 @@ pub async fn add_line(
     Path(id): Path<String>,
     Json(draft): Json<CartLineDraft>,
 ) -> Result<Json<Cart>, ApiError> {
-    own_cart(&state, &caller, &id).await?;
-    Ok(Json(state.store.add_cart_line(&id, draft).await?))
+    let cart = own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.add_cart_line(&cart, draft).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,8 +140,8 @@ pub async fn set_line(
     Path((id, line_id)): Path<(String, String)>,
     Json(body): Json<LineQuantity>,
 ) -> Result<Json<Cart>, ApiError> {
-    own_cart(&state, &caller, &id).await?;
-    Ok(Json(state.store.set_cart_line(&id, &line_id, body.quantity).await?))
+    let cart = own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.set_cart_line(&cart, &line_id, body.quantity).await?))
 }
 
 /// Remove a line.
@@ -167,8 +167,8 @@ pub async fn checkout(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Created<Order>, ApiError> {
-    own_cart(&state, &caller, &id).await?;
-    Ok(Created(state.store.checkout(&id).await?))
+    let cart = own_cart(&state, &caller, &id).await?;
+    Ok(Created(state.store.checkout(&cart).await?))
 }
 
 /// The customer's active cart, whatever channel started it.

@@ -13,6 +13,10 @@ use tokio::sync::{Semaphore, watch};
 /// Due retries are looked for this often; new events wake the worker at once.
 const POLL: Duration = Duration::from_millis(500);
 
+/// Woken by a commit, the worker waits this long for the commits that follow, so that a busy
+/// shop's hundreds of commits a second cost a few passes, not one each.
+const GATHER: Duration = Duration::from_millis(20);
+
 /// At most this many deliveries are on their way at once, so that a few slow receivers do not
 /// hold up the others, and a backlog does not open thousands of connections.
 const SENDING_AT_ONCE: usize = 32;
@@ -37,10 +41,13 @@ pub async fn deliver(store: Store, client: reqwest::Client, mut stopping: watch:
     loop {
         fan_out(&store).await;
         send_due(&store, &client, &sending).await;
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = tokio::time::sleep(POLL) => {}
+        let woken = tokio::select! {
+            _ = wake.changed() => true,
+            _ = tokio::time::sleep(POLL) => false,
             _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        if woken {
+            tokio::time::sleep(GATHER).await;
         }
     }
 }

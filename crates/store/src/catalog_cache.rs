@@ -1,15 +1,15 @@
-//! Products as storefronts read them, remembered.
+//! Products as storefronts read them, and sales channels, remembered.
 //!
-//! Product pages are read far more often than products change. Entries are dropped when the
-//! event log shows a change of their product, listing or channel; a read first looks at
-//! every event this process committed, and at other processes' events when it last looked
-//! more than `STALE_AFTER` ago.
+//! Product pages are read far more often than products change, and every cart and checkout
+//! request needs its channel. Entries are dropped when the event log shows a change of their
+//! product, listing or channel; a read first looks at every event this process committed, and
+//! at other processes' events when it last looked more than `STALE_AFTER` ago.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use omnihub_domain::catalog::Product;
+use omnihub_domain::catalog::{Channel, Product};
 
 use crate::{Error, Store};
 
@@ -17,7 +17,7 @@ const STALE_AFTER: Duration = Duration::from_millis(100);
 const MAX_ENTRIES: usize = 50_000;
 
 #[derive(Default)]
-pub(crate) struct ProductCache(Mutex<State>);
+pub(crate) struct CatalogCache(Mutex<State>);
 
 #[derive(Default)]
 struct State {
@@ -26,9 +26,10 @@ struct State {
     looked: Option<Instant>,
     /// (product id, channel id or "") → the product as read.
     products: HashMap<(String, String), Product>,
+    channels: HashMap<String, Channel>,
 }
 
-impl ProductCache {
+impl CatalogCache {
     pub(crate) fn get(&self, id: &str, channel_id: Option<&str>) -> Option<Product> {
         let state = self.0.lock().ok()?;
         state
@@ -51,6 +52,22 @@ impl ProductCache {
         }
     }
 
+    pub(crate) fn channel(&self, id: &str) -> Option<Channel> {
+        self.0.lock().ok()?.channels.get(id).cloned()
+    }
+
+    /// Remembers a channel read when the log was at `seen`, unless a change came since.
+    pub(crate) fn put_channel(&self, seen: i64, channel: Channel) {
+        if let Ok(mut state) = self.0.lock()
+            && state.seq == Some(seen)
+        {
+            if state.channels.len() >= MAX_ENTRIES {
+                state.channels.clear();
+            }
+            state.channels.insert(channel.id.clone(), channel);
+        }
+    }
+
     fn look(&self, committed: i64) -> Look {
         let Ok(state) = self.0.lock() else { return Look::First };
         match (state.seq, state.looked) {
@@ -63,14 +80,18 @@ impl ProductCache {
     fn forget(&self, events: &[omnihub_domain::events::Event], upto: i64) {
         let Ok(mut state) = self.0.lock() else { return };
         for event in events {
-            let product = event.data["product_id"]
+            // The product's id, or the channel's for channel events.
+            let subject = event.data["product_id"]
                 .as_str()
                 .or(event.data["id"].as_str())
                 .unwrap_or_default();
             match event.kind.as_str() {
-                "product.updated" | "listing.updated" => state.products.retain(|(id, _), _| id != product),
+                "product.updated" | "listing.updated" => state.products.retain(|(id, _), _| id != subject),
                 // A channel's currency or policy may change what its prices mean.
-                "channel.updated" => state.products.clear(),
+                "channel.updated" => {
+                    state.products.clear();
+                    state.channels.remove(subject);
+                }
                 _ => {}
             }
         }
@@ -91,13 +112,13 @@ enum Look {
 
 impl Store {
     /// Drops what changed; answers the log position the cache is now current with.
-    pub(crate) async fn sync_product_cache(&self) -> Result<i64, Error> {
+    pub(crate) async fn sync_catalog_cache(&self) -> Result<i64, Error> {
         let committed = *self.log_commits.borrow() as i64;
-        let seq = match self.product_cache.look(committed) {
+        let seq = match self.catalog_cache.look(committed) {
             Look::Current(seq) => return Ok(seq),
             Look::First => {
                 let upto = self.last_event_seq().await?;
-                self.product_cache.forget(&[], upto);
+                self.catalog_cache.forget(&[], upto);
                 return Ok(upto);
             }
             Look::After(seq) => seq,
@@ -109,12 +130,12 @@ impl Store {
                 break;
             };
             upto = last;
-            self.product_cache.forget(&events, upto);
+            self.catalog_cache.forget(&events, upto);
             if events.len() < 1000 {
                 break;
             }
         }
-        self.product_cache.forget(&[], upto);
+        self.catalog_cache.forget(&[], upto);
         Ok(upto)
     }
 }
