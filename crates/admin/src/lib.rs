@@ -31,6 +31,8 @@ use tokio::sync::watch;
 
 /// What the admin app needs from the server it runs in.
 pub struct AdminConfig {
+    /// Where the server is reached from outside: providers' webhooks are registered under it.
+    pub public_url: String,
     /// Session cookies are marked `Secure` (sent over HTTPS only) when the public URL is https.
     pub secure_cookies: bool,
     /// Turns true when the server shuts down, so that live streams end.
@@ -41,6 +43,7 @@ pub struct AdminConfig {
 #[derive(Clone)]
 struct Admin {
     store: Store,
+    public_url: String,
     secure_cookies: bool,
     shutdown: watch::Receiver<bool>,
 }
@@ -49,6 +52,7 @@ struct Admin {
 pub fn router(store: Store, config: AdminConfig) -> Router {
     let admin = Admin {
         store,
+        public_url: config.public_url,
         secure_cookies: config.secure_cookies,
         shutdown: config.shutdown,
     };

@@ -9,7 +9,8 @@ pub struct Names {
     pub locations: Vec<Location>,
 }
 
-const ALL: Page = Page {
+/// A list's first page, big enough for everything.
+pub const ALL: Page = Page {
     after: None,
     limit: 500,
 };

@@ -109,6 +109,12 @@ fn notice(code: &str) -> Option<&'static str> {
         "user" => "Account created.",
         "deactivated" => "Account deactivated.",
         "channel" => "Sales channel saved.",
+        "location" => "Location saved.",
+        "inbox" => "Inbox connected. Register its webhook URL with the provider.",
+        "revoked" => "API key revoked. It no longer works.",
+        "webhook" => "Webhook endpoint saved.",
+        "webhook_deleted" => "Webhook endpoint deleted.",
+        "password" => "Password set. The person was signed out everywhere.",
         _ => return None,
     })
 }
@@ -278,6 +284,11 @@ impl Feedback {
                 }
             })
             .collect()
+    }
+
+    /// What was typed into `form`, when it is the form that failed.
+    pub fn typed(&self, form: &str) -> Option<&[(String, String)]> {
+        self.failed(form).then_some(self.values.as_slice())
     }
 
     /// What was typed into `field` of `form`, to show it again.

@@ -19,6 +19,17 @@ pub enum ChannelKind {
     Messaging,
 }
 
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 6] = [
+        ChannelKind::Web,
+        ChannelKind::MobileApp,
+        ChannelKind::Pos,
+        ChannelKind::Marketplace,
+        ChannelKind::Social,
+        ChannelKind::Messaging,
+    ];
+}
+
 /// Stock held back from a channel so that a rush elsewhere cannot make it promise what is gone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -41,6 +52,10 @@ pub enum Parity {
     Strict,
     /// Overrides are allowed within `max_deviation_percent` of the base price.
     AllowOverride,
+}
+
+impl Parity {
+    pub const ALL: [Parity; 2] = [Parity::Strict, Parity::AllowOverride];
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +140,10 @@ pub enum LocationKind {
     Warehouse,
     Store,
     Dropship,
+}
+
+impl LocationKind {
+    pub const ALL: [LocationKind; 3] = [LocationKind::Warehouse, LocationKind::Store, LocationKind::Dropship];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

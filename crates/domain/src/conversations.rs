@@ -97,6 +97,21 @@ impl InboxKind {
             InboxKind::Email | InboxKind::Webchat | InboxKind::Api => None,
         }
     }
+
+    /// The fields of the credentials this kind needs, in the order a person enters them.
+    pub const fn credential_fields(self) -> &'static [&'static str] {
+        match self {
+            InboxKind::Telegram => &["bot_token", "secret_token"],
+            InboxKind::Whatsapp => &["access_token", "phone_number_id", "app_secret", "verify_token"],
+            InboxKind::Messenger | InboxKind::Instagram => {
+                &["page_access_token", "page_id", "app_secret", "verify_token"]
+            }
+            InboxKind::Viber => &["auth_token"],
+            InboxKind::Email => &["smtp_url", "from_address", "inbound_secret"],
+            InboxKind::Webchat => &[],
+            InboxKind::Api => &["webhook_url", "secret"],
+        }
+    }
 }
 
 /// What an inbox needs to talk to its provider. Write-only: never shown, never logged.
@@ -390,6 +405,12 @@ pub struct Inbox {
 }
 
 impl Inbox {
+    /// The URL to register with the provider: where its webhooks reach this inbox, under the
+    /// server's public URL.
+    pub fn webhook_url(&self, public_url: &str) -> String {
+        format!("{public_url}/hooks/{}", self.id)
+    }
+
     /// Where calls to the provider go, without a trailing `/`.
     pub fn api_base(&self) -> &str {
         self.api_base_url
@@ -867,6 +888,27 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }
         assert_eq!(InboxKind::parse("sms"), None);
+    }
+
+    #[test]
+    fn each_kind_names_exactly_the_credentials_it_reads() {
+        for kind in InboxKind::ALL {
+            let credentials: serde_json::Map<String, Value> = kind
+                .credential_fields()
+                .iter()
+                .map(|field| {
+                    let value = match *field {
+                        "smtp_url" => "smtp://mail.example.com:587",
+                        "from_address" => "shop@example.com",
+                        "webhook_url" => "https://example.com/replies",
+                        _ => "abcdefghijklmnopqrstuvwxyz012345",
+                    };
+                    (field.to_string(), json!(value))
+                })
+                .collect();
+            let parsed = Credentials::parse(kind, &Value::Object(credentials));
+            assert!(parsed.is_ok(), "{kind:?}: {:?}", parsed.err());
+        }
     }
 
     fn new_inbox(kind: InboxKind, credentials: Value) -> NewInbox {

@@ -9,9 +9,9 @@ use crate::validation::{Check, Invalid};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Runs the business: everything, including staff accounts and API keys.
+    /// Runs the business: everything, including staff accounts, API keys and webhook endpoints.
     Owner,
-    /// Runs the shop day to day: everything but staff accounts and API keys.
+    /// Runs the shop day to day: everything but staff accounts, API keys and webhook endpoints.
     Manager,
     /// Answers customers: the inbox, and customers and orders to look things up.
     Agent,
@@ -94,10 +94,11 @@ pub enum Area {
     Catalog,
     Customers,
     Inbox,
-    /// Sales channels and locations.
+    /// Sales channels, locations and messaging inboxes.
     Settings,
     /// Staff accounts.
     Staff,
+    /// What other systems reach the shop with: API keys and webhook endpoints.
     ApiKeys,
 }
 

@@ -23,7 +23,8 @@ use crate::routes::*;
         customer_timeline, customer_loyalty, adjust_loyalty, export_customer,
         list_events, stream_events,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint, patch_webhook_endpoint,
-        list_webhook_deliveries, replay_webhook_endpoint,
+        delete_webhook_endpoint, list_webhook_deliveries, replay_webhook_endpoint,
+        revoke_key,
         create_inbox, list_inboxes, get_inbox, list_conversations, get_conversation, reply_to_conversation, patch_conversation,
         create_canned_reply, list_canned_replies, verify_hook, receive_hook, post_channel_message,
         create_faq_entry, list_faq_entries, start_webchat_session, post_visitor_message, stream_visitor_replies,
@@ -38,6 +39,7 @@ use crate::routes::*;
         (name = "orders", description = "Carts, checkout, orders from every channel, fulfilment, returns"),
         (name = "customers", description = "Profiles, identities and resolution, merges, consents, timeline, loyalty, export and erasure"),
         (name = "events", description = "The event log"),
+        (name = "keys", description = "API keys: revocation"),
         (name = "webhooks", description = "Endpoints that receive events, signed and retried; the delivery log; replay"),
         (name = "conversations", description = "Inboxes for every messaging channel, provider webhooks, conversations with \
             the customer's context, replies within reply windows, assignment, canned replies"),

@@ -86,6 +86,7 @@ impl Application {
         let admin = omnihub_admin::router(
             store.clone(),
             omnihub_admin::AdminConfig {
+                public_url: state.config.public_url.clone(),
                 secure_cookies: state.config.public_url.starts_with("https://"),
                 shutdown: stopping.clone(),
             },

@@ -1,16 +1,19 @@
 //! API keys: only a hash of each token is stored; the token is shown once, when made.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::Timestamp;
 use omnihub_domain::access::Principal;
+use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use rand::distr::{Alphanumeric, SampleString};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Row, sql};
+use crate::events::append;
 use crate::{Error, Store};
 
 /// A key as listed: never its token.
@@ -164,6 +167,27 @@ impl Store {
         }))
     }
 
+    /// Revokes a key: from now on its token is refused, on this server at once and on the
+    /// others once their few seconds of trust run out. Unknown and revoked keys are not found.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let revoked = tx
+            .execute(
+                sql("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(now.millis()),
+            )
+            .await?;
+        if revoked == 0 {
+            return Err(Error::NotFound("API key"));
+        }
+        append(&mut tx, now, NewEvent::new("api_key.revoked", json!({"key_id": id})));
+        self.commit(tx).await?;
+        self.known_keys.forget(id);
+        Ok(())
+    }
+
     /// Whether any key exists yet (the first start creates the owner's).
     pub async fn has_api_keys(&self) -> Result<bool, Error> {
         Ok(self
@@ -183,9 +207,16 @@ impl Store {
     }
 }
 
-/// Keys recently seen, by token hash.
+/// Keys recently seen, by token hash, and the keys revoked since this server started (so that
+/// a lookup racing a revocation cannot put the key back).
 #[derive(Default)]
-pub(crate) struct KnownKeys(Mutex<HashMap<String, (Principal, Instant)>>);
+pub(crate) struct KnownKeys(Mutex<Known>);
+
+#[derive(Default)]
+struct Known {
+    keys: HashMap<String, (Principal, Instant)>,
+    revoked: HashSet<String>,
+}
 
 /// How long a key is trusted without asking the database again.
 const KNOWN_FOR: Duration = Duration::from_secs(10);
@@ -194,16 +225,26 @@ const MAX_KNOWN: usize = 10_000;
 impl KnownKeys {
     fn get(&self, hash: &str) -> Option<Principal> {
         let known = self.0.lock().ok()?;
-        let (principal, since) = known.get(hash)?;
+        let (principal, since) = known.keys.get(hash)?;
         (since.elapsed() < KNOWN_FOR).then(|| principal.clone())
     }
 
     fn remember(&self, hash: String, principal: Principal) {
         if let Ok(mut known) = self.0.lock() {
-            if known.len() >= MAX_KNOWN {
-                known.clear();
+            if known.revoked.contains(principal.key_id()) {
+                return;
             }
-            known.insert(hash, (principal, Instant::now()));
+            if known.keys.len() >= MAX_KNOWN {
+                known.keys.clear();
+            }
+            known.keys.insert(hash, (principal, Instant::now()));
+        }
+    }
+
+    fn forget(&self, key_id: &str) {
+        if let Ok(mut known) = self.0.lock() {
+            known.keys.retain(|_, (principal, _)| principal.key_id() != key_id);
+            known.revoked.insert(key_id.to_owned());
         }
     }
 }

@@ -11,13 +11,16 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use omnihub_domain::catalog::LocationKind;
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
-use omnihub_domain::users::{LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, Role, SESSION_SECONDS, UserDraft, normalize_email};
+use omnihub_domain::users::{
+    LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, Role, SESSION_SECONDS, UserDraft, check_password, normalize_email,
+};
+use omnihub_domain::validation::Check;
 use omnihub_domain::{Invalid, Timestamp};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Row, Tx, sql};
+use crate::db::{Row, Sql, Tx, sql};
 use crate::events::append;
 use crate::{Error, Store};
 
@@ -190,27 +193,44 @@ impl Store {
 
     /// Closes an account and ends its sessions at once; its history stays.
     pub async fn deactivate_user(&self, id: &str) -> Result<User, Error> {
-        let (id, clock) = (id.to_owned(), self.clock.clone());
+        let change = sql(
+            "UPDATE users SET deactivated_at = $2, version = version + 1, updated_at = $2 \
+             WHERE id = $1 AND deactivated_at IS NULL",
+        )
+        .bind(id)
+        .bind(self.now().millis());
+        self.change_open_account(id, change, "user.deactivated").await
+    }
+
+    /// Gives an account a new password and ends its sessions, so that whoever knew the old
+    /// one is signed out everywhere.
+    pub async fn set_password(&self, id: &str, password: &str) -> Result<User, Error> {
+        let mut check = Check::new();
+        check_password("password", password, &mut check);
+        check.done()?;
+        let change = sql(
+            "UPDATE users SET password_hash = $2, version = version + 1, updated_at = $3 \
+             WHERE id = $1 AND deactivated_at IS NULL",
+        )
+        .bind(id)
+        .bind(hash_password(password.to_owned()).await?)
+        .bind(self.now().millis());
+        self.change_open_account(id, change, "user.password_set").await
+    }
+
+    /// Makes `change`, an update of the account `$1` that only an open account takes; then ends
+    /// the account's sessions and records `event`.
+    async fn change_open_account(&self, id: &str, change: Sql, event: &'static str) -> Result<User, Error> {
+        let (id, now) = (id.to_owned(), self.now());
         self.write(move |tx| {
             Box::pin(async move {
-                let now = clock.now();
-                let changed = tx
-                    .execute(
-                        sql(
-                            "UPDATE users SET deactivated_at = $2, version = version + 1, updated_at = $2 \
-                             WHERE id = $1 AND deactivated_at IS NULL",
-                        )
-                        .bind(&id)
-                        .bind(now.millis()),
-                    )
-                    .await?;
-                if changed == 0 {
+                if tx.execute(change).await? == 0 {
                     read_user(tx, &id).await?;
-                    return Err(Error::Conflict("the account is deactivated already".into()));
+                    return Err(Error::Conflict("the account is deactivated".into()));
                 }
                 tx.execute(sql("DELETE FROM user_sessions WHERE user_id = $1").bind(&id))
                     .await?;
-                append(tx, now, NewEvent::new("user.deactivated", json!({"user_id": id})));
+                append(tx, now, NewEvent::new(event, json!({"user_id": id})));
                 read_user(tx, &id).await
             })
         })

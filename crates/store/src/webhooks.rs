@@ -198,6 +198,31 @@ impl Store {
         Ok(replayed)
     }
 
+    /// Removes an endpoint with its delivery log: nothing more is sent to it, and a delivery
+    /// being sent right now is recorded nowhere.
+    pub async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            sql("DELETE FROM webhook_attempts WHERE delivery_id IN \
+                 (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)")
+            .bind(id),
+        )
+        .await?;
+        tx.execute(sql("DELETE FROM webhook_deliveries WHERE endpoint_id = $1").bind(id))
+            .await?;
+        let deleted = tx
+            .execute(sql("DELETE FROM webhook_endpoints WHERE id = $1").bind(id))
+            .await?;
+        if deleted == 0 {
+            return Err(Error::NotFound("webhook endpoint"));
+        }
+        let data = serde_json::json!({"endpoint_id": id});
+        append(&mut tx, now, NewEvent::new("webhook_endpoint.deleted", data));
+        self.commit(tx).await?;
+        Ok(())
+    }
+
     /// The endpoint after an update of `changed` rows: 412 semantics when the version was stale.
     async fn changed_endpoint(&self, tx: &mut crate::db::Tx, changed: u64, id: &str) -> Result<Endpoint, Error> {
         let row = tx

@@ -50,7 +50,7 @@ pub struct InboxView {
 
 fn view(state: &AppState, inbox: Inbox) -> InboxView {
     InboxView {
-        webhook_url: format!("{}/hooks/{}", state.config.public_url, inbox.id),
+        webhook_url: inbox.webhook_url(&state.config.public_url),
         inbox,
     }
 }

@@ -7,6 +7,7 @@ mod customers;
 mod events;
 mod hooks;
 mod inventory;
+mod keys;
 mod ops;
 mod orders;
 mod webchat;
@@ -24,8 +25,8 @@ use crate::problem::ApiError;
 pub use hooks::hooks;
 pub use ops::{not_found, ops};
 pub(crate) use {
-    answers::*, catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, ops::*, orders::*,
-    webchat::*, webhooks::*,
+    answers::*, catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, keys::*, ops::*,
+    orders::*, webchat::*, webhooks::*,
 };
 
 /// Every route under `/api/v1`.
@@ -37,6 +38,7 @@ pub fn api() -> Router<AppState> {
         .merge(orders::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
+        .merge(keys::routes())
         .merge(conversations::routes())
         .merge(answers::routes())
 }

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use omnihub_domain::webhooks::{Delivery, Endpoint, EndpointDraft, NewEndpoint};
 use serde::Deserialize;
@@ -24,7 +24,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/webhook-endpoints/{id}",
-            get(get_webhook_endpoint).patch(patch_webhook_endpoint),
+            get(get_webhook_endpoint)
+                .patch(patch_webhook_endpoint)
+                .delete(delete_webhook_endpoint),
         )
         .route("/webhook-endpoints/{id}/deliveries", get(list_webhook_deliveries))
         .route("/webhook-endpoints/{id}/replay", post(replay_webhook_endpoint))
@@ -94,6 +96,20 @@ pub async fn patch_webhook_endpoint(
             .await
             .map_err(|e| version_race(e, asked))?,
     ))
+}
+
+/// Delete a webhook endpoint with its delivery log: nothing more is sent to it. To stop
+/// deliveries for a while instead, pause it.
+#[utoipa::path(delete, path = "/api/v1/webhook-endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn delete_webhook_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_secret("admin")?;
+    state.store.delete_webhook_endpoint(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An endpoint's deliveries, newest first: each with its status, attempts, last answer and

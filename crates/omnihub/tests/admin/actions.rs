@@ -432,22 +432,23 @@ async fn owners_open_accounts_make_keys_and_set_buffers(shop: Shop) {
         .await
         .expect("channels");
     let web = channels.iter().find(|c| c.draft.name == "Web shop").expect("web");
-    let bad = owner
-        .submit(
-            "/admin/settings",
-            &format!("/admin/settings/channels/{}/buffer", web.id),
-            &[("units", "2"), ("percent", "150")],
-        )
-        .await;
+    let buffer = |units: &'static str, percent: &'static str| {
+        let mut fields = vec![
+            ("name", web.draft.name.as_str()),
+            ("kind", "web"),
+            ("currency", web.draft.currency.as_str()),
+            ("stock_buffer.units", units),
+            ("stock_buffer.percent", percent),
+            ("price_policy.parity", "strict"),
+        ];
+        fields.extend(web.draft.location_ids.iter().map(|l| ("location_ids", l.as_str())));
+        fields
+    };
+    let path = format!("/admin/settings/channels/{}", web.id);
+    let bad = owner.submit("/admin/settings", &path, &buffer("2", "150")).await;
     assert_eq!(bad.status, 422);
     assert!(bad.has("must be between 0 and 100"));
-    let saved = owner
-        .submit(
-            "/admin/settings",
-            &format!("/admin/settings/channels/{}/buffer", web.id),
-            &[("units", "2"), ("percent", "")],
-        )
-        .await;
+    let saved = owner.submit("/admin/settings", &path, &buffer("2", "")).await;
     assert_eq!(saved.status, 303);
     assert_eq!(
         shop.store()

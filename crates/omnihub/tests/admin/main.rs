@@ -6,6 +6,7 @@ mod shop;
 
 mod actions;
 mod pages;
+mod settings;
 mod signing_in;
 
 /// Runs each listed test on SQLite and on PostgreSQL.

@@ -260,6 +260,8 @@ async fn operations_endpoints_answer(app: TestApp) {
         ("/api/v1/price-parity", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/events/stream", "get"),
+        ("/api/v1/keys/{id}", "delete"),
+        ("/api/v1/webhook-endpoints/{id}", "delete"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is documented");
     }

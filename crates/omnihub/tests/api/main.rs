@@ -11,6 +11,7 @@ mod events;
 mod fixtures;
 mod inbox;
 mod inventory;
+mod keys;
 mod merges;
 mod orders;
 mod webchat;

@@ -29,6 +29,7 @@ on_both_backends!(
     a_day_of_failures_marks_the_delivery_failed,
     replay_delivers_again_from_an_event,
     paused_endpoints_get_nothing_until_resumed,
+    deleted_endpoints_get_nothing_more,
     a_restart_mid_retry_loses_no_delivery,
     two_nodes_send_each_delivery_once,
     nats_carries_events_to_the_stream_and_other_nodes,
@@ -479,6 +480,31 @@ async fn paused_endpoints_get_nothing_until_resumed(app: TestApp) {
     let received = receiver.wait_for(1).await;
     assert_eq!(received[0].json()["data"]["id"], shirt["id"]);
     assert_eq!(receiver.settled().await.len(), 1);
+}
+
+async fn deleted_endpoints_get_nothing_more(app: TestApp) {
+    let receiver = Receiver::start(&[Answer::Status(500)]).await;
+    let endpoint = register(&app, &receiver.url, &["product.*"]).await;
+    fixtures::product(&app, "Shirt", &["SH-1"], 1000).await;
+    assert_eq!(deliveries_after(&app, &endpoint, 1).await[0]["status"], "pending");
+    let path = format!("/webhook-endpoints/{}", id(&endpoint));
+    let reader = app.key_with(&["catalog:write"]).await;
+    let refused = app
+        .client
+        .delete(format!("{}/api/v1{path}", app.base))
+        .bearer_auth(reader);
+    problem(refused.send().await.unwrap(), 403, "forbidden").await;
+
+    let deleted = app.request(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    problem(app.get(&path).await, 404, "not_found").await;
+    problem(app.get(&format!("{path}/deliveries")).await, 404, "not_found").await;
+    let again = app.request(Method::DELETE, &path).send().await.unwrap();
+    problem(again, 404, "not_found").await;
+
+    app.clock.advance_seconds(2);
+    fixtures::product(&app, "Socks", &["SO-1"], 500).await;
+    assert_eq!(receiver.settled().await.len(), 1, "no retry and nothing new");
 }
 
 async fn a_restart_mid_retry_loses_no_delivery(mut app: TestApp) {
