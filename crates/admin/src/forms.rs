@@ -58,10 +58,11 @@ pub fn number(fields: &Fields, name: &str) -> Result<Option<i64>, ()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> Fields {
+    /// A submitted form from its fields.
+    pub fn form(pairs: &[(&str, &str)]) -> Fields {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

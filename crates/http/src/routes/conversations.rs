@@ -122,6 +122,7 @@ pub async fn list_conversations(
         assignee_id: filter.assignee_id,
         inbox_id: filter.inbox_id,
         customer_id: filter.customer_id,
+        unassigned: false,
     };
     Ok(Json(List::new(
         state.store.conversations(&filter, &params.page()?).await?,
