@@ -42,7 +42,7 @@ pub fn routes() -> Router<Admin> {
 }
 
 /// The list's filters, the conversation shown, and a canned reply to put in the reply box.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct InboxQuery {
     inbox: Option<String>,
     status: Option<String>,
@@ -136,7 +136,7 @@ pub struct Thread {
     pub draft: String,
     pub canned: Vec<Choice>,
     pub people: Vec<Choice>,
-    /// The query of every form's action and link: the list's filters and this conversation.
+    /// The list's filters, as the query of every form's action: they stay after it.
     pub address: String,
 }
 
@@ -325,13 +325,10 @@ async fn inbox_page(
         limit: LISTED,
     };
     let (listed, _) = admin.store.conversations(&query.filter(staff), &listing).await?;
+    // Without one chosen, the newest conversation is shown.
     let query = &InboxQuery {
         c: chosen(&query.c).or_else(|| listed.first().map(|c| c.id.clone())),
-        inbox: query.inbox.clone(),
-        status: query.status.clone(),
-        assignee: query.assignee.clone(),
-        canned: query.canned.clone(),
-        done: query.done.clone(),
+        ..query.clone()
     };
     let people = People::load(admin).await?;
     let unread = unread(admin, &listed).await?;
