@@ -1,6 +1,8 @@
 // Omnihub admin: the only script. Every page works without it; with it, a page that shows
-// live data (orders, stock) refreshes its content when the event log says that changed,
-// without a reload and without losing what is being typed into a form.
+// live data (orders, stock, the inbox) refreshes its content when the event log says that
+// changed, without a reload and without losing what is being typed into a form. A page whose
+// live parts are marked (`data-live-part`, like the inbox's thread) refreshes only those, so
+// that its forms stay as they are.
 "use strict";
 
 (function () {
@@ -18,12 +20,26 @@
     return active && active.form && main.contains(active);
   }
 
+  var parts = main.querySelectorAll("[data-live-part]");
+  var url = main.getAttribute("data-live-url") || window.location.href;
+
+  function swap(fresh) {
+    if (!parts.length) {
+      main.innerHTML = fresh.innerHTML;
+      return;
+    }
+    parts.forEach(function (part) {
+      var next = fresh.querySelector("#" + part.id);
+      if (next) part.innerHTML = next.innerHTML;
+    });
+  }
+
   function refresh() {
-    if (busy()) {
+    if (!parts.length && busy()) {
       timer = setTimeout(refresh, 2000);
       return;
     }
-    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } })
+    fetch(url, { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } })
       .then(function (response) {
         if (!response.ok) throw new Error("refresh failed: " + response.status);
         return response.text();
@@ -31,7 +47,8 @@
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
         if (!fresh) return;
-        main.innerHTML = fresh.innerHTML;
+        swap(fresh);
+        toLatest();
         main.classList.add("flash");
         setTimeout(function () { main.classList.remove("flash"); }, 1600);
         if (status) status.textContent = "Updated just now.";
@@ -53,3 +70,9 @@ document.addEventListener("submit", function (event) {
   var question = event.target.getAttribute("data-confirm");
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// A conversation's thread opens at its latest message, and stays there when it grows.
+function toLatest() {
+  document.querySelectorAll(".thread").forEach(function (list) { list.scrollTop = list.scrollHeight; });
+}
+document.addEventListener("DOMContentLoaded", toLatest);

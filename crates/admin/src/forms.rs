@@ -172,10 +172,11 @@ pub fn pairs<const N: usize>(pairs: [(&str, String); N]) -> Fields {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> Fields {
+    /// A submitted form from its fields.
+    pub fn form(pairs: &[(&str, &str)]) -> Fields {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

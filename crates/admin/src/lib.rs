@@ -23,10 +23,12 @@ mod session;
 mod settings;
 mod show;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use omnihub_store::Store;
+use omnihub_store::{Courier, Store};
 use tokio::sync::watch;
 
 /// What the admin app needs from the server it runs in.
@@ -37,6 +39,8 @@ pub struct AdminConfig {
     pub secure_cookies: bool,
     /// Turns true when the server shuts down, so that live streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// Takes agents' replies to the providers, as the API's replies go.
+    pub courier: Arc<dyn Courier>,
 }
 
 /// Shared by every admin request.
@@ -46,6 +50,7 @@ struct Admin {
     public_url: String,
     secure_cookies: bool,
     shutdown: watch::Receiver<bool>,
+    courier: Arc<dyn Courier>,
 }
 
 /// Every route of the admin app, under `/admin`.
@@ -55,6 +60,7 @@ pub fn router(store: Store, config: AdminConfig) -> Router {
         public_url: config.public_url,
         secure_cookies: config.secure_cookies,
         shutdown: config.shutdown,
+        courier: config.courier,
     };
     let signed_in = Router::new()
         .route("/admin", get(session::home))

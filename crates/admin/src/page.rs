@@ -49,6 +49,9 @@ pub struct Layout {
     pub js: String,
     /// Which live signal refreshes this page (`orders`, `stock`), if any.
     pub live: Option<&'static str>,
+    /// Where the page is read again when it refreshes, when not its own address (a page
+    /// drawn in answer to a form).
+    pub live_url: Option<String>,
     pub notice: Option<&'static str>,
 }
 
@@ -73,6 +76,7 @@ impl Layout {
             css: assets::url("admin.css"),
             js: assets::url("admin.js"),
             live: None,
+            live_url: None,
             notice: None,
         }
     }
@@ -80,6 +84,13 @@ impl Layout {
     pub fn live(self, signal: &'static str) -> Layout {
         Layout {
             live: Some(signal),
+            ..self
+        }
+    }
+
+    pub fn live_from(self, url: String) -> Layout {
+        Layout {
+            live_url: Some(url),
             ..self
         }
     }
@@ -115,6 +126,13 @@ fn notice(code: &str) -> Option<&'static str> {
         "webhook" => "Webhook endpoint saved.",
         "webhook_deleted" => "Webhook endpoint deleted.",
         "password" => "Password set. The person was signed out everywhere.",
+        "replied" => "Reply sent.",
+        "reply_failed" => "The channel did not take the reply: it is marked failed in the thread.",
+        "noted" => "Note added.",
+        "assigned" => "Assignment saved.",
+        "resolved" => "Conversation resolved.",
+        "reopened" => "Conversation reopened.",
+        "pending" => "Conversation marked pending.",
         _ => return None,
     })
 }

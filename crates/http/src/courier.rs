@@ -9,12 +9,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::header;
+use futures_util::future::BoxFuture;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use omnihub_domain::conversations::outbound::{Answer, Outcome, ProviderRequest, outcome, retry_pause_ms};
-use omnihub_domain::conversations::{EmailCredentials, InboxKind};
-use omnihub_store::Delivery;
+use omnihub_domain::conversations::outbound::{
+    self, Answer, Content, Outcome, Outgoing, ProviderRequest, outcome, retry_pause_ms,
+};
+use omnihub_domain::conversations::{Credentials, EmailCredentials, InboxKind, Message, Sending};
+use omnihub_store::{Courier, Delivery, ReplyTarget, Store};
 
 /// How long a provider may take to answer one attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,8 +39,87 @@ fn client() -> Result<&'static reqwest::Client, String> {
     Ok(CLIENT.get_or_init(|| built))
 }
 
+/// The providers' APIs and SMTP servers: where the API's and the admin app's replies go.
+#[derive(Clone)]
+pub struct Providers {
+    store: Store,
+}
+
+impl Providers {
+    pub fn new(store: Store) -> Providers {
+        Providers { store }
+    }
+
+    /// Sends a recorded reply (an agent's or the bot's) through the conversation's provider.
+    pub async fn deliver(&self, target: &ReplyTarget, pending: &Message, sending: Sending) -> Delivery {
+        let content = match (&pending.template, &pending.text) {
+            (Some(template), _) => Content::Template(template),
+            (None, Some(text)) => Content::Text(text),
+            (None, None) => return Delivery::Failed("the reply has nothing to send".into()),
+        };
+        let out = Outgoing {
+            base: target.inbox.api_base(),
+            address: &target.address,
+            content,
+            sending,
+            sender_name: &target.inbox.name,
+            message_id: &pending.id,
+            conversation_id: &target.conversation.id,
+            now_unix: self.store.now().millis() / 1000,
+        };
+        if let (Credentials::Email(email), Content::Text(text)) = (&target.credentials, &out.content) {
+            return self.deliver_email(target, email, &pending.id, text).await;
+        }
+        if target.inbox.kind == InboxKind::Webchat {
+            // The visitor's stream reads replies from the event log: stored is delivered.
+            return Delivery::Sent {
+                provider_message_id: None,
+            };
+        }
+        match outbound::request(&target.credentials, &out) {
+            Ok(request) => send(target.inbox.kind, &target.address, &request).await,
+            Err(unsendable) => Delivery::Failed(unsendable.to_string()),
+        }
+    }
+
+    /// A reply by mail, answering the latest mail of the conversation's thread; its own
+    /// `Message-ID` is `<message id@sender's domain>`.
+    async fn deliver_email(
+        &self,
+        target: &ReplyTarget,
+        email: &EmailCredentials,
+        message_id: &str,
+        text: &str,
+    ) -> Delivery {
+        let references = match self.store.email_references(&target.conversation.id).await {
+            Ok(references) => references,
+            Err(error) => return Delivery::Failed(format!("the thread could not be read: {error}")),
+        };
+        let domain = email.from_address.rsplit('@').next().unwrap_or("omnihub.invalid");
+        let mail = Mail {
+            to: &target.address,
+            subject: &target.inbox.name,
+            text,
+            message_id: format!("<{message_id}@{domain}>"),
+            references: &references,
+        };
+        send_email(email, &mail).await
+    }
+}
+
+impl Courier for Providers {
+    fn deliver<'a>(
+        &'a self,
+        target: &'a ReplyTarget,
+        pending: &'a Message,
+        sending: Sending,
+    ) -> BoxFuture<'a, Delivery> {
+        Box::pin(Providers::deliver(self, target, pending, sending))
+    }
+}
+
 /// Sends a reply to the customer at `address` in an inbox of `kind`.
-pub async fn send(kind: InboxKind, address: &str, request: &ProviderRequest) -> Delivery {
+async fn send(kind: InboxKind, address: &str, request: &ProviderRequest) -> Delivery {
     let client = match client() {
         Ok(client) => client,
         Err(reason) => return Delivery::Failed(reason),
@@ -107,7 +189,7 @@ async fn read_answer(mut response: reqwest::Response) -> Vec<u8> {
 }
 
 /// A reply by e-mail, threaded into the customer's mails.
-pub struct Mail<'a> {
+struct Mail<'a> {
     pub to: &'a str,
     pub subject: &'a str,
     pub text: &'a str,
@@ -120,7 +202,7 @@ pub struct Mail<'a> {
 /// Sends a mail over the inbox's SMTP server (`smtp://` with STARTTLS when offered,
 /// `smtps://` for TLS from the start), trying again on the server's temporary refusals.
 /// Neither the URL (it holds the password) nor an address is ever logged.
-pub async fn send_email(credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery {
+async fn send_email(credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery {
     let message = match build_mail(credentials, mail) {
         Ok(message) => message,
         Err(reason) => return Delivery::Failed(reason),

@@ -20,6 +20,7 @@ use axum::middleware::from_fn_with_state;
 use omnihub_store::Store;
 use tokio::sync::watch;
 
+pub use courier::Providers;
 pub use observe::Metrics;
 pub use openapi::document as openapi_document;
 

@@ -142,6 +142,7 @@ impl From<omnihub_store::Error> for ApiError {
                 format!("the resource has changed; its current version is {current}"),
             ),
             E::Invalid(invalid) => ApiError::invalid(invalid.0),
+            E::WindowClosed(detail) => ApiError::window_closed(detail),
             E::InsufficientStock(errors) => ApiError {
                 errors,
                 ..ApiError::new(

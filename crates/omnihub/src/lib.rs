@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use omnihub_domain::Clock;
 use omnihub_domain::clock::SystemClock;
-use omnihub_http::{AppState, HttpConfig, Metrics};
+use omnihub_http::{AppState, HttpConfig, Metrics, Providers};
 use omnihub_store::{Db, SecretKey, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -89,6 +89,7 @@ impl Application {
                 public_url: state.config.public_url.clone(),
                 secure_cookies: state.config.public_url.starts_with("https://"),
                 shutdown: stopping.clone(),
+                courier: Arc::new(Providers::new(store.clone())),
             },
         );
         let app = omnihub_http::router_with(state, admin);

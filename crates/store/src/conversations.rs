@@ -23,7 +23,7 @@ use crate::events::append;
 use crate::{Error, Store};
 
 pub use inbound::{Received, StoredMessage};
-pub use replies::{Delivery, ReplyTarget};
+pub use replies::{Courier, Delivery, ReplyTarget};
 pub use webchat::WebchatSession;
 
 /// How many of a conversation's latest messages are shown with it.
@@ -124,6 +124,8 @@ pub struct ConversationFilter {
     pub assignee_id: Option<String>,
     pub inbox_id: Option<String>,
     pub customer_id: Option<String>,
+    /// Only conversations nobody is assigned to.
+    pub unassigned: bool,
 }
 
 impl Store {
@@ -158,17 +160,39 @@ impl Store {
             .fetch_all(
                 sql("SELECT c.*, i.kind AS inbox_kind FROM conversations c JOIN inboxes i ON i.id = c.inbox_id \
                      WHERE ($1 = '' OR c.status = $1) AND ($2 = '' OR c.assignee_id = $2) AND ($3 = '' OR c.inbox_id = $3) \
-                     AND ($4 = '' OR c.customer_id = $4) AND ($5 = '' OR c.id < $5) ORDER BY c.id DESC LIMIT $6")
+                     AND ($4 = '' OR c.customer_id = $4) AND ($5 = '' OR c.id < $5) \
+                     AND ($7 = 0 OR c.assignee_id IS NULL) ORDER BY c.id DESC LIMIT $6")
                 .bind(filter.status.as_deref().unwrap_or(""))
                 .bind(filter.assignee_id.as_deref().unwrap_or(""))
                 .bind(filter.inbox_id.as_deref().unwrap_or(""))
                 .bind(filter.customer_id.as_deref().unwrap_or(""))
                 .bind(page.after.as_deref().unwrap_or(""))
-                .bind(page.limit + 1),
+                .bind(page.limit + 1)
+                .bind(i64::from(filter.unassigned)),
             )
             .await?;
         let items = rows.iter().map(conversation).collect::<Result<Vec<_>, _>>()?;
         Ok(page.finish(items, |c| &c.id))
+    }
+
+    /// How many of each conversation's customer messages came after the last reply to them
+    /// (notes do not count): what is still unread, for conversations with ids from `first`
+    /// to `last`. Conversations with none are left out.
+    pub async fn unread_counts(&self, first: &str, last: &str) -> Result<Vec<(String, i64)>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT m.conversation_id, COUNT(*) AS unread FROM messages m \
+                     WHERE m.conversation_id >= $1 AND m.conversation_id <= $2 AND m.direction = 'in' \
+                     AND m.id > COALESCE((SELECT MAX(o.id) FROM messages o WHERE o.conversation_id = m.conversation_id \
+                     AND o.direction = 'out' AND o.status IS NOT NULL), '') GROUP BY m.conversation_id")
+                .bind(first)
+                .bind(last),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.text("conversation_id")?, row.int("unread")?)))
+            .collect()
     }
 
     /// Changes status, assignee, team and tags from version `version`. An assignee of `auto`

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 pub use admin::{ChannelSales, OrderSearch, OrderSummary};
 pub use carts::{ExternalLine, ExternalOrder};
 pub use catalog::Page;
-pub use conversations::{ConversationFilter, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
+pub use conversations::{ConversationFilter, Courier, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
@@ -58,6 +58,9 @@ pub enum Error {
     /// Some lines cannot be served; each short line is a field error.
     #[error("insufficient stock")]
     InsufficientStock(Vec<omnihub_domain::FieldError>),
+    /// The channel's reply window is closed: only a template may go out.
+    #[error("{0}")]
+    WindowClosed(String),
     /// The database could not take the write (it failed to commit, or the writer stopped).
     #[error("storage unavailable: {0}")]
     Unavailable(String),

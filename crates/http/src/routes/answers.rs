@@ -12,9 +12,9 @@ use omnihub_domain::conversations::answers::{
 use omnihub_domain::conversations::{check_reply, reply_window};
 use omnihub_store::{OrderFilter, Page, StoredMessage};
 
-use super::conversations::deliver;
 use crate::AppState;
 use crate::auth::Caller;
+use crate::courier::Providers;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -81,7 +81,9 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
     let Some(pending) = state.store.record_bot_reply(&stored.conversation_id, &answer).await? else {
         return Ok(());
     };
-    let delivery = deliver(state, &target, &pending, sending).await;
+    let delivery = Providers::new(state.store.clone())
+        .deliver(&target, &pending, sending)
+        .await;
     let finished = state.store.finish_reply(&pending.id, delivery).await?;
     tracing::info!(conversation = %stored.conversation_id, message = %finished.id, status = ?finished.status,
                    "answered automatically");

@@ -6,23 +6,22 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use omnihub_domain::conversations::outbound::{self, Content, Outgoing};
 use omnihub_domain::conversations::{
-    CannedReply, CannedReplyDraft, Conversation, Credentials, EmailCredentials, Inbox, InboxKind, Message, NewInbox,
-    Refused, Reply, ReplyDraft, Sending, check_reply, reply_window,
+    CannedReply, CannedReplyDraft, Conversation, Inbox, Message, NewInbox, ReplyDraft,
 };
 use omnihub_domain::customers::Customer;
 use omnihub_domain::orders::{Cart, Order};
-use omnihub_store::{ConversationFilter, Delivery, OrderFilter, Page, ReplyTarget};
+use omnihub_store::{ConversationFilter, OrderFilter, Page};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{if_match, patched, version_race};
+use crate::AppState;
 use crate::auth::Caller;
+use crate::courier::Providers;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
-use crate::{AppState, courier};
 
 /// How many of the customer's latest orders are shown beside a conversation.
 const CONTEXT_ORDERS: i64 = 5;
@@ -123,6 +122,7 @@ pub async fn list_conversations(
         assignee_id: filter.assignee_id,
         inbox_id: filter.inbox_id,
         customer_id: filter.customer_id,
+        unassigned: false,
     };
     Ok(Json(List::new(
         state.store.conversations(&filter, &params.page()?).await?,
@@ -218,99 +218,10 @@ pub async fn reply_to_conversation(
     Json(draft): Json<ReplyDraft>,
 ) -> Result<Created<Message>, ApiError> {
     caller.require_secret("conversations:write")?;
-    let reply = with_canned_text(&state, draft.validate()?).await?;
-    let by = caller.0.key_id().to_owned();
-    if let Reply::Note(_) = reply {
-        return Ok(Created(state.store.record_reply(&id, reply, &by).await?));
-    }
-    let target = state.store.reply_target(&id).await?;
-    let sending = may_send(&state, &target, &reply)?;
-    let pending = state.store.record_reply(&id, reply, &by).await?;
-    let delivery = deliver(&state, &target, &pending, sending).await;
-    Ok(Created(state.store.finish_reply(&pending.id, delivery).await?))
-}
-
-/// A canned reply is sent as its text.
-async fn with_canned_text(state: &AppState, reply: Reply) -> Result<Reply, ApiError> {
-    let Reply::Canned(code) = reply else {
-        return Ok(reply);
-    };
-    match state.store.canned_text(&code).await {
-        Ok(text) => Ok(Reply::Text(text)),
-        Err(omnihub_store::Error::NotFound(_)) => Err(ApiError::invalid_field(
-            "canned",
-            "not_found",
-            format!("there is no canned reply {code}"),
-        )),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// Whether the conversation's channel takes this reply now, and how it is to be sent.
-fn may_send(state: &AppState, target: &ReplyTarget, reply: &Reply) -> Result<Sending, ApiError> {
-    let kind = target.inbox.kind;
-    let window = reply_window(kind, target.conversation.last_customer_message_at, state.store.now());
-    let template = matches!(reply, Reply::Template(_));
-    check_reply(kind, window, template).map_err(|refused| match refused {
-        Refused::WindowClosed => ApiError::window_closed(refused.to_string()),
-        Refused::NoTemplates(_) => ApiError::invalid_field("template", "not_supported", refused.to_string()),
-    })
-}
-
-/// Sends a recorded reply (an agent's or the bot's) through the conversation's provider.
-pub(super) async fn deliver(state: &AppState, target: &ReplyTarget, pending: &Message, sending: Sending) -> Delivery {
-    let content = match (&pending.template, &pending.text) {
-        (Some(template), _) => Content::Template(template),
-        (None, Some(text)) => Content::Text(text),
-        (None, None) => return Delivery::Failed("the reply has nothing to send".into()),
-    };
-    let out = Outgoing {
-        base: target.inbox.api_base(),
-        address: &target.address,
-        content,
-        sending,
-        sender_name: &target.inbox.name,
-        message_id: &pending.id,
-        conversation_id: &target.conversation.id,
-        now_unix: state.store.now().millis() / 1000,
-    };
-    if let (Credentials::Email(email), Content::Text(text)) = (&target.credentials, &out.content) {
-        return deliver_email(state, target, email, &pending.id, text).await;
-    }
-    if target.inbox.kind == InboxKind::Webchat {
-        // The visitor's stream reads replies from the event log: stored is delivered.
-        return Delivery::Sent {
-            provider_message_id: None,
-        };
-    }
-    match outbound::request(&target.credentials, &out) {
-        Ok(request) => courier::send(target.inbox.kind, &target.address, &request).await,
-        Err(unsendable) => Delivery::Failed(unsendable.to_string()),
-    }
-}
-
-/// A reply by mail, answering the latest mail of the conversation's thread; its own
-/// `Message-ID` is `<message id@sender's domain>`.
-async fn deliver_email(
-    state: &AppState,
-    target: &ReplyTarget,
-    email: &EmailCredentials,
-    message_id: &str,
-    text: &str,
-) -> Delivery {
-    let references = match state.store.email_references(&target.conversation.id).await {
-        Ok(references) => references,
-        Err(error) => return Delivery::Failed(format!("the thread could not be read: {error}")),
-    };
-    let domain = email.from_address.rsplit('@').next().unwrap_or("omnihub.invalid");
-    let mail = courier::Mail {
-        to: &target.address,
-        subject: &target.inbox.name,
-        text,
-        message_id: format!("<{message_id}@{domain}>"),
-        references: &references,
-    };
-    courier::send_email(email, &mail).await
+    let reply = draft.validate()?;
+    let courier = Providers::new(state.store.clone());
+    let sent = state.store.send_reply(&id, reply, caller.0.key_id(), &courier).await?;
+    Ok(Created(sent))
 }
 
 /// Change `status` (`open`, `pending`, `resolved`), `assignee_id` (`auto`: the inbox's next

@@ -2,9 +2,13 @@
 //! signing in, CSRF, roles, the login limit, every page, and the actions that change the store.
 
 mod client;
+#[path = "../api/fake_provider.rs"]
+#[allow(dead_code)] // What the admin's tests look at of a provider's calls is less than the API's.
+mod fake_provider;
 mod shop;
 
 mod actions;
+mod inbox;
 mod pages;
 mod settings;
 mod signing_in;

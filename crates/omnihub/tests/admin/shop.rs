@@ -8,11 +8,17 @@ use omnihub::demo::{self, Login};
 use omnihub::{Application, Settings, bootstrap_owner_key, open_store};
 use omnihub_domain::Timestamp;
 use omnihub_domain::clock::ManualClock;
+use omnihub_domain::conversations::signatures::hub_signature;
+use omnihub_domain::conversations::{InboxKind, NewInbox};
 use omnihub_domain::users::Role;
 use omnihub_store::{Page, Store};
 use serde_json::{Value, json};
 
+use crate::fake_provider::whatsapp_text;
+
 const OWNER_KEY: &str = "sk_test_admin_owner_0123456789";
+/// What the shop's WhatsApp inbox shares with Meta: it signs the webhooks.
+const WHATSAPP_APP_SECRET: &str = "meta-app-secret";
 
 pub struct Shop {
     pub base: String,
@@ -108,6 +114,51 @@ impl Shop {
             .expect("the API answers");
         assert_eq!(response.status().as_u16(), 201, "the order is taken in");
         response.json().await.expect("an order")
+    }
+
+    /// A WhatsApp inbox whose replies go to the provider API at `api_base_url`; answers its id.
+    pub async fn whatsapp_inbox(&self, api_base_url: &str) -> String {
+        let credentials = json!({"access_token": "EAAG-token", "phone_number_id": "106540352242922",
+                                 "app_secret": WHATSAPP_APP_SECRET, "verify_token": "wa-verify"});
+        let new = NewInbox {
+            kind: InboxKind::Whatsapp,
+            name: "Shop WhatsApp".to_owned(),
+            credentials,
+            api_base_url: Some(api_base_url.to_owned()),
+            sales_channel_id: None,
+            agent_ids: Vec::new(),
+        };
+        self.store().create_inbox(new).await.expect("an inbox").id
+    }
+
+    /// Ann's WhatsApp message `text`, delivered to the inbox's webhook as Meta sends it, signed.
+    pub async fn whatsapp_message(&self, inbox_id: &str, wamid: &str, text: &str) {
+        let payload = whatsapp_text(wamid, text);
+        let body = payload.to_string();
+        let response = reqwest::Client::new()
+            .post(format!("{}/hooks/{inbox_id}", self.base))
+            .header("content-type", "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                hub_signature(WHATSAPP_APP_SECRET, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("the webhook answers");
+        assert_eq!(response.status().as_u16(), 200, "WhatsApp's message is taken");
+    }
+
+    /// The inbox's one conversation.
+    pub async fn conversation_in(&self, inbox_id: &str) -> omnihub_domain::conversations::Conversation {
+        let filter = omnihub_store::ConversationFilter {
+            inbox_id: Some(inbox_id.to_owned()),
+            ..Default::default()
+        };
+        let page = Page { after: None, limit: 2 };
+        let (mut found, _) = self.store().conversations(&filter, &page).await.expect("conversations");
+        assert_eq!(found.len(), 1, "one conversation in the inbox");
+        found.remove(0)
     }
 }
 

@@ -2,20 +2,13 @@
 //! signature scheme, replies reaching a local fake of the provider's API in its format,
 //! receipts, reply windows, assignment, and the customer's context beside every conversation.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::IntoResponse;
 use omnihub_domain::Clock;
 use omnihub_domain::conversations::signatures::{hub_signature, viber_signature};
 use omnihub_domain::webhooks;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
+use crate::fake_provider::{ANN_WA_ID, Fake, whatsapp_accepted, whatsapp_text, whatsapp_value};
 use crate::fixtures::{self, id};
 use crate::helpers::{TestApp, json, problem};
 use crate::on_both_backends;
@@ -39,75 +32,6 @@ const TELEGRAM_SECRET: &str = "tg-secret_0123456789";
 const APP_SECRET: &str = "meta-app-secret";
 const VIBER_TOKEN: &str = "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9";
 const API_SECRET: &str = "api-channel-secret-0123456789";
-const ANN_WA_ID: &str = "4915112345678";
-
-// ───────────────────────────── a fake provider ─────────────────────────────
-
-/// A provider's API on 127.0.0.1: records every request, answers from a script and then with
-/// its standing answer.
-#[derive(Clone)]
-struct Fake {
-    base: String,
-    state: Arc<FakeState>,
-}
-
-struct FakeState {
-    seen: Mutex<Vec<Seen>>,
-    script: Mutex<VecDeque<(u16, Value)>>,
-    standing: (u16, Value),
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    /// Path and query.
-    target: String,
-    headers: HeaderMap,
-    raw: Vec<u8>,
-    body: Value,
-}
-
-impl Fake {
-    async fn start(standing: Value) -> Fake {
-        Fake::scripted(&[], standing).await
-    }
-
-    async fn scripted(script: &[(u16, Value)], standing: Value) -> Fake {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let state = Arc::new(FakeState {
-            seen: Mutex::default(),
-            script: Mutex::new(script.iter().cloned().collect()),
-            standing: (200, standing),
-        });
-        let app = Router::new().fallback(answer).with_state(state.clone());
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Fake { base, state }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
-    }
-
-    fn last(&self) -> Seen {
-        self.seen().pop().expect("the provider was called")
-    }
-}
-
-async fn answer(State(state): State<Arc<FakeState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    state.seen.lock().unwrap().push(Seen {
-        target: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers,
-        raw: body.to_vec(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    let (status, body) = state
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| state.standing.clone());
-    (StatusCode::from_u16(status).unwrap(), axum::Json(body))
-}
 
 // ───────────────────────────── helpers ─────────────────────────────
 
@@ -193,19 +117,6 @@ fn telegram_update(update_id: i64, message_id: i64, text: &str) -> Value {
         "from": {"id": 1111111, "is_bot": false, "first_name": "Ann", "last_name": "Lee", "language_code": "de"},
         "chat": {"id": 1111111, "type": "private", "first_name": "Ann"},
         "text": text}})
-}
-
-fn whatsapp_value(value: Value) -> Value {
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
-        {"field": "messages", "value": value}]}]})
-}
-
-fn whatsapp_text(wamid: &str, text: &str) -> Value {
-    whatsapp_value(json!({
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-        "contacts": [{"profile": {"name": "Ann Lee"}, "wa_id": ANN_WA_ID}],
-        "messages": [{"from": ANN_WA_ID, "id": wamid, "timestamp": "1790000000", "type": "text", "text": {"body": text}}]}))
 }
 
 fn whatsapp_status(wamid: &str, status: &str) -> Value {
@@ -349,12 +260,11 @@ async fn telegram_messages_find_their_customer_and_replies_reach_telegram(app: T
 }
 
 async fn whatsapp_messages_receipts_and_the_reply_window(app: TestApp) {
-    let accepted = |wamid: &str| {
-        json!({"messaging_product": "whatsapp", "contacts": [{"input": ANN_WA_ID, "wa_id": ANN_WA_ID}],
-               "messages": [{"id": wamid}]})
-    };
-    let script = [(200, accepted("wamid.OUT1")), (200, accepted("wamid.OUT2"))];
-    let fake = Fake::scripted(&script, accepted("wamid.OUT3")).await;
+    let script = [
+        (200, whatsapp_accepted("wamid.OUT1")),
+        (200, whatsapp_accepted("wamid.OUT2")),
+    ];
+    let fake = Fake::scripted(&script, whatsapp_accepted("wamid.OUT3")).await;
     let inbox = whatsapp_inbox(&app, &fake).await;
     // Meta's handshake echoes the challenge only for the inbox's verify token.
     let hook = inbox["webhook_url"].as_str().unwrap();
@@ -714,13 +624,7 @@ async fn providers_that_fail_are_retried_then_the_reply_fails(app: TestApp) {
     assert_eq!(sent["status"], "sent");
     assert_eq!(fake.seen().len(), 3, "a 500 and a 429 were tried again");
 
-    let failing = Fake::scripted(&[], json!({})).await;
-    failing
-        .state
-        .script
-        .lock()
-        .unwrap()
-        .extend(std::iter::repeat_n((503, json!({})), 10));
+    let failing = Fake::scripted(&vec![(503, json!({})); 10], json!({})).await;
     let broken = telegram_inbox(&app, &failing).await;
     json(telegram(&app, &broken, &telegram_update(1, 1, "hi")).await, 200).await;
     let conversation = only_conversation(&app, &broken).await;

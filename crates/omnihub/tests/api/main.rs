@@ -8,6 +8,7 @@ mod conventions;
 mod customers;
 mod email;
 mod events;
+mod fake_provider;
 mod fixtures;
 mod inbox;
 mod inventory;

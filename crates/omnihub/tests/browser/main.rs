@@ -5,6 +5,9 @@
 //! fail instead. With `OMNIHUB_SCREENSHOTS=1` they also save screenshots of the main pages to
 //! `docs/screenshots/`.
 
+#[path = "../api/fake_provider.rs"]
+#[allow(dead_code)] // The browser suite looks only at what a provider was sent.
+mod fake_provider;
 #[path = "../admin/shop.rs"]
 #[allow(dead_code)] // The browser suite uses only part of the shared test shop.
 mod shop;
@@ -20,6 +23,7 @@ use omnihub_domain::orders::Status;
 use omnihub_domain::users::Role;
 use serde_json::{Value, json};
 
+use crate::fake_provider::{ANN_WA_ID, Fake, whatsapp_accepted};
 use crate::shop::Shop;
 
 /// A running chromedriver, stopped (by its own process id) when dropped.
@@ -373,5 +377,100 @@ async fn the_main_pages_as_a_person_sees_them() {
         .expect("tab");
     let focused = client.active_element().await.expect("focus");
     assert_eq!(focused.text().await.expect("text"), "Skip to content");
+    client.close().await.expect("closes");
+}
+
+/// A fake WhatsApp API, the shop's inbox on it, and Ann's first message; answers the inbox's
+/// id, the fake and the conversation's id.
+async fn ann_on_whatsapp(shop: &Shop) -> (String, Fake, String) {
+    let fake = Fake::start(whatsapp_accepted("wamid.OUT1")).await;
+    let inbox = shop.whatsapp_inbox(&fake.base).await;
+    shop.whatsapp_message(&inbox, "wamid.IN1", "Is the blue one in stock?")
+        .await;
+    let conversation = shop.conversation_in(&inbox).await.id;
+    (inbox, fake, conversation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_on_whatsapp_from_the_inbox() {
+    let Some(mut driver) = driver().await else { return };
+    let shop = Shop::start(false).await.expect("the demo shop");
+    let (_, fake, conversation) = ann_on_whatsapp(&shop).await;
+    let client = driver.browser(LAPTOP.0, LAPTOP.1).await;
+    sign_in(&shop, &client, Role::Agent).await;
+    find(&client, "header nav a[href='/admin/inbox']")
+        .await
+        .click()
+        .await
+        .expect("the inbox");
+    find(&client, &format!(".conversation-list a[href*='{conversation}']"))
+        .await
+        .click()
+        .await
+        .expect("the conversation");
+    assert!(
+        text_of(&client, "#thread-messages")
+            .await
+            .contains("Is the blue one in stock?")
+    );
+    find(&client, "#reply-text")
+        .await
+        .send_keys("Yes, the blue one is in stock.")
+        .await
+        .expect("typing");
+    find(&client, "form[action*='/reply'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("send");
+    assert_eq!(text_of(&client, ".notice").await, "Reply sent.");
+    assert!(
+        text_of(&client, "#thread-messages")
+            .await
+            .contains("Yes, the blue one is in stock.")
+    );
+    let call = fake.last();
+    assert_eq!(call.body["to"], ANN_WA_ID);
+    assert_eq!(call.body["text"]["body"], "Yes, the blue one is in stock.");
+    screenshot(&client, "inbox").await;
+    client.close().await.expect("closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_whatsapp_message_appears_in_the_open_thread_without_reload() {
+    let Some(mut driver) = driver().await else { return };
+    let shop = Shop::start(false).await.expect("the demo shop");
+    let (inbox, _fake, conversation) = ann_on_whatsapp(&shop).await;
+    let client = driver.browser(LAPTOP.0, LAPTOP.1).await;
+    sign_in(&shop, &client, Role::Agent).await;
+    visit(&shop, &client, &format!("/admin/inbox?c={conversation}")).await;
+    // Half a reply typed, and a mark on this very page: neither may be lost.
+    find(&client, "#reply-text")
+        .await
+        .send_keys("Let me check")
+        .await
+        .expect("typing");
+    client
+        .execute("window.stillTheSamePage = true; return true;", Vec::new())
+        .await
+        .expect("script runs");
+    // Give the page's live stream a moment to connect.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    shop.whatsapp_message(&inbox, "wamid.IN2", "Size 38, please").await;
+    let started = Instant::now();
+    while !text_of(&client, "#thread-messages").await.contains("Size 38, please") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the message shows up by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let same: Value = client
+        .execute("return window.stillTheSamePage === true;", Vec::new())
+        .await
+        .expect("script runs");
+    assert_eq!(same, json!(true), "the page was not reloaded");
+    let typed = find(&client, "#reply-text").await.prop("value").await.expect("value");
+    assert_eq!(typed.as_deref(), Some("Let me check"), "the reply being typed stays");
     client.close().await.expect("closes");
 }

@@ -2,13 +2,17 @@
 //!
 //! A reply is recorded `pending` before it goes to the provider and finished with the answer,
 //! so that a reply is never sent without a trace, even if the server stops in between.
+//! [`Store::send_reply`] is the one way an agent's reply goes out, from the API and the admin
+//! app alike; the provider call itself is the [`Courier`]'s, which the server supplies.
 
-use omnihub_domain::Timestamp;
+use futures_util::future::BoxFuture;
 use omnihub_domain::conversations::{
-    CannedReply, CannedReplyDraft, Conversation, Credentials, Inbox, Message, MessageStatus, Reply, SenderKind,
+    CannedReply, CannedReplyDraft, Conversation, Credentials, Inbox, Message, MessageStatus, Refused, Reply,
+    SenderKind, Sending, check_reply, reply_window,
 };
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
+use omnihub_domain::{Invalid, Timestamp};
 use serde_json::json;
 
 use super::{read_conversation, read_message};
@@ -35,6 +39,16 @@ pub enum Delivery {
     Failed(String),
 }
 
+/// Takes a recorded reply to the conversation's provider and answers what became of it.
+pub trait Courier: Send + Sync {
+    fn deliver<'a>(
+        &'a self,
+        target: &'a ReplyTarget,
+        pending: &'a Message,
+        sending: Sending,
+    ) -> BoxFuture<'a, Delivery>;
+}
+
 fn canned(row: &Row) -> Result<CannedReply, Error> {
     Ok(CannedReply {
         id: row.text("id")?,
@@ -45,6 +59,52 @@ fn canned(row: &Row) -> Result<CannedReply, Error> {
 }
 
 impl Store {
+    /// An agent's reply (text, template, canned reply) sent through the conversation's channel,
+    /// or a private note. A text outside the channel's reply window is
+    /// [`Error::WindowClosed`]; the answer is the message as the provider left it.
+    pub async fn send_reply(
+        &self,
+        conversation_id: &str,
+        reply: Reply,
+        by: &str,
+        courier: &dyn Courier,
+    ) -> Result<Message, Error> {
+        let reply = self.with_canned_text(reply).await?;
+        if let Reply::Note(_) = reply {
+            return self.record_reply(conversation_id, reply, by).await;
+        }
+        let target = self.reply_target(conversation_id).await?;
+        let sending = self.may_send(&target, &reply)?;
+        let pending = self.record_reply(conversation_id, reply, by).await?;
+        let delivery = courier.deliver(&target, &pending, sending).await;
+        self.finish_reply(&pending.id, delivery).await
+    }
+
+    /// A canned reply is sent as its text.
+    async fn with_canned_text(&self, reply: Reply) -> Result<Reply, Error> {
+        let Reply::Canned(code) = reply else {
+            return Ok(reply);
+        };
+        match self.canned_text(&code).await {
+            Ok(text) => Ok(Reply::Text(text)),
+            Err(Error::NotFound(_)) => {
+                Err(Invalid::one("canned", "not_found", format!("there is no canned reply {code}")).into())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Whether the conversation's channel takes this reply now, and how it is to be sent.
+    fn may_send(&self, target: &ReplyTarget, reply: &Reply) -> Result<Sending, Error> {
+        let kind = target.inbox.kind;
+        let window = reply_window(kind, target.conversation.last_customer_message_at, self.now());
+        let template = matches!(reply, Reply::Template(_));
+        check_reply(kind, window, template).map_err(|refused| match refused {
+            Refused::WindowClosed => Error::WindowClosed(refused.to_string()),
+            Refused::NoTemplates(_) => Invalid::one("template", "not_supported", refused.to_string()).into(),
+        })
+    }
+
     pub async fn reply_target(&self, conversation_id: &str) -> Result<ReplyTarget, Error> {
         let mut tx = self.db.begin_read().await?;
         let conversation = read_conversation(&mut tx, conversation_id).await?;
