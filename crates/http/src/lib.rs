@@ -42,9 +42,26 @@ impl Default for HttpConfig {
     }
 }
 
-/// Shared by every request.
+/// Shared by every request: one pointer, which every layer and handler clones.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What the requests share.
+pub struct Shared {
     pub store: Store,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use omnihub_domain::Clock;
 use omnihub_domain::clock::SystemClock;
-use omnihub_http::{AppState, HttpConfig, Metrics, Providers};
+use omnihub_http::{AppState, HttpConfig, Metrics, Providers, Shared};
 use omnihub_store::{Db, SecretKey, Store};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -58,6 +58,19 @@ pub async fn bootstrap_owner_key(store: &Store, bootstrap: Option<&str>) -> Resu
     Ok(Some(store.generate_api_key("owner", &owner, None).await?.token))
 }
 
+/// Listens on `address` with room for a thousand connections waiting to be accepted: a flash
+/// sale opens them all at once, and the system's default of 128 would turn buyers away.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(1024)
+}
+
 /// A running server: its address, its state, and a handle to stop it.
 pub struct Application {
     pub address: SocketAddr,
@@ -69,10 +82,10 @@ pub struct Application {
 impl Application {
     /// Binds the listener and starts serving in the background.
     pub async fn start(settings: &Settings, store: Store) -> Result<Application, BoxError> {
-        let listener = TcpListener::bind(settings.listen()).await?;
+        let listener = listen(settings.listen())?;
         let address = listener.local_addr()?;
         let (shutdown, stopping) = watch::channel(false);
-        let state = AppState {
+        let state = AppState::new(Shared {
             store: store.clone(),
             config: Arc::new(HttpConfig {
                 body_limit: settings.body_limit(),
@@ -80,7 +93,7 @@ impl Application {
             }),
             metrics: Arc::new(Metrics::default()),
             shutdown: stopping.clone(),
-        };
+        });
         // The admin app beside the API: the same store, and its cookies only over HTTPS when
         // the public address is HTTPS.
         let admin = omnihub_admin::router(

@@ -11,7 +11,7 @@ use omnihub_domain::orders::{
 };
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
 
-use crate::db::{Row, Tx, sql};
+use crate::db::{Db, Row, Tx, sql};
 use crate::events::append;
 use crate::orders::{NewOrder, PricedLine};
 use crate::{Error, Store};
@@ -41,8 +41,8 @@ pub struct ExternalLine {
 
 /// A variant's price in a channel: its listing's override, or the base price. `None` when the
 /// product is not published there.
-async fn channel_price(tx: &mut Tx, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
-    let row = tx
+async fn channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
+    let row = db
         .fetch_optional(
             sql(
                 "SELECT v.price_amount, v.price_currency, lp.amount AS override_amount FROM variants v \
@@ -252,10 +252,7 @@ impl Store {
     pub async fn add_cart_line(&self, current: &Cart, draft: CartLineDraft) -> Result<Cart, Error> {
         draft.validate()?;
         let channel = self.channel(&current.channel_id).await?;
-        let mut read = self.db.begin_read().await?;
-        let price = channel_price(&mut read, &channel, &draft.sku).await?;
-        drop(read);
-        let price = price.ok_or_else(|| {
+        let price = channel_price(&self.db, &channel, &draft.sku).await?.ok_or_else(|| {
             Error::from(Invalid::one(
                 "sku",
                 "not_sold_here",
@@ -398,10 +395,9 @@ impl Store {
             return Err(Invalid::one("lines", "required", "the cart is empty").into());
         }
         let channel = self.channel(&cart.channel_id).await?;
-        let mut tx = self.db.begin_read().await?;
         let mut lines = Vec::with_capacity(cart.lines.len());
         for line in &cart.lines {
-            let price = channel_price(&mut tx, &channel, &line.sku).await?.ok_or_else(|| {
+            let price = channel_price(&self.db, &channel, &line.sku).await?.ok_or_else(|| {
                 Error::from(Invalid::one(
                     "lines",
                     "not_sold_here",
@@ -414,7 +410,6 @@ impl Store {
                 unit_amount: price,
             });
         }
-        drop(tx);
         let details = &cart.details;
         let wanted: Vec<(String, i64)> = lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
         let plan = self

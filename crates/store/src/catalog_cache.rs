@@ -16,6 +16,9 @@ use crate::{Error, Store};
 const STALE_AFTER: Duration = Duration::from_millis(100);
 const MAX_ENTRIES: usize = 50_000;
 
+/// The events that make entries wrong.
+const FORGETTING: [&str; 3] = ["product.updated", "listing.updated", "channel.updated"];
+
 #[derive(Default)]
 pub(crate) struct CatalogCache(Mutex<State>);
 
@@ -123,19 +126,8 @@ impl Store {
             }
             Look::After(seq) => seq,
         };
-        let mut upto = seq;
-        loop {
-            let events = self.events_after(upto, &[], 1000).await?;
-            let Some(last) = events.last().map(|e| e.seq) else {
-                break;
-            };
-            upto = last;
-            self.catalog_cache.forget(&events, upto);
-            if events.len() < 1000 {
-                break;
-            }
-        }
-        self.catalog_cache.forget(&[], upto);
+        let (events, upto) = self.catch_up(seq, &FORGETTING).await?;
+        self.catalog_cache.forget(&events, upto);
         Ok(upto)
     }
 }

@@ -48,6 +48,8 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<i64>, Error> {
     Ok(last)
 }
 
+const CATCH_UP_BATCH: i64 = 1000;
+
 const ROWS_PER_INSERT: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 fn event(row: &Row) -> Result<Event, Error> {
@@ -78,6 +80,32 @@ impl Store {
                 .fold(sql_built(text).bind(after).bind(limit), |q, t| q.bind(t))
         };
         self.db.fetch_all(query).await?.iter().map(event).collect()
+    }
+
+    /// What an in-memory view needs to catch up from `after`: the events of the `types` it
+    /// applies, and the log position it is then current with. The busy types (carts, orders)
+    /// are never read or parsed for it.
+    pub(crate) async fn catch_up(&self, after: i64, types: &[&str]) -> Result<(Vec<Event>, i64), Error> {
+        let upto = self.last_event_seq().await?;
+        let text = format!(
+            "SELECT seq, id, type, occurred_at, data FROM events \
+             WHERE seq > $1 AND seq <= $2 AND type IN ({}) ORDER BY seq LIMIT $3",
+            placeholders(4, types.len())
+        );
+        let mut events: Vec<Event> = Vec::new();
+        loop {
+            let from = events.last().map_or(after, |e| e.seq);
+            let query = sql_built(text.clone()).bind(from).bind(upto).bind(CATCH_UP_BATCH);
+            let query = types.iter().fold(query, |q, t| q.bind(*t));
+            let batch = self.db.fetch_all(query).await?;
+            let full = batch.len() as i64 == CATCH_UP_BATCH;
+            for row in &batch {
+                events.push(event(row)?);
+            }
+            if !full {
+                return Ok((events, upto));
+            }
+        }
     }
 
     /// The `seq` of the newest event, 0 when the log is empty.

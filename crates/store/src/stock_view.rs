@@ -22,7 +22,14 @@ use crate::{Error, Store};
 
 /// How old the view may get before a read looks for other processes' events.
 const STALE_AFTER: Duration = Duration::from_millis(100);
-const CATCH_UP_BATCH: i64 = 1000;
+/// The events that change the view.
+const VIEWED: [&str; 5] = [
+    "inventory.level_changed",
+    "channel.created",
+    "channel.updated",
+    "location.created",
+    "location.updated",
+];
 
 #[derive(Default)]
 pub(crate) struct StockView {
@@ -179,21 +186,12 @@ impl Store {
             self.replace_view(state);
             return Ok(());
         }
-        let mut after = seq;
-        let mut events = Vec::new();
-        loop {
-            let batch = self.events_after(after, &[], CATCH_UP_BATCH).await?;
-            let full = batch.len() as i64 == CATCH_UP_BATCH;
-            after = batch.last().map_or(after, |e| e.seq);
-            events.extend(batch);
-            if !full {
-                break;
-            }
-        }
+        let (events, upto) = self.catch_up(seq, &VIEWED).await?;
         if let Ok(mut state) = self.stock_view.state.write()
             && let Some(state) = state.as_mut()
         {
             events.iter().for_each(|event| state.apply(event));
+            state.seq = state.seq.max(upto);
             state.refreshed = Instant::now();
         }
         Ok(())
