@@ -35,7 +35,7 @@ pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<St
         );
         SecretKey::generate()
     });
-    Ok(Store::new(db, clock)
+    Ok(Store::new(db, clock)?
         .with_phone_region(phone_region)
         .with_secret_key(secret_key))
 }

@@ -220,6 +220,8 @@ impl Db {
             // Every acknowledged write is on disk: durability is not traded for speed.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // The group commit's savepoints keep their undo pages in memory, not in temp files.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

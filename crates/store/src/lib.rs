@@ -96,12 +96,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// The store of a database. On SQLite this starts the group-commit writer, so it must be
-    /// called inside the Tokio runtime.
-    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Store {
+    /// The store of a database. On SQLite this starts the group-commit writer's thread, which
+    /// fails only when the system refuses a thread.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> std::io::Result<Store> {
         let log_commits = Arc::new(watch::Sender::new(0));
-        let writer = (db.backend() == Backend::Sqlite).then(|| writer::Writer::start(db.clone(), log_commits.clone()));
-        Store {
+        let writer = match db.backend() {
+            Backend::Sqlite => Some(writer::Writer::start(db.clone(), log_commits.clone())?),
+            Backend::Postgres => None,
+        };
+        Ok(Store {
             db,
             clock,
             log_commits,
@@ -112,7 +115,7 @@ impl Store {
             catalog_cache: Default::default(),
             // Until the configured key is given, a key of this process alone.
             secret_key: Arc::new(SecretKey::generate()),
-        }
+        })
     }
 
     /// Runs `job` in a write transaction and commits it: on SQLite together with whatever other

@@ -6,6 +6,10 @@
 //! (a failing job rolls back alone), commits once, and only then answers each of them. Every
 //! answered write is on disk: durability is shared, not traded.
 //!
+//! The writer runs on a thread of its own: every statement of a job is a round trip to
+//! SQLite's connection thread, and on the server's busy runtime the writer would wait behind
+//! the requests for each of them, holding up every write queued behind it.
+//!
 //! PostgreSQL does its own group commit across connections, so there a job simply runs in a
 //! transaction of its own.
 
@@ -34,11 +38,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task of a SQLite database.
-    pub(crate) fn start(db: Db, log_commits: Arc<watch::Sender<u64>>) -> Writer {
+    /// Starts the writer of a SQLite database on its own thread, which ends when the last
+    /// `Writer` is dropped.
+    pub(crate) fn start(db: Db, log_commits: Arc<watch::Sender<u64>>) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, log_commits, jobs));
-        Writer { queue }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new()
+            .name("omnihub-writer".into())
+            .spawn(move || runtime.block_on(run(db, log_commits, jobs)))?;
+        Ok(Writer { queue })
     }
 
     pub(crate) async fn submit(&self, job: Job) -> Outcome {
@@ -93,6 +101,8 @@ async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>
 }
 
 /// Runs one job in a savepoint: its failure (or panic) undoes only its own writes and events.
+/// The savepoints of a batch are never released one by one (a round trip each): they nest,
+/// `ROLLBACK TO job` undoes back to the newest, this job's, and the commit ends them all.
 async fn run_job(tx: &mut Tx, job: Job) -> Outcome {
     let mark = tx.events.len();
     tx.execute(sql("SAVEPOINT job")).await?;
@@ -104,7 +114,6 @@ async fn run_job(tx: &mut Tx, job: Job) -> Outcome {
         tx.events.truncate(mark);
         tx.execute(sql("ROLLBACK TO job")).await?;
     }
-    tx.execute(sql("RELEASE job")).await?;
     outcome
 }
 
