@@ -76,3 +76,35 @@ function toLatest() {
   document.querySelectorAll(".thread").forEach(function (list) { list.scrollTop = list.scrollHeight; });
 }
 document.addEventListener("DOMContentLoaded", toLatest);
+
+// The pick-up desk's camera: where the browser reads QR codes itself (BarcodeDetector), the
+// order's pick-up code fills in the number and looks the order up. Hand scanners need none
+// of this: they type what they read into the focused number field.
+(function () {
+  var scan = document.querySelector("[data-scan]");
+  if (!scan || !("BarcodeDetector" in window) || !navigator.mediaDevices) return;
+  scan.hidden = false;
+  var button = scan.querySelector("button");
+  var video = scan.querySelector("video");
+  button.addEventListener("click", function () {
+    var detector = new BarcodeDetector({ formats: ["qr_code"] });
+    navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } }).then(function (stream) {
+      video.srcObject = stream;
+      video.hidden = false;
+      video.play();
+      var look = function () {
+        detector.detect(video).then(function (codes) {
+          if (!codes.length) return requestAnimationFrame(look);
+          stream.getTracks().forEach(function (track) { track.stop(); });
+          var field = document.getElementById("desk-number");
+          field.value = codes[0].rawValue;
+          field.form.submit();
+        }).catch(function () { requestAnimationFrame(look); });
+      };
+      look();
+    }).catch(function () {
+      button.textContent = "No camera can be used here: type the number";
+      button.disabled = true;
+    });
+  });
+})();

@@ -19,6 +19,7 @@ mod live;
 mod names;
 mod orders;
 mod page;
+mod pickup_code;
 mod session;
 mod settings;
 mod show;

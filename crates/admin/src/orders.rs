@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use omnihub_domain::orders::{FulfillmentKind, FulfillmentRecord, Order, Status, Step};
+use omnihub_domain::orders::{FulfillmentKind, FulfillmentRecord, Method, Order, Status, Step};
 use omnihub_domain::users::{Access, Area};
 use omnihub_store::{FulfillmentDraft, OrderSearch, OrderSummary, Page};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::forms::{Fields, chosen, field, given, picked_lines};
 use crate::names::Names;
 use crate::page::{Feedback, Layout, PageError, done, render_with, status_of};
+use crate::pickup_code;
 use crate::session::Staff;
 use crate::{Admin, show};
 
@@ -271,6 +272,8 @@ struct OrderPage {
     returnable: Vec<QtyLine>,
     return_locations: Vec<Choice>,
     timeline: Vec<EventView>,
+    /// For orders collected in a store: the code the desk scans.
+    pickup_code: Option<String>,
     feedback: Feedback,
 }
 
@@ -468,6 +471,9 @@ async fn order_page(
             .map(|l| Choice::new(&l.id, &l.draft.name, feedback.value("return", "location_id").into()))
             .collect(),
         timeline,
+        pickup_code: matches!(order.fulfillment.method, Method::Pickup | Method::ReserveInStore)
+            .then(|| pickup_code::svg(&order.number))
+            .flatten(),
         feedback,
     };
     Ok(render_with(status_of(&page.feedback), &page))

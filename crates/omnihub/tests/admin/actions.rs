@@ -16,6 +16,7 @@ on_both_backends!(
     a_manager_adjusts_and_transfers_stock,
     an_order_is_fulfilled_shipped_delivered_and_returned,
     store_staff_hand_over_and_take_returns_at_their_desk,
+    pickup_orders_carry_a_code_that_the_desk_reads,
     owners_open_accounts_make_keys_and_set_buffers,
     customers_are_merged,
     open_pages_hear_of_new_orders,
@@ -330,6 +331,18 @@ async fn store_staff_hand_over_and_take_returns_at_their_desk(shop: Shop) {
         )
         .await;
     assert_eq!(refused.status, 403);
+}
+
+async fn pickup_orders_carry_a_code_that_the_desk_reads(shop: Shop) {
+    let ready = shop.store().order_by_number("#1001").await.expect("the ready pick-up");
+    let mut manager = signed_in(&shop, Role::Manager).await;
+    let page = manager.get(&format!("/admin/orders/{}", ready.id)).await;
+    assert!(page.has(r#"<section class="panel pickup-code""#), "{}", page.body);
+    assert!(page.has(r#"<svg role="img" aria-label="Pick-up code of order #1001""#));
+    // The code holds the number as printed; read by a camera or a hand scanner, it finds the order.
+    let mut staff = signed_in(&shop, Role::StoreStaff).await;
+    let desk = staff.get("/admin/desk?number=%231001").await;
+    assert!(desk.has("Order found") && desk.has("data-scan"), "{}", desk.body);
 }
 
 async fn owners_open_accounts_make_keys_and_set_buffers(shop: Shop) {
