@@ -6,6 +6,7 @@
 //! at other processes' events when it last looked more than `STALE_AFTER` ago.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -43,16 +44,8 @@ impl CatalogCache {
 
     /// Remembers a product read when the log was at `seen`, unless a change came since.
     pub(crate) fn put(&self, seen: i64, product: Product, channel_id: Option<&str>) {
-        if let Ok(mut state) = self.0.lock()
-            && state.seq == Some(seen)
-        {
-            if state.products.len() >= MAX_ENTRIES {
-                state.products.clear();
-            }
-            state
-                .products
-                .insert((product.id.clone(), channel_id.unwrap_or_default().to_owned()), product);
-        }
+        let key = (product.id.clone(), channel_id.unwrap_or_default().to_owned());
+        self.remember(seen, |state| &mut state.products, key, product);
     }
 
     pub(crate) fn channel(&self, id: &str) -> Option<Channel> {
@@ -61,13 +54,25 @@ impl CatalogCache {
 
     /// Remembers a channel read when the log was at `seen`, unless a change came since.
     pub(crate) fn put_channel(&self, seen: i64, channel: Channel) {
+        self.remember(seen, |state| &mut state.channels, channel.id.clone(), channel);
+    }
+
+    /// Puts an entry in one of the maps if no change came since `seen`; a full map starts over.
+    fn remember<K: Eq + Hash, V>(
+        &self,
+        seen: i64,
+        map: impl FnOnce(&mut State) -> &mut HashMap<K, V>,
+        key: K,
+        value: V,
+    ) {
         if let Ok(mut state) = self.0.lock()
             && state.seq == Some(seen)
         {
-            if state.channels.len() >= MAX_ENTRIES {
-                state.channels.clear();
+            let map = map(&mut state);
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
             }
-            state.channels.insert(channel.id.clone(), channel);
+            map.insert(key, value);
         }
     }
 

@@ -1,7 +1,6 @@
 //! A real server with the demo shop (products, stock, orders and one account per role) on a
 //! fresh database: a temporary SQLite file, or a new PostgreSQL database.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use omnihub::demo::{self, Login};
@@ -15,6 +14,7 @@ use omnihub_store::{Page, Store};
 use serde_json::{Value, json};
 
 use crate::fake_provider::whatsapp_text;
+use crate::scratch::Scratch;
 
 const OWNER_KEY: &str = "sk_test_admin_owner_0123456789";
 /// What the shop's WhatsApp inbox shares with Meta: it signs the webhooks.
@@ -25,28 +25,20 @@ pub struct Shop {
     pub clock: ManualClock,
     logins: Vec<Login>,
     app: Option<Application>,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Folder(PathBuf),
-    Database { admin_url: String, name: String },
+    /// Last: the database goes once the server has stopped.
+    _scratch: Scratch,
 }
 
 impl Shop {
     /// The demo shop on SQLite, or on PostgreSQL (`None`, skipped, when none is configured
     /// outside CI).
     pub async fn start(on_postgres: bool) -> Option<Shop> {
-        let (settings, cleanup) = if on_postgres {
-            postgres().await?
+        let scratch = if on_postgres {
+            Scratch::postgres("omnihub_admin").await?
         } else {
-            let dir = std::env::temp_dir().join(format!("omnihub-admin-test-{}", ulid::Ulid::new()));
-            let settings = Settings {
-                data_dir: Some(dir.clone()),
-                ..base_settings()
-            };
-            (settings, Cleanup::Folder(dir))
+            Scratch::folder("omnihub-admin-test")
         };
+        let settings = scratch.settings(base_settings());
         // Noon UTC: the demo's orders and the test's are all "today".
         let clock = ManualClock::at(Timestamp(
             1_790_000_000_000 - 1_790_000_000_000 % 86_400_000 + 43_200_000,
@@ -62,7 +54,7 @@ impl Shop {
             clock,
             logins: made.logins,
             app: Some(app),
-            cleanup,
+            _scratch: scratch,
         })
     }
 
@@ -162,72 +154,10 @@ impl Shop {
     }
 }
 
-impl Drop for Shop {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Folder(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Database { admin_url, name } => {
-                let (url, sql) = (
-                    admin_url.clone(),
-                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                );
-                // Drop runs outside async code: a thread with its own runtime drops the database.
-                let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    runtime.block_on(run_sql(&url, &sql)).map_err(std::io::Error::other)
-                })
-                .join();
-            }
-        }
-    }
-}
-
 fn base_settings() -> Settings {
     Settings {
         listen: Some("127.0.0.1:0".parse().expect("address")),
         db_max_connections: Some(8),
         ..Settings::default()
     }
-}
-
-async fn postgres() -> Option<(Settings, Cleanup)> {
-    let in_ci = std::env::var_os("CI").is_some();
-    let Ok(admin_url) = std::env::var("OMNIHUB_TEST_POSTGRES_URL") else {
-        assert!(!in_ci, "OMNIHUB_TEST_POSTGRES_URL must be set in CI");
-        eprintln!("skipped: OMNIHUB_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let name = format!("omnihub_admin_{}", ulid::Ulid::new().to_string().to_lowercase());
-    if let Err(error) = run_sql(&admin_url, &format!("CREATE DATABASE {name}")).await {
-        assert!(
-            !in_ci,
-            "PostgreSQL at OMNIHUB_TEST_POSTGRES_URL is unreachable: {error}"
-        );
-        eprintln!("skipped: PostgreSQL is unreachable: {error}");
-        return None;
-    }
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
-    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-    let url = match query {
-        Some(query) => format!("{root}/{name}?{query}"),
-        None => format!("{root}/{name}"),
-    };
-    let settings = Settings {
-        database_url: Some(url),
-        ..base_settings()
-    };
-    Some((settings, Cleanup::Database { admin_url, name }))
-}
-
-async fn run_sql(url: &str, statement: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(url).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
-        .execute(&mut connection)
-        .await?;
-    connection.close().await
 }

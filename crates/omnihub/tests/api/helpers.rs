@@ -1,7 +1,6 @@
 //! Starts the real server on `127.0.0.1:0` against a fresh database: a temporary SQLite file,
 //! or a new PostgreSQL database when `OMNIHUB_TEST_POSTGRES_URL` is set.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use omnihub::{Application, Settings, bootstrap_owner_key, open_store};
@@ -9,6 +8,8 @@ use omnihub_domain::Timestamp;
 use omnihub_domain::clock::ManualClock;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
+
+use crate::scratch::Scratch;
 
 pub const OWNER_KEY: &str = "sk_test_owner_0123456789abcdef";
 
@@ -46,50 +47,22 @@ pub struct TestApp {
     nodes: std::sync::Mutex<Vec<Application>>,
     /// What the server was started with; restarts and more nodes use it too.
     settings: Settings,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Folder(PathBuf),
-    Database { admin_url: String, name: String },
+    /// Last: the database goes once the servers have stopped.
+    scratch: Scratch,
 }
 
 impl TestApp {
     pub async fn sqlite() -> TestApp {
-        let dir = std::env::temp_dir().join(format!("omnihub-test-{}", ulid::Ulid::new()));
-        let settings = Settings {
-            data_dir: Some(dir.clone()),
-            ..test_settings()
-        };
-        TestApp::start(settings, Cleanup::Folder(dir)).await
+        TestApp::start(Scratch::folder("omnihub-test")).await
     }
 
     /// A fresh PostgreSQL database, or `None` (skipped) when none is configured outside CI.
     pub async fn postgres() -> Option<TestApp> {
-        let in_ci = std::env::var_os("CI").is_some();
-        let Ok(admin_url) = std::env::var("OMNIHUB_TEST_POSTGRES_URL") else {
-            assert!(!in_ci, "OMNIHUB_TEST_POSTGRES_URL must be set in CI");
-            eprintln!("skipped: OMNIHUB_TEST_POSTGRES_URL is not set");
-            return None;
-        };
-        let name = format!("omnihub_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        if let Err(error) = admin(&admin_url, &format!("CREATE DATABASE {name}")).await {
-            assert!(
-                !in_ci,
-                "PostgreSQL at OMNIHUB_TEST_POSTGRES_URL is unreachable: {error}"
-            );
-            eprintln!("skipped: PostgreSQL is unreachable: {error}");
-            return None;
-        }
-        let settings = Settings {
-            database_url: Some(database_url(&admin_url, &name)),
-            db_max_connections: Some(8),
-            ..test_settings()
-        };
-        Some(TestApp::start(settings, Cleanup::Database { admin_url, name }).await)
+        Some(TestApp::start(Scratch::postgres("omnihub_test").await?).await)
     }
 
-    async fn start(settings: Settings, cleanup: Cleanup) -> TestApp {
+    async fn start(scratch: Scratch) -> TestApp {
+        let settings = scratch.settings(test_settings());
         let clock = ManualClock::at(Timestamp(1_790_000_000_000));
         let store = open_store(&settings, Arc::new(clock.clone()))
             .await
@@ -103,7 +76,7 @@ impl TestApp {
             app: Some(app),
             nodes: Default::default(),
             settings,
-            cleanup,
+            scratch,
         }
     }
 
@@ -149,13 +122,10 @@ impl TestApp {
     /// On PostgreSQL, a second server process on the same database (answers its base URL);
     /// on SQLite, `None`: one file has one server.
     pub async fn another_node(&self) -> Option<String> {
-        let Cleanup::Database { admin_url, name } = &self.cleanup else {
+        if !self.scratch.is_shared() {
             return None;
-        };
-        let settings = Settings {
-            database_url: Some(database_url(admin_url, name)),
-            ..self.settings.clone()
-        };
+        }
+        let settings = self.settings.clone();
         let store = open_store(&settings, Arc::new(self.clock.clone()))
             .await
             .expect("database opens");
@@ -196,55 +166,12 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Folder(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Database { admin_url, name } => {
-                let (url, sql) = (
-                    admin_url.clone(),
-                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                );
-                // Drop runs outside async code: a thread with its own runtime drops the database.
-                let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    runtime.block_on(admin(&url, &sql)).map_err(std::io::Error::other)
-                })
-                .join();
-            }
-        }
-    }
-}
-
 fn test_settings() -> Settings {
     Settings {
         listen: Some("127.0.0.1:0".parse().expect("address")),
         max_body_bytes: Some(64 * 1024),
         db_max_connections: Some(8),
         ..Settings::default()
-    }
-}
-
-async fn admin(url: &str, statement: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(url).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
-        .execute(&mut connection)
-        .await?;
-    connection.close().await
-}
-
-/// The same server and credentials, another database.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
-    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-    match query {
-        Some(query) => format!("{root}/{name}?{query}"),
-        None => format!("{root}/{name}"),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The API suite: every test runs against the real server, on SQLite and on PostgreSQL.
 
 mod helpers;
+#[path = "../common/scratch.rs"]
+mod scratch;
 
 mod answers;
 mod catalog;

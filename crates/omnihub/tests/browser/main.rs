@@ -8,6 +8,9 @@
 #[path = "../api/fake_provider.rs"]
 #[allow(dead_code)] // The browser suite looks only at what a provider was sent.
 mod fake_provider;
+#[path = "../common/scratch.rs"]
+#[allow(dead_code)] // Only the API suite runs several nodes on one database.
+mod scratch;
 #[path = "../admin/shop.rs"]
 #[allow(dead_code)] // The browser suite uses only part of the shared test shop.
 mod shop;
