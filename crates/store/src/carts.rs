@@ -39,9 +39,17 @@ pub struct ExternalLine {
     pub unit_price: Money,
 }
 
-/// A variant's price in a channel: its listing's override, or the base price. `None` when the
-/// product is not published there.
-async fn channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
+impl Store {
+    /// A variant's price in a channel: its listing's override, or the base price. `None` when
+    /// the product is not published there.
+    async fn channel_price(&self, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
+        let key = (channel.id.clone(), sku.to_owned());
+        self.cached(|s| &mut s.prices, key, read_channel_price(&self.db, channel, sku))
+            .await
+    }
+}
+
+async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
     let row = db
         .fetch_optional(
             sql(
@@ -62,12 +70,30 @@ async fn channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Option<i
     Ok(same_currency.then_some(row.int("price_amount")?))
 }
 
+/// A cart and its lines in one statement: one row per line, or one row without a line.
+const CART_WITH_LINES: &str = "SELECT c.*, l.id AS line_id, l.sku AS line_sku, l.quantity AS line_quantity, \
+     l.unit_amount AS line_unit_amount FROM carts c LEFT JOIN cart_lines l ON l.cart_id = c.id \
+     WHERE c.id = $1 ORDER BY l.id";
+
 async fn read_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
-    let row = tx
-        .fetch_optional(sql("SELECT * FROM carts WHERE id = $1").bind(id))
-        .await?
-        .ok_or(Error::NotFound("cart"))?;
-    with_lines(tx, &row).await
+    joined_cart(&tx.fetch_all(sql(CART_WITH_LINES).bind(id)).await?)
+}
+
+fn joined_cart(rows: &[Row]) -> Result<Cart, Error> {
+    let row = rows.first().ok_or(Error::NotFound("cart"))?;
+    let currency = row.text("currency")?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for l in rows {
+        if let Some(id) = l.opt_text("line_id")? {
+            lines.push(CartLine {
+                id,
+                sku: l.text("line_sku")?,
+                quantity: l.int("line_quantity")?,
+                unit_price: Money::new(l.int("line_unit_amount")?, &currency),
+            });
+        }
+    }
+    cart(row, lines, &currency)
 }
 
 /// The cart of a `carts` row, with its lines.
@@ -231,8 +257,7 @@ impl Store {
     }
 
     pub async fn cart(&self, id: &str) -> Result<Cart, Error> {
-        let mut tx = self.db.begin_read().await?;
-        read_cart(&mut tx, id).await
+        joined_cart(&self.db.fetch_all(sql(CART_WITH_LINES).bind(id)).await?)
     }
 
     /// The customer's active cart, whatever channel started it: the most recently changed.
@@ -252,7 +277,7 @@ impl Store {
     pub async fn add_cart_line(&self, current: &Cart, draft: CartLineDraft) -> Result<Cart, Error> {
         draft.validate()?;
         let channel = self.channel(&current.channel_id).await?;
-        let price = channel_price(&self.db, &channel, &draft.sku).await?.ok_or_else(|| {
+        let price = self.channel_price(&channel, &draft.sku).await?.ok_or_else(|| {
             Error::from(Invalid::one(
                 "sku",
                 "not_sold_here",
@@ -397,7 +422,7 @@ impl Store {
         let channel = self.channel(&cart.channel_id).await?;
         let mut lines = Vec::with_capacity(cart.lines.len());
         for line in &cart.lines {
-            let price = channel_price(&self.db, &channel, &line.sku).await?.ok_or_else(|| {
+            let price = self.channel_price(&channel, &line.sku).await?.ok_or_else(|| {
                 Error::from(Invalid::one(
                     "lines",
                     "not_sold_here",

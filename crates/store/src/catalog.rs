@@ -169,6 +169,11 @@ impl Store {
     }
 
     pub async fn location(&self, id: &str) -> Result<Location, Error> {
+        self.cached(|s| &mut s.locations, id.to_owned(), self.read_location(id))
+            .await
+    }
+
+    async fn read_location(&self, id: &str) -> Result<Location, Error> {
         let row = self
             .db
             .fetch_optional(sql("SELECT * FROM locations WHERE id = $1").bind(id))
@@ -333,13 +338,8 @@ impl Store {
     }
 
     pub async fn channel(&self, id: &str) -> Result<Channel, Error> {
-        let seen = self.sync_catalog_cache().await?;
-        if let Some(channel) = self.catalog_cache.channel(id) {
-            return Ok(channel);
-        }
-        let channel = self.read_channel(id).await?;
-        self.catalog_cache.put_channel(seen, channel.clone());
-        Ok(channel)
+        self.cached(|s| &mut s.channels, id.to_owned(), self.read_channel(id))
+            .await
     }
 
     async fn read_channel(&self, id: &str) -> Result<Channel, Error> {
@@ -543,13 +543,9 @@ impl Store {
     /// A product; with a channel, each variant carries that channel's price, and the product
     /// must be published there.
     pub async fn product(&self, id: &str, channel_id: Option<&str>) -> Result<Product, Error> {
-        let seen = self.sync_catalog_cache().await?;
-        if let Some(product) = self.catalog_cache.get(id, channel_id) {
-            return Ok(product);
-        }
-        let product = self.read_product(id, channel_id).await?;
-        self.catalog_cache.put(seen, product.clone(), channel_id);
-        Ok(product)
+        let key = (id.to_owned(), channel_id.unwrap_or_default().to_owned());
+        self.cached(|s| &mut s.products, key, self.read_product(id, channel_id))
+            .await
     }
 
     async fn read_product(&self, id: &str, channel_id: Option<&str>) -> Result<Product, Error> {

@@ -1,16 +1,17 @@
-//! Products as storefronts read them, and sales channels, remembered.
+//! Products as storefronts read them, and the sales channels, locations and channel prices
+//! every cart and checkout request needs, remembered.
 //!
-//! Product pages are read far more often than products change, and every cart and checkout
-//! request needs its channel. Entries are dropped when the event log shows a change of their
-//! product, listing or channel; a read first looks at every event this process committed, and
-//! at other processes' events when it last looked more than `STALE_AFTER` ago.
+//! They are read far more often than they change. Entries are dropped when the event log
+//! shows a change of their product, listing, channel or location; a read first looks at every
+//! event this process committed, and at other processes' events when it last looked more than
+//! `STALE_AFTER` ago.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use omnihub_domain::catalog::{Channel, Product};
+use omnihub_domain::catalog::{Channel, Location, Product};
 
 use crate::{Error, Store};
 
@@ -18,57 +19,49 @@ const STALE_AFTER: Duration = Duration::from_millis(100);
 const MAX_ENTRIES: usize = 50_000;
 
 /// The events that make entries wrong.
-const FORGETTING: [&str; 3] = ["product.updated", "listing.updated", "channel.updated"];
+const FORGETTING: [&str; 5] = [
+    "product.created",
+    "product.updated",
+    "listing.updated",
+    "channel.updated",
+    "location.updated",
+];
 
 #[derive(Default)]
-pub(crate) struct CatalogCache(Mutex<State>);
+pub(crate) struct CatalogCache {
+    state: Mutex<State>,
+    /// One request catches the cache up at a time; the others wait for it.
+    refresh: tokio::sync::Mutex<()>,
+}
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// Every event up to here has been looked at; `None` before the first look.
     seq: Option<i64>,
     looked: Option<Instant>,
     /// (product id, channel id or "") → the product as read.
-    products: HashMap<(String, String), Product>,
-    channels: HashMap<String, Channel>,
+    pub(crate) products: HashMap<(String, String), Product>,
+    pub(crate) channels: HashMap<String, Channel>,
+    pub(crate) locations: HashMap<String, Location>,
+    /// (channel id, SKU) → the price the channel sells it at; `None`: not sold there.
+    pub(crate) prices: HashMap<(String, String), Option<i64>>,
 }
 
+/// One of the cache's maps.
+pub(crate) type Shelf<K, V> = fn(&mut State) -> &mut HashMap<K, V>;
+
 impl CatalogCache {
-    pub(crate) fn get(&self, id: &str, channel_id: Option<&str>) -> Option<Product> {
-        let state = self.0.lock().ok()?;
-        state
-            .products
-            .get(&(id.to_owned(), channel_id.unwrap_or_default().to_owned()))
-            .cloned()
+    fn recall<K: Eq + Hash, V: Clone>(&self, shelf: Shelf<K, V>, key: &K) -> Option<V> {
+        let mut state = self.state.lock().ok()?;
+        shelf(&mut state).get(key).cloned()
     }
 
-    /// Remembers a product read when the log was at `seen`, unless a change came since.
-    pub(crate) fn put(&self, seen: i64, product: Product, channel_id: Option<&str>) {
-        let key = (product.id.clone(), channel_id.unwrap_or_default().to_owned());
-        self.remember(seen, |state| &mut state.products, key, product);
-    }
-
-    pub(crate) fn channel(&self, id: &str) -> Option<Channel> {
-        self.0.lock().ok()?.channels.get(id).cloned()
-    }
-
-    /// Remembers a channel read when the log was at `seen`, unless a change came since.
-    pub(crate) fn put_channel(&self, seen: i64, channel: Channel) {
-        self.remember(seen, |state| &mut state.channels, channel.id.clone(), channel);
-    }
-
-    /// Puts an entry in one of the maps if no change came since `seen`; a full map starts over.
-    fn remember<K: Eq + Hash, V>(
-        &self,
-        seen: i64,
-        map: impl FnOnce(&mut State) -> &mut HashMap<K, V>,
-        key: K,
-        value: V,
-    ) {
-        if let Ok(mut state) = self.0.lock()
+    /// Puts an entry on a shelf if no change came since `seen`; a full shelf starts over.
+    fn remember<K: Eq + Hash, V>(&self, seen: i64, shelf: Shelf<K, V>, key: K, value: V) {
+        if let Ok(mut state) = self.state.lock()
             && state.seq == Some(seen)
         {
-            let map = map(&mut state);
+            let map = shelf(&mut state);
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
@@ -77,7 +70,9 @@ impl CatalogCache {
     }
 
     fn look(&self, committed: i64) -> Look {
-        let Ok(state) = self.0.lock() else { return Look::First };
+        let Ok(state) = self.state.lock() else {
+            return Look::First;
+        };
         match (state.seq, state.looked) {
             (Some(seq), Some(looked)) if seq >= committed && looked.elapsed() < STALE_AFTER => Look::Current(seq),
             (Some(seq), _) => Look::After(seq),
@@ -86,24 +81,33 @@ impl CatalogCache {
     }
 
     fn forget(&self, events: &[omnihub_domain::events::Event], upto: i64) {
-        let Ok(mut state) = self.0.lock() else { return };
+        let Ok(mut state) = self.state.lock() else { return };
         for event in events {
-            // The product's id, or the channel's for channel events.
+            // The product's id, or the channel's or location's for their events.
             let subject = event.data["product_id"]
                 .as_str()
                 .or(event.data["id"].as_str())
                 .unwrap_or_default();
             match event.kind.as_str() {
-                "product.updated" | "listing.updated" => state.products.retain(|(id, _), _| id != subject),
+                // A new product's SKUs may have been asked for before they existed.
+                "product.created" => state.prices.clear(),
+                "product.updated" | "listing.updated" => {
+                    state.products.retain(|(id, _), _| id != subject);
+                    state.prices.clear();
+                }
                 // A channel's currency or policy may change what its prices mean.
                 "channel.updated" => {
                     state.products.clear();
+                    state.prices.clear();
                     state.channels.remove(subject);
+                }
+                "location.updated" => {
+                    state.locations.remove(subject);
                 }
                 _ => {}
             }
         }
-        state.seq = Some(upto);
+        state.seq = state.seq.max(Some(upto));
         state.looked = Some(Instant::now());
     }
 }
@@ -119,9 +123,35 @@ enum Look {
 }
 
 impl Store {
+    /// The entry under `key` on a shelf of the cache; read with `read` and remembered when it
+    /// is not there.
+    pub(crate) async fn cached<K, V>(
+        &self,
+        shelf: Shelf<K, V>,
+        key: K,
+        read: impl Future<Output = Result<V, Error>>,
+    ) -> Result<V, Error>
+    where
+        K: Eq + Hash,
+        V: Clone,
+    {
+        let seen = self.sync_catalog_cache().await?;
+        if let Some(value) = self.catalog_cache.recall(shelf, &key) {
+            return Ok(value);
+        }
+        let value = read.await?;
+        self.catalog_cache.remember(seen, shelf, key, value.clone());
+        Ok(value)
+    }
+
     /// Drops what changed; answers the log position the cache is now current with.
     pub(crate) async fn sync_catalog_cache(&self) -> Result<i64, Error> {
         let committed = *self.log_commits.borrow() as i64;
+        if let Look::Current(seq) = self.catalog_cache.look(committed) {
+            return Ok(seq);
+        }
+        let _one_at_a_time = self.catalog_cache.refresh.lock().await;
+        // The request that held the refresh before this one may have done the work.
         let seq = match self.catalog_cache.look(committed) {
             Look::Current(seq) => return Ok(seq),
             Look::First => {

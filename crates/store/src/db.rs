@@ -2,8 +2,12 @@
 //!
 //! Everything above this module writes its SQL once (`$1` placeholders, `RETURNING`,
 //! `ON CONFLICT`), binds [`Arg`]s and reads typed columns from a [`Row`]; this module hands it
-//! to the real sqlx driver of whichever backend is configured. The backends are a closed set,
-//! so an enum dispatches to them: no trait objects, no boxed futures.
+//! to the real driver of whichever backend is configured: sqlx for PostgreSQL and SQLite's
+//! readers, rusqlite for SQLite's one write connection (see [`write_connection`]). The
+//! backends are a closed set, so an enum dispatches to them: no trait objects, no boxed
+//! futures.
+
+mod write_connection;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +18,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Database, Encode, Postgres, Row as _, Sqlite, Transaction, Type};
 
 use crate::Error;
+use write_connection::WriteTx;
+pub use write_connection::{WriteConnection, WrittenRow};
 
 /// A value bound to a `$n` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,15 +151,17 @@ where
 pub enum Row {
     Sqlite(SqliteRow),
     Postgres(PgRow),
+    /// Answered on SQLite's write connection.
+    Written(WrittenRow),
 }
 
 macro_rules! get {
     ($row:expr, $col:expr, $ty:ty) => {
         match $row {
-            Row::Sqlite(r) => r.try_get::<$ty, _>($col),
-            Row::Postgres(r) => r.try_get::<$ty, _>($col),
+            Row::Sqlite(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
+            Row::Postgres(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
+            Row::Written(r) => r.get::<$ty>($col),
         }
-        .map_err(Error::from)
     };
 }
 
@@ -193,12 +201,12 @@ pub enum Backend {
 /// A connection pool to one of the backends.
 ///
 /// SQLite allows one writer at a time: writes go through a single connection (so they queue
-/// in the pool instead of failing with `SQLITE_BUSY`) while reads use their own pool.
+/// for it instead of failing with `SQLITE_BUSY`) while reads use their own pool.
 #[derive(Clone)]
 pub enum Db {
     Sqlite {
         reader: sqlx::SqlitePool,
-        writer: sqlx::SqlitePool,
+        writer: WriteConnection,
     },
     Postgres(sqlx::PgPool),
 }
@@ -214,23 +222,18 @@ impl Db {
                 .await?;
             return Ok(Db::Postgres(pool));
         }
+        let busy_timeout = Duration::from_secs(10);
         let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // Every acknowledged write is on disk: durability is not traded for speed.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            // The group commit's savepoints keep their undo pages in memory, not in temp files.
-            .pragma("temp_store", "memory")
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await?;
+            .busy_timeout(busy_timeout)
+            .read_only(true);
+        // Opened first: it creates the file the readers open.
+        let writer = WriteConnection::open(options.get_filename(), busy_timeout)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
-            .connect_with(options.read_only(true))
+            .connect_with(options)
             .await?;
         Ok(Db::Sqlite { reader, writer })
     }
@@ -245,7 +248,7 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, Error> {
         let inner = match self {
-            Db::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite { writer, .. } => TxInner::Written(writer.begin().await?),
             Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         Ok(Tx {
@@ -304,6 +307,7 @@ impl Db {
 enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+    Written(WriteTx),
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -316,7 +320,7 @@ pub struct Tx {
 impl Tx {
     pub fn backend(&self) -> Backend {
         match self.inner {
-            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Sqlite(_) | TxInner::Written(_) => Backend::Sqlite,
             TxInner::Postgres(_) => Backend::Postgres,
         }
     }
@@ -326,6 +330,7 @@ impl Tx {
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
             TxInner::Postgres(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
+            TxInner::Written(tx) => tx.execute(sql)?,
         })
     }
 
@@ -343,6 +348,7 @@ impl Tx {
                 .into_iter()
                 .map(Row::Postgres)
                 .collect(),
+            TxInner::Written(tx) => tx.fetch_all(sql)?.into_iter().map(Row::Written).collect(),
         })
     }
 
@@ -350,16 +356,23 @@ impl Tx {
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
             TxInner::Postgres(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Postgres),
+            TxInner::Written(tx) => tx.fetch_optional(sql)?.map(Row::Written),
         })
     }
 
     /// Runs a script of several statements: the migrations compiled into the binary, never
     /// anything built from input.
     pub(crate) async fn execute_script(&mut self, script: String) -> Result<(), Error> {
-        let script = sqlx::AssertSqlSafe(script);
         match &mut self.inner {
-            TxInner::Sqlite(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop)?,
-            TxInner::Postgres(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(drop)?,
+            TxInner::Sqlite(tx) => sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+                .execute(&mut **tx)
+                .await
+                .map(drop)?,
+            TxInner::Postgres(tx) => sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+                .execute(&mut **tx)
+                .await
+                .map(drop)?,
+            TxInner::Written(tx) => tx.execute_script(&script)?,
         }
         Ok(())
     }
@@ -381,6 +394,7 @@ impl Tx {
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await?,
             TxInner::Postgres(tx) => tx.commit().await?,
+            TxInner::Written(tx) => tx.commit().await?,
         }
         Ok(())
     }

@@ -84,18 +84,19 @@ impl Store {
 
     /// What an in-memory view needs to catch up from `after`: the events of the `types` it
     /// applies, and the log position it is then current with. The busy types (carts, orders)
-    /// are never read or parsed for it.
+    /// are never read or parsed for it, nor is the log's end asked for: the view is current
+    /// with every event read, and with everything this process had committed before the read.
     pub(crate) async fn catch_up(&self, after: i64, types: &[&str]) -> Result<(Vec<Event>, i64), Error> {
-        let upto = self.last_event_seq().await?;
+        let committed = *self.log_commits.borrow() as i64;
         let text = format!(
             "SELECT seq, id, type, occurred_at, data FROM events \
-             WHERE seq > $1 AND seq <= $2 AND type IN ({}) ORDER BY seq LIMIT $3",
-            placeholders(4, types.len())
+             WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT $2",
+            placeholders(3, types.len())
         );
         let mut events: Vec<Event> = Vec::new();
         loop {
             let from = events.last().map_or(after, |e| e.seq);
-            let query = sql_built(text.clone()).bind(from).bind(upto).bind(CATCH_UP_BATCH);
+            let query = sql_built(text.clone()).bind(from).bind(CATCH_UP_BATCH);
             let query = types.iter().fold(query, |q, t| q.bind(*t));
             let batch = self.db.fetch_all(query).await?;
             let full = batch.len() as i64 == CATCH_UP_BATCH;
@@ -103,6 +104,7 @@ impl Store {
                 events.push(event(row)?);
             }
             if !full {
+                let upto = events.last().map_or(after, |e| e.seq).max(committed);
                 return Ok((events, upto));
             }
         }

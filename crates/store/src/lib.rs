@@ -68,11 +68,20 @@ pub enum Error {
     Corrupt(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl Error {
     fn is_unique_violation(&self) -> bool {
-        matches!(self, Error::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+        match self {
+            Error::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
     }
 }
 

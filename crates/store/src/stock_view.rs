@@ -47,6 +47,12 @@ struct State {
 }
 
 impl State {
+    /// Holds every event this process committed up to `committed`, and has looked for other
+    /// processes' events lately.
+    fn is_current(&self, committed: i64) -> bool {
+        self.seq >= committed && self.refreshed.elapsed() < STALE_AFTER
+    }
+
     fn answer(&self, channel: &ChannelStock, skus: &[String]) -> Vec<SkuAvailability> {
         skus.iter()
             .map(|sku| {
@@ -156,7 +162,7 @@ impl Store {
         if let Some(answer) = self.read_view(committed, &read) {
             return answer;
         }
-        self.refresh_view().await?;
+        self.refresh_view(committed).await?;
         let state = self
             .stock_view
             .state
@@ -171,21 +177,24 @@ impl Store {
     /// An answer from the view if it is current enough; `None` when it must be refreshed.
     fn read_view<T>(&self, committed: i64, read: &impl Fn(&State) -> Result<T, Error>) -> Option<Result<T, Error>> {
         let state = self.stock_view.state.read().ok()?;
-        let state = state.as_ref()?;
-        (state.seq >= committed && state.refreshed.elapsed() < STALE_AFTER).then(|| read(state))
+        let state = state.as_ref().filter(|state| state.is_current(committed))?;
+        Some(read(state))
     }
 
-    async fn refresh_view(&self) -> Result<(), Error> {
+    /// Brings the view up to `committed` at least, unless a request that held the refresh
+    /// before this one did so already.
+    async fn refresh_view(&self, committed: i64) -> Result<(), Error> {
         let _one_at_a_time = self.stock_view.refresh.lock().await;
-        let (loaded, seq) = match self.stock_view.state.read() {
-            Ok(state) => (state.is_some(), state.as_ref().map_or(0, |s| s.seq)),
-            Err(_) => (false, 0),
+        let seq = match self.stock_view.state.read().as_deref() {
+            Ok(Some(state)) if state.is_current(committed) => return Ok(()),
+            Ok(Some(state)) => Some(state.seq),
+            _ => None,
         };
-        if !loaded {
+        let Some(seq) = seq else {
             let state = self.load_view().await?;
             self.replace_view(state);
             return Ok(());
-        }
+        };
         let (events, upto) = self.catch_up(seq, &VIEWED).await?;
         if let Ok(mut state) = self.stock_view.state.write()
             && let Some(state) = state.as_mut()

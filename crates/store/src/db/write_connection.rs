@@ -1,0 +1,300 @@
+//! The SQLite write connection, driven directly on the thread that writes.
+//!
+//! sqlx runs every SQLite connection on a thread of its own and hands each statement over to
+//! it and each answer back: two thread wake-ups per statement, longer than SQLite takes to run
+//! a point query or update. The group-commit writer runs some twenty statements per checkout,
+//! so the one write connection is opened with rusqlite and driven where the write runs: on the
+//! writer's thread, or the caller's for the few writes made outside it. Only what waits for
+//! the disk (taking the write lock, the commit's fsync) moves off the async runtime's threads.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::{Arg, Sql, Text};
+use crate::Error;
+
+/// Enough for every distinct statement the store writes with, so none is prepared twice.
+const STATEMENT_CACHE: usize = 512;
+
+/// The database's one write connection; writers take turns.
+#[derive(Clone)]
+pub struct WriteConnection(Arc<Mutex<Connection>>);
+
+impl WriteConnection {
+    /// Opens (creating it if missing) the database file, with every acknowledged write on disk.
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<WriteConnection, Error> {
+        let connection = Connection::open_with_flags(path, OpenFlags::default())?;
+        connection.busy_timeout(busy_timeout)?;
+        connection.pragma_update(None, "journal_mode", "wal")?;
+        connection.pragma_update(None, "synchronous", "full")?;
+        connection.pragma_update(None, "foreign_keys", "on")?;
+        // The group commit's savepoints keep their undo pages in memory, not in temp files.
+        connection.pragma_update(None, "temp_store", "memory")?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(WriteConnection(Arc::new(Mutex::new(connection))))
+    }
+
+    /// Waits for the connection and starts a write transaction on it.
+    pub(crate) async fn begin(&self) -> Result<WriteTx, Error> {
+        let connection = self.0.clone().lock_owned().await;
+        off_runtime(move || {
+            // Waits (up to the busy timeout) for another process's write to end.
+            let begun = connection.execute_batch("BEGIN IMMEDIATE");
+            (connection, begun)
+        })
+        .await
+        .map(|connection| WriteTx {
+            connection: Some(connection),
+        })
+    }
+
+    /// Waits for the write under way to end.
+    pub(crate) async fn close(&self) {
+        drop(self.0.lock().await);
+    }
+}
+
+/// Runs `step`, which may wait for the disk, on a thread made for blocking.
+async fn off_runtime(
+    step: impl FnOnce() -> (OwnedMutexGuard<Connection>, rusqlite::Result<()>) + Send + 'static,
+) -> Result<OwnedMutexGuard<Connection>, Error> {
+    let (connection, outcome) = tokio::task::spawn_blocking(step)
+        .await
+        .map_err(|_| Error::Unavailable("the database thread stopped".into()))?;
+    outcome?;
+    Ok(connection)
+}
+
+/// A write transaction on the write connection; dropped without a commit, it rolls back.
+pub(crate) struct WriteTx {
+    /// `None` once committed.
+    connection: Option<OwnedMutexGuard<Connection>>,
+}
+
+impl WriteTx {
+    fn connection(&self) -> Result<&Connection, Error> {
+        self.connection
+            .as_deref()
+            .ok_or_else(|| Error::Unavailable("the transaction has ended".into()))
+    }
+
+    /// Runs a statement to its end; answers the number of rows it changed.
+    pub(crate) fn execute(&mut self, sql: Sql) -> Result<u64, Error> {
+        self.run(sql, usize::MAX)?;
+        Ok(self.connection()?.changes())
+    }
+
+    pub(crate) fn fetch_all(&mut self, sql: Sql) -> Result<Vec<WrittenRow>, Error> {
+        self.run(sql, usize::MAX)
+    }
+
+    pub(crate) fn fetch_optional(&mut self, sql: Sql) -> Result<Option<WrittenRow>, Error> {
+        Ok(self.run(sql, 1)?.pop())
+    }
+
+    pub(crate) fn execute_script(&mut self, script: &str) -> Result<(), Error> {
+        Ok(self.connection()?.execute_batch(script)?)
+    }
+
+    /// Runs a statement, keeping at most `limit` of the rows it answers. The statement is
+    /// prepared once per connection and kept.
+    fn run(&mut self, sql: Sql, limit: usize) -> Result<Vec<WrittenRow>, Error> {
+        let text = match &sql.text {
+            Text::Static(text) => text,
+            Text::Built(text) => text.as_str(),
+        };
+        let mut statement = self.connection()?.prepare_cached(text)?;
+        // `$n` names the n-th argument wherever it stands; SQLite numbers parameters in the
+        // order they first appear.
+        for index in 1..=statement.parameter_count() {
+            let position = statement
+                .parameter_name(index)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| Error::Corrupt(format!("statement parameter {index} is not $n: {text}")))?;
+            let value = match sql.args.get(position - 1) {
+                Some(arg) => value_of(arg),
+                None => Value::Null,
+            };
+            statement.raw_bind_parameter(index, value)?;
+        }
+        let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = statement.raw_query();
+        let mut kept = Vec::new();
+        while let Some(row) = rows.next()? {
+            if kept.len() < limit {
+                let values = (0..columns.len())
+                    .map(|i| row.get::<_, Value>(i))
+                    .collect::<Result<_, _>>()?;
+                kept.push(WrittenRow {
+                    columns: columns.clone(),
+                    values,
+                });
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Commits, waiting for the disk off the async runtime's threads.
+    pub(crate) async fn commit(mut self) -> Result<(), Error> {
+        let Some(connection) = self.connection.take() else {
+            return Err(Error::Unavailable("the transaction has ended".into()));
+        };
+        off_runtime(move || {
+            let committed = connection.execute_batch("COMMIT");
+            if committed.is_err() && !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            (connection, committed)
+        })
+        .await
+        .map(drop)
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.connection
+            && !connection.is_autocommit()
+        {
+            // Undoing a WAL transaction drops its pages from memory: nothing waits for the disk.
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn value_of(arg: &Arg) -> Value {
+    match arg {
+        Arg::Int(v) => v.map_or(Value::Null, Value::Integer),
+        Arg::Text(v) => v.clone().map_or(Value::Null, Value::Text),
+        Arg::Bool(v) => Value::Integer(i64::from(*v)),
+        Arg::Float(v) => v.map_or(Value::Null, Value::Real),
+    }
+}
+
+/// A row answered on the write connection, read by column name.
+pub struct WrittenRow {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl WrittenRow {
+    pub(crate) fn get<T: FromValue>(&self, column: &str) -> Result<T, Error> {
+        let value = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| Error::Corrupt(format!("no column {column}")))?;
+        T::from_value(ValueRef::from(value)).ok_or_else(|| Error::Corrupt(format!("column {column} holds {value:?}")))
+    }
+}
+
+/// A Rust type a column's value is read as.
+pub(crate) trait FromValue: Sized {
+    fn from_value(value: ValueRef<'_>) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(value: ValueRef<'_>) -> Option<Self> {
+        value.as_i64().ok()
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: ValueRef<'_>) -> Option<Self> {
+        value.as_str().ok().map(str::to_owned)
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: ValueRef<'_>) -> Option<Self> {
+        value.as_i64().ok().map(|v| v != 0)
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Real(v) => Some(v),
+            ValueRef::Integer(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Null => Some(None),
+            value => T::from_value(value).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::sql;
+
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    async fn table() -> (WriteConnection, Scratch) {
+        let path = std::env::temp_dir().join(format!("omnihub-write-{}.db", ulid::Ulid::new()));
+        let connection = WriteConnection::open(&path, Duration::from_secs(1)).unwrap();
+        let mut tx = connection.begin().await.unwrap();
+        tx.execute_script("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b INTEGER)")
+            .unwrap();
+        tx.commit().await.unwrap();
+        (connection, Scratch(path))
+    }
+
+    #[tokio::test]
+    async fn placeholders_bind_by_number_wherever_they_stand() {
+        let (connection, _scratch) = table().await;
+        let mut tx = connection.begin().await.unwrap();
+        let insert = sql("INSERT INTO t (n, id, f, b) VALUES ($3, $1, $2, $4)")
+            .bind("a")
+            .bind(Some(1.5))
+            .bind(7)
+            .bind(true);
+        assert_eq!(tx.execute(insert).unwrap(), 1);
+        let row = tx
+            .fetch_optional(sql("SELECT * FROM t WHERE n = $2 AND id = $1").bind("a").bind(7))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.get::<String>("id").unwrap(), "a");
+        assert_eq!(row.get::<i64>("n").unwrap(), 7);
+        assert_eq!(row.get::<Option<f64>>("f").unwrap(), Some(1.5));
+        assert!(row.get::<bool>("b").unwrap());
+        assert!(row.get::<String>("n").is_err(), "an integer is not text");
+        assert!(row.get::<i64>("missing").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_without_commit_leaves_nothing() {
+        let (connection, _scratch) = table().await;
+        let mut tx = connection.begin().await.unwrap();
+        tx.execute(sql("INSERT INTO t (id) VALUES ($1)").bind("gone")).unwrap();
+        drop(tx);
+        let mut tx = connection.begin().await.unwrap();
+        assert!(tx.fetch_all(sql("SELECT id FROM t")).unwrap().is_empty());
+        let twice = tx
+            .execute(sql("INSERT INTO t (id) VALUES ($1), ($1)").bind("x"))
+            .unwrap_err();
+        assert!(twice.is_unique_violation());
+    }
+}
