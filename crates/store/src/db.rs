@@ -257,6 +257,19 @@ impl Db {
         })
     }
 
+    /// Starts a write transaction for a thread of its own, which may wait for the disk itself
+    /// (the SQLite writer's; on PostgreSQL the same as [`Db::begin`]).
+    pub(crate) async fn begin_in_place(&self) -> Result<Tx, Error> {
+        let inner = match self {
+            Db::Sqlite { writer, .. } => TxInner::Written(writer.begin_in_place().await?),
+            Db::Postgres(_) => return self.begin().await,
+        };
+        Ok(Tx {
+            inner,
+            events: Vec::new(),
+        })
+    }
+
     /// Starts a read-only transaction: several reads that see one moment.
     pub async fn begin_read(&self) -> Result<Tx, Error> {
         let inner = match self {

@@ -78,13 +78,12 @@ impl Store {
                 .write(move |tx| {
                     Box::pin(async move {
                         let now = clock.now();
-                        let Some(order_id) = place_in(tx, &new, now).await? else {
+                        let Some(order) = place_in(tx, &new, now).await? else {
                             return Ok(None);
                         };
                         if let Some(cart) = &from_cart {
-                            crate::carts::mark_checked_out(tx, cart, &order_id, now).await?;
+                            crate::carts::mark_checked_out(tx, cart, &order.id, now).await?;
                         }
-                        let order = read_order(tx, &order_id).await?;
                         append(tx, now, NewEvent::new("order.placed", &order));
                         Ok(Some(order))
                     })
@@ -110,8 +109,9 @@ async fn next_order_number(tx: &mut Tx) -> Result<i64, Error> {
     row.int("value")
 }
 
-/// Places the order inside `tx`; `None` when the stock must be planned again.
-async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<String>, Error> {
+/// Places the order inside `tx`, answering it as written; `None` when the stock must be
+/// planned again.
+async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<Order>, Error> {
     let order_id = id::new(Kind::Order);
     let wanted: Vec<ReservationLineDraft> = new
         .lines
@@ -188,6 +188,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         timeline::record(tx, customer, now, "order.placed", Some(&order_id), &summary).await?;
     }
     // Methods served at one store get their fulfilment at once: the store sees it to prepare.
+    let mut fulfillments = Vec::new();
     if let Some(location) = &new.at_location
         && new.fulfillment.method != Method::Ship
     {
@@ -199,17 +200,58 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
                 quantity: l.quantity,
             })
             .collect();
-        insert_fulfillment(
-            tx,
-            &order_id,
-            location,
-            new.fulfillment.method.fulfillment_kind(),
-            &items,
-            now,
-        )
-        .await?;
+        let kind = new.fulfillment.method.fulfillment_kind();
+        let id = insert_fulfillment(tx, &order_id, location, kind, &items, now).await?;
+        fulfillments.push(FulfillmentRecord {
+            id,
+            location_id: location.clone(),
+            kind,
+            status: FulfillmentStatus::Pending,
+            lines: items,
+            carrier: None,
+            tracking_number: None,
+            created_at: now,
+            updated_at: now,
+        });
     }
-    Ok(Some(order_id))
+    // The order as `read_order` would read it back, without reading it.
+    let lines = new
+        .lines
+        .iter()
+        .zip(reservation.lines)
+        .map(|(line, sourced)| {
+            let mut allocations = sourced.allocations;
+            allocations.sort_by(|a, b| a.location_id.cmp(&b.location_id));
+            OrderLine {
+                sku: line.sku.clone(),
+                quantity: line.quantity,
+                unit_price: Money::new(line.unit_amount, currency),
+                allocations,
+            }
+        })
+        .collect();
+    Ok(Some(Order {
+        id: order_id,
+        number: order_number(number),
+        channel_id: new.channel.id.clone(),
+        external_id: new.external_id.clone(),
+        customer_id,
+        email: new.email.clone(),
+        status: Status::Allocated,
+        lines,
+        totals,
+        loyalty_points_redeemed: new.loyalty_points,
+        fulfillment: new.fulfillment.clone(),
+        shipping_address: new.shipping_address.clone(),
+        fulfillments,
+        returns: Vec::new(),
+        hold_expires_at: new
+            .hold_until
+            .filter(|_| new.fulfillment.method == Method::ReserveInStore),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }))
 }
 
 /// Takes the points the customer redeems; answers the discount they are worth.

@@ -74,7 +74,9 @@ async fn run(db: Db, log_commits: Arc<watch::Sender<u64>>, mut jobs: mpsc::Unbou
 }
 
 async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>) {
-    let mut tx = match db.begin().await {
+    let started = std::time::Instant::now();
+    let jobs = batch.len();
+    let mut tx = match db.begin_in_place().await {
         Ok(tx) => tx,
         Err(error) => return fail_all(batch.into_iter().map(|(_, reply)| reply), &error),
     };
@@ -83,10 +85,12 @@ async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>
         let outcome = run_job(&mut tx, job).await;
         answers.push((reply, outcome));
     }
+    let ran = started.elapsed();
     let committed = match events::flush(&mut tx).await {
         Ok(last_seq) => tx.commit().await.map(|()| last_seq),
         Err(error) => Err(error),
     };
+    tracing::debug!(jobs, ?ran, took = ?started.elapsed(), "group commit");
     match committed {
         Ok(last_seq) => {
             if let Some(seq) = last_seq {

@@ -114,6 +114,14 @@ async fn cart(app: &TestApp, channel: &str, lines: &[(&str, i64)], details: Valu
     cart_id
 }
 
+/// Checks the cart out; the order answered must be the order as it reads back.
+async fn checkout(app: &TestApp, cart_id: &str) -> Value {
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let read = json(app.get(&format!("/orders/{}", id(&order))).await, 200).await;
+    assert_eq!(order, read, "the placed order differs from the order read back");
+    order
+}
+
 async fn step(app: &TestApp, order: &Value, fulfillment: &str, step: &str, body: Value) -> reqwest::Response {
     app.post(
         &format!("/orders/{}/fulfillments/{fulfillment}/{step}", id(order)),
@@ -129,7 +137,7 @@ async fn web_order_ships_from_two_locations(app: TestApp) {
     let details =
         json!({"email": "Kim@Example.com", "shipping_address": address(52.5, 13.4), "fulfillment": {"method": "ship"}});
     let cart_id = cart(&app, &shop.web, &[("A", 2), ("B", 1)], details).await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     assert_eq!(order["number"], "#1001");
     assert_eq!(order["status"], "allocated");
     assert_eq!(order["email"], "kim@example.com");
@@ -263,7 +271,7 @@ async fn app_order_is_picked_up_in_a_store(app: TestApp) {
     .await;
     let details = json!({"fulfillment": {"method": "pickup", "location_id": shop.berlin}});
     let cart_id = cart(&app, &mobile, &[("C", 2)], details).await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     assert_eq!(
         order["fulfillment"],
         json!({"method": "pickup", "location_id": shop.berlin})
@@ -379,7 +387,7 @@ async fn reserve_in_store_lapses_and_gives_the_stock_back(app: TestApp) {
     receive(&app, "B", &shop.hamburg, 1).await;
     let details = json!({"fulfillment": {"method": "reserve_in_store", "location_id": shop.hamburg}});
     let cart_id = cart(&app, &shop.web, &[("B", 1)], details).await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     assert!(order["hold_expires_at"].is_string());
     assert_eq!(level(&app, "B", &shop.hamburg).await, (1, 1));
     app.clock.advance_seconds(49 * 3600);
@@ -402,7 +410,7 @@ async fn an_online_order_is_returned_in_a_store(app: TestApp) {
     receive(&app, "A", &shop.warehouse, 3).await;
     let details = json!({"shipping_address": address(52.5, 13.4)});
     let cart_id = cart(&app, &shop.web, &[("A", 3)], details).await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     let body = json!({"location_id": shop.warehouse, "kind": "shipment", "lines": [{"sku": "A", "quantity": 3}]});
     let order = json(
         app.post(&format!("/orders/{}/fulfillments", id(&order)), &body).await,
@@ -454,7 +462,7 @@ async fn same_day_only_within_a_store_radius(app: TestApp) {
     receive(&app, "C", &shop.berlin, 2).await;
     let near = json!({"shipping_address": address(52.50, 13.42), "fulfillment": {"method": "same_day"}});
     let cart_id = cart(&app, &shop.web, &[("C", 1)], near).await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     assert_eq!(order["fulfillments"][0]["location_id"], shop.berlin);
     assert_eq!(order["fulfillments"][0]["kind"], "delivery");
 
@@ -609,7 +617,7 @@ async fn bad_orders_change_nothing(app: TestApp) {
         200,
     )
     .await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     let cancelled = json(
         app.post(&format!("/orders/{}/cancel", id(&order)), &json!({})).await,
         200,
@@ -637,7 +645,7 @@ async fn points_earned_online_are_redeemed_in_a_store(app: TestApp) {
     receive(&app, "C", &shop.berlin, 4).await;
     let details = json!({"email": "jane@example.com", "shipping_address": address(52.5, 13.4)});
     let cart_id = cart(&app, &shop.web, &[("B", 2)], details).await;
-    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    let order = checkout(&app, &cart_id).await;
     let customer = order["customer_id"]
         .as_str()
         .expect("the e-mail found its customer")

@@ -50,6 +50,18 @@ impl WriteConnection {
         .await
         .map(|connection| WriteTx {
             connection: Some(connection),
+            waits_in_place: false,
+        })
+    }
+
+    /// The same for a thread of its own (the group-commit writer's), which waits for the disk
+    /// itself instead of handing each wait to another thread.
+    pub(crate) async fn begin_in_place(&self) -> Result<WriteTx, Error> {
+        let connection = self.0.clone().lock_owned().await;
+        connection.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(WriteTx {
+            connection: Some(connection),
+            waits_in_place: true,
         })
     }
 
@@ -74,6 +86,8 @@ async fn off_runtime(
 pub(crate) struct WriteTx {
     /// `None` once committed.
     connection: Option<OwnedMutexGuard<Connection>>,
+    /// The commit may wait for the disk on the calling thread.
+    waits_in_place: bool,
 }
 
 impl WriteTx {
@@ -108,6 +122,7 @@ impl WriteTx {
             Text::Static(text) => text,
             Text::Built(text) => text.as_str(),
         };
+        tracing::trace!(statement = text, "write");
         let mut statement = self.connection()?.prepare_cached(text)?;
         // `$n` names the n-th argument wherever it stands; SQLite numbers parameters in the
         // order they first appear.
@@ -145,16 +160,20 @@ impl WriteTx {
         let Some(connection) = self.connection.take() else {
             return Err(Error::Unavailable("the transaction has ended".into()));
         };
-        off_runtime(move || {
-            let committed = connection.execute_batch("COMMIT");
-            if committed.is_err() && !connection.is_autocommit() {
-                let _ = connection.execute_batch("ROLLBACK");
-            }
-            (connection, committed)
-        })
-        .await
-        .map(drop)
+        if self.waits_in_place {
+            let (_, committed) = commit(connection);
+            return Ok(committed?);
+        }
+        off_runtime(move || commit(connection)).await.map(drop)
     }
+}
+
+fn commit(connection: OwnedMutexGuard<Connection>) -> (OwnedMutexGuard<Connection>, rusqlite::Result<()>) {
+    let committed = connection.execute_batch("COMMIT");
+    if committed.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    (connection, committed)
 }
 
 impl Drop for WriteTx {
