@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use omnihub_domain::catalog::{Channel, StockBuffer};
+use omnihub_domain::catalog::{Channel, Location, StockBuffer};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{
@@ -168,7 +168,14 @@ fn level_changed(tx: &mut Tx, level: &Level, cause: &str, reference: Option<&str
 
 /// Promises `quantity` units of a level: the one conditional write that keeps stock from being
 /// oversold. Answers false when they are not there (any more).
-async fn hold(tx: &mut Tx, sku: &str, location_id: &str, quantity: i64, now: Timestamp) -> Result<bool, Error> {
+/// Promises units of a level; answers the level as changed, `None` when it has too few.
+async fn hold(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    quantity: i64,
+    now: Timestamp,
+) -> Result<Option<Level>, Error> {
     let row = tx
         .fetch_optional(
             sql(
@@ -181,13 +188,11 @@ async fn hold(tx: &mut Tx, sku: &str, location_id: &str, quantity: i64, now: Tim
             .bind(now.millis()),
         )
         .await?;
-    match row.as_ref().map(level).transpose()? {
-        Some(changed) => {
-            level_changed(tx, &changed, "reserved", None, now);
-            Ok(true)
-        }
-        None => Ok(false),
+    let changed = row.as_ref().map(level).transpose()?;
+    if let Some(changed) = &changed {
+        level_changed(tx, changed, "reserved", None, now);
     }
+    Ok(changed)
 }
 
 /// Gives promised units back.
@@ -308,23 +313,35 @@ impl AvailabilityWatch {
     /// Appends `availability.changed` for every channel whose sellable quantity changed.
     pub(crate) async fn finish(self, tx: &mut Tx, now: Timestamp) -> Result<(), Error> {
         let after = stock_of(tx, &self.skus).await?;
-        for channel in channel_stock(tx).await? {
-            for sku in &self.skus {
-                let (was, is) = (sellable(&channel, &self.before, sku), sellable(&channel, &after, sku));
-                if was != is {
-                    append(
-                        tx,
-                        now,
-                        NewEvent::new(
-                            "availability.changed",
-                            serde_json::json!({"channel_id": channel.id, "sku": sku, "available": is, "previous": was}),
-                        ),
-                    );
-                }
+        announce_availability(tx, &self.skus, &self.before, &after, now).await
+    }
+}
+
+/// Appends `availability.changed` for every channel that may sell a different quantity of one
+/// of `skus` after than before.
+async fn announce_availability(
+    tx: &mut Tx,
+    skus: &BTreeSet<String>,
+    before: &StockMap,
+    after: &StockMap,
+    now: Timestamp,
+) -> Result<(), Error> {
+    for channel in channel_stock(tx).await? {
+        for sku in skus {
+            let (was, is) = (sellable(&channel, before, sku), sellable(&channel, after, sku));
+            if was != is {
+                append(
+                    tx,
+                    now,
+                    NewEvent::new(
+                        "availability.changed",
+                        serde_json::json!({"channel_id": channel.id, "sku": sku, "available": is, "previous": was}),
+                    ),
+                );
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 // ---- checks shared by the operations ----
@@ -496,7 +513,7 @@ impl Store {
 /// Where a reservation may take stock from, and how to choose.
 pub struct Sourcing<'a> {
     /// The locations allowed (for a plain reservation: all the channel's).
-    pub locations: Vec<String>,
+    pub locations: Vec<Location>,
     /// Distance of each location to the customer, when known.
     pub distances: BTreeMap<String, f64>,
     pub strategy: &'a dyn SourcingStrategy,
@@ -521,15 +538,17 @@ impl Store {
                 .into());
             }
         }
+        let locations = Arc::new(self.channel_locations(&channel).await?);
         let (channel, draft) = (Arc::new(channel), Arc::new(draft));
         for _ in 0..RESERVE_ATTEMPTS {
             let (channel, draft, clock) = (channel.clone(), draft.clone(), self.clock.clone());
+            let locations = locations.clone();
             let held = self
                 .write(move |tx| {
                     Box::pin(async move {
                         let now = clock.now();
                         let sourcing = Sourcing {
-                            locations: channel.draft.location_ids.clone(),
+                            locations: locations.to_vec(),
                             distances: BTreeMap::new(),
                             strategy: &FewestSplits,
                         };
@@ -622,17 +641,13 @@ pub(crate) async fn reserve_in(
     }
     let skus: BTreeSet<String> = lines.iter().map(|l| l.sku.clone()).collect();
     let stock = stock_of(tx, &skus).await?;
-    let candidates = candidates(tx, &sourcing.locations, &sourcing.distances, &stock).await?;
+    let candidates = candidates(&sourcing.locations, &sourcing.distances, &stock);
     let sourced = sourcing
         .strategy
         .source(lines, &candidates)
         .map_err(|short| Error::InsufficientStock(short.field_errors(lines)))?;
     check_buffer(channel, lines, &stock)?;
 
-    let watch = AvailabilityWatch {
-        skus: skus.clone(),
-        before: stock,
-    };
     // Take levels in one order (SKU, location) so two reservations never wait on each other.
     let mut takes: Vec<(&str, &str, i64)> = sourced
         .iter()
@@ -643,10 +658,21 @@ pub(crate) async fn reserve_in(
         })
         .collect();
     takes.sort();
+    // What the channels could sell before and after, from the held levels as changed (another
+    // writer may have moved them since `stock` was read).
+    let (mut before, mut after) = (stock.clone(), stock);
     for (sku, location, quantity) in takes {
-        if !hold(tx, sku, location, quantity, now).await? {
+        let Some(held) = hold(tx, sku, location, quantity, now).await? else {
             return Ok(None);
-        }
+        };
+        let available = held.on_hand - held.reserved;
+        let at = |map: &mut StockMap, n: i64| {
+            map.entry(sku.to_owned())
+                .or_default()
+                .insert(location.to_owned(), n.max(0));
+        };
+        at(&mut before, available + quantity);
+        at(&mut after, available);
     }
     let reservation = Reservation {
         id: id::new(Kind::Reservation),
@@ -658,7 +684,7 @@ pub(crate) async fn reserve_in(
         created_at: now,
     };
     write_reservation(tx, &reservation, expires_at, now).await?;
-    watch.finish(tx, now).await?;
+    announce_availability(tx, &skus, &before, &after, now).await?;
     Ok(Some(reservation))
 }
 
@@ -691,32 +717,19 @@ fn check_buffer(channel: &Channel, lines: &[ReservationLineDraft], stock: &Stock
     }
 }
 
-async fn candidates(
-    tx: &mut Tx,
-    locations: &[String],
-    distances: &BTreeMap<String, f64>,
-    stock: &StockMap,
-) -> Result<Vec<Candidate>, Error> {
-    let mut out = Vec::with_capacity(locations.len());
-    for location in locations {
-        let Some(row) = tx
-            .fetch_optional(sql("SELECT priority FROM locations WHERE id = $1").bind(location))
-            .await?
-        else {
-            continue;
-        };
-        let stock = stock
-            .iter()
-            .filter_map(|(sku, at)| at.get(location).map(|n| (sku.clone(), *n)))
-            .collect();
-        out.push(Candidate {
-            location_id: location.clone(),
-            priority: row.int("priority")?,
-            distance_km: distances.get(location).copied(),
-            stock,
-        });
-    }
-    Ok(out)
+fn candidates(locations: &[Location], distances: &BTreeMap<String, f64>, stock: &StockMap) -> Vec<Candidate> {
+    locations
+        .iter()
+        .map(|location| Candidate {
+            location_id: location.id.clone(),
+            priority: location.draft.priority,
+            distance_km: distances.get(&location.id).copied(),
+            stock: stock
+                .iter()
+                .filter_map(|(sku, at)| at.get(&location.id).map(|n| (sku.clone(), *n)))
+                .collect(),
+        })
+        .collect()
 }
 
 async fn write_reservation(

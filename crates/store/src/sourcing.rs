@@ -26,7 +26,7 @@ fn required(field: &str, message: &str) -> Error {
 }
 
 impl Store {
-    async fn channel_locations(&self, channel: &Channel) -> Result<Vec<Location>, Error> {
+    pub(crate) async fn channel_locations(&self, channel: &Channel) -> Result<Vec<Location>, Error> {
         let mut locations = Vec::with_capacity(channel.draft.location_ids.len());
         for id in &channel.draft.location_ids {
             locations.push(self.location(id).await?);
@@ -48,7 +48,7 @@ impl Store {
         };
         let plan = |candidates: Vec<&Location>, at: Option<String>, hold_until| Plan {
             sourcing: Sourcing {
-                locations: candidates.iter().map(|l| l.id.clone()).collect(),
+                locations: candidates.iter().map(|&l| l.clone()).collect(),
                 distances: candidates
                     .iter()
                     .filter_map(|l| distance(l).map(|d| (l.id.clone(), d)))

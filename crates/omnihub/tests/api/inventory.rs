@@ -412,6 +412,26 @@ async fn availability_events_only_when_a_channel_changes(app: TestApp) {
         events[1].1,
         json!({"channel_id": id(&web), "sku": "A", "available": 5, "previous": 0})
     );
+
+    // Holding stock announces the same way.
+    let seen = log["data"].as_array().unwrap().last().unwrap()["seq"].as_i64().unwrap();
+    let reserve = json!({"channel_id": id(&web), "lines": [{"sku": "A", "quantity": 2}]});
+    json(app.post("/reservations", &reserve).await, 201).await;
+    let log = json(app.get(&format!("/events?after={seen}")).await, 200).await;
+    let types: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["inventory.level_changed", "availability.changed", "reservation.created"]
+    );
+    assert_eq!(
+        log["data"][1]["data"],
+        json!({"channel_id": id(&web), "sku": "A", "available": 3, "previous": 5})
+    );
 }
 
 /// 500 buyers from five channels race for 100 units over three locations.
