@@ -10,14 +10,15 @@ use crate::Timestamp;
 pub struct NewEvent {
     /// `<resource>.<past-tense verb>`, e.g. `product.created`.
     pub kind: &'static str,
-    pub data: Value,
+    /// The JSON document, written once, as it is stored.
+    pub data: String,
 }
 
 impl NewEvent {
     pub fn new(kind: &'static str, data: impl Serialize) -> Self {
         NewEvent {
             kind,
-            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            data: serde_json::to_string(&data).unwrap_or_else(|_| "null".into()),
         }
     }
 }

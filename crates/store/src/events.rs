@@ -37,7 +37,7 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<i64>, Error> {
                 .bind(id::new(Kind::Event))
                 .bind(event.kind)
                 .bind(at.millis())
-                .bind(event.data.to_string())
+                .bind(event.data)
         });
         // RETURNING answers in no promised order; seq grows with the VALUES' order.
         for row in tx.fetch_all(insert).await? {

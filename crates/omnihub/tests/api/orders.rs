@@ -617,7 +617,7 @@ async fn bad_orders_change_nothing(app: TestApp) {
         200,
     )
     .await;
-    let order = checkout(&app, &cart_id).await;
+    let order = checkout(&app, cart_id).await;
     let cancelled = json(
         app.post(&format!("/orders/{}/cancel", id(&order)), &json!({})).await,
         200,
