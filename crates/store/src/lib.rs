@@ -69,7 +69,18 @@ pub enum Error {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match error.sqlite_error_code() {
+            // Another process held the database for longer than the busy timeout.
+            Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(format!("the database is busy: {error}")),
+            _ => Error::Sqlite(error),
+        }
+    }
 }
 
 impl Error {

@@ -41,17 +41,19 @@ impl WriteConnection {
 
     /// Waits for the connection and starts a write transaction on it.
     pub(crate) async fn begin(&self) -> Result<WriteTx, Error> {
-        let connection = self.0.clone().lock_owned().await;
+        let tx = WriteTx {
+            connection: Some(self.0.clone().lock_owned().await),
+            waits_in_place: false,
+        };
+        // Waits (up to the busy timeout) for another process's write to end. Should the caller
+        // give up meanwhile, the transaction is dropped there, and so rolled back.
         off_runtime(move || {
-            // Waits (up to the busy timeout) for another process's write to end.
-            let begun = connection.execute_batch("BEGIN IMMEDIATE");
-            (connection, begun)
+            tx.connection()?
+                .execute_batch("BEGIN IMMEDIATE")
+                .map(|()| tx)
+                .map_err(Error::from)
         })
         .await
-        .map(|connection| WriteTx {
-            connection: Some(connection),
-            waits_in_place: false,
-        })
     }
 
     /// The same for a thread of its own (the group-commit writer's), which waits for the disk
@@ -72,14 +74,10 @@ impl WriteConnection {
 }
 
 /// Runs `step`, which may wait for the disk, on a thread made for blocking.
-async fn off_runtime(
-    step: impl FnOnce() -> (OwnedMutexGuard<Connection>, rusqlite::Result<()>) + Send + 'static,
-) -> Result<OwnedMutexGuard<Connection>, Error> {
-    let (connection, outcome) = tokio::task::spawn_blocking(step)
+async fn off_runtime<T: Send + 'static>(step: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(step)
         .await
-        .map_err(|_| Error::Unavailable("the database thread stopped".into()))?;
-    outcome?;
-    Ok(connection)
+        .map_err(|_| Error::Unavailable("the database thread stopped".into()))?
 }
 
 /// A write transaction on the write connection; dropped without a commit, it rolls back.
@@ -132,7 +130,7 @@ impl WriteTx {
                 .and_then(|name| name.strip_prefix('$'))
                 .and_then(|n| n.parse::<usize>().ok())
                 .ok_or_else(|| Error::Corrupt(format!("statement parameter {index} is not $n: {text}")))?;
-            let value = match sql.args.get(position - 1) {
+            let value = match position.checked_sub(1).and_then(|i| sql.args.get(i)) {
                 Some(arg) => value_of(arg),
                 None => Value::Null,
             };
@@ -161,19 +159,18 @@ impl WriteTx {
             return Err(Error::Unavailable("the transaction has ended".into()));
         };
         if self.waits_in_place {
-            let (_, committed) = commit(connection);
-            return Ok(committed?);
+            return commit(&connection);
         }
-        off_runtime(move || commit(connection)).await.map(drop)
+        off_runtime(move || commit(&connection)).await
     }
 }
 
-fn commit(connection: OwnedMutexGuard<Connection>) -> (OwnedMutexGuard<Connection>, rusqlite::Result<()>) {
+fn commit(connection: &Connection) -> Result<(), Error> {
     let committed = connection.execute_batch("COMMIT");
     if committed.is_err() && !connection.is_autocommit() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    (connection, committed)
+    Ok(committed?)
 }
 
 impl Drop for WriteTx {
@@ -273,7 +270,7 @@ mod tests {
 
     async fn table() -> (WriteConnection, Scratch) {
         let path = std::env::temp_dir().join(format!("omnihub-write-{}.db", ulid::Ulid::new()));
-        let connection = WriteConnection::open(&path, Duration::from_secs(1)).unwrap();
+        let connection = WriteConnection::open(&path, Duration::from_millis(100)).unwrap();
         let mut tx = connection.begin().await.unwrap();
         tx.execute_script("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b INTEGER)")
             .unwrap();
@@ -315,5 +312,29 @@ mod tests {
             .execute(sql("INSERT INTO t (id) VALUES ($1), ($1)").bind("x"))
             .unwrap_err();
         assert!(twice.is_unique_violation());
+    }
+
+    #[tokio::test]
+    async fn a_database_held_by_another_process_is_unavailable_and_then_free_again() {
+        let (connection, scratch) = table().await;
+        let other = Connection::open(&scratch.0).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert!(matches!(connection.begin().await, Err(Error::Unavailable(_))));
+        other.execute_batch("ROLLBACK").unwrap();
+        let mut tx = connection.begin().await.unwrap();
+        tx.execute(sql("INSERT INTO t (id) VALUES ($1)").bind("a")).unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_while_beginning_leaves_no_transaction_open() {
+        let (connection, _scratch) = table().await;
+        for _ in 0..20 {
+            let begun = tokio::time::timeout(Duration::from_micros(1), connection.begin()).await;
+            drop(begun);
+        }
+        let mut tx = connection.begin().await.unwrap();
+        tx.execute(sql("INSERT INTO t (id) VALUES ($1)").bind("a")).unwrap();
+        tx.commit().await.unwrap();
     }
 }
