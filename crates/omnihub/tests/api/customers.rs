@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::id;
-use crate::helpers::{TestApp, json, problem};
+use crate::helpers::{TestApp, json, problem, types};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -310,12 +310,7 @@ async fn merge_moves_everything_and_is_recorded(app: TestApp) {
         "the merge settles the suggestion"
     );
     let timeline = get(&app, &format!("/customers/{}/timeline", id(&web))).await;
-    let kinds: Vec<&str> = timeline["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&timeline);
     assert_eq!(
         kinds.iter().filter(|k| **k == "customer.created").count(),
         2,
@@ -593,12 +588,7 @@ async fn timeline_pages_newest_first(app: TestApp) {
     assert_eq!(first["data"][0]["type"], "loyalty.points_changed");
     let cursor = first["next_cursor"].as_str().unwrap();
     let second = get(&app, &format!("{path}?limit=2&cursor={cursor}")).await;
-    let kinds: Vec<&str> = second["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&second);
     assert_eq!(kinds, ["loyalty.points_changed", "customer.created"]);
     assert_eq!(second["next_cursor"], Value::Null);
     let ledger = get(&app, &format!("/customers/{}/loyalty?limit=1", id(&eva))).await;

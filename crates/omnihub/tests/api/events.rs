@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::fixtures::{self, id};
-use crate::helpers::{TestApp, json};
+use crate::helpers::{TestApp, json, types};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -28,14 +28,8 @@ async fn every_change_appends_its_event(app: TestApp) {
     .await;
 
     let log = json(app.get("/events").await, 200).await;
-    let types: Vec<&str> = log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        types,
+        types(&log),
         [
             "location.created",
             "channel.created",

@@ -176,6 +176,16 @@ fn test_settings() -> Settings {
 }
 
 /// The JSON body of a response, after checking its status.
+/// The `type` of each item of a list page (events, timeline entries).
+pub fn types(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .expect("a list page")
+        .iter()
+        .map(|item| item["type"].as_str().expect("an item with a type"))
+        .collect()
+}
+
 pub async fn json(response: Response, status: u16) -> Value {
     let actual = response.status().as_u16();
     let text = response.text().await.expect("body");

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::fake_provider::{ANN_WA_ID, Fake, whatsapp_accepted, whatsapp_text, whatsapp_value};
 use crate::fixtures::{self, id};
-use crate::helpers::{TestApp, json, problem};
+use crate::helpers::{TestApp, json, problem, types};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -856,12 +856,7 @@ async fn one_customer_across_whatsapp_and_the_api_channel_with_their_cart_and_or
     let by_customer = get(&app, &format!("/conversations?customer_id={customer_id}")).await;
     assert_eq!(by_customer["data"].as_array().unwrap().len(), 2);
     let timeline = get(&app, &format!("/customers/{customer_id}/timeline")).await;
-    let entries: Vec<&str> = timeline["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let entries = types(&timeline);
     assert!(
         entries.contains(&"message.received") && entries.contains(&"conversation.created"),
         "{entries:?}"

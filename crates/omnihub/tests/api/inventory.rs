@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, id};
-use crate::helpers::{TestApp, json, problem};
+use crate::helpers::{TestApp, json, problem, types};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -418,14 +418,8 @@ async fn availability_events_only_when_a_channel_changes(app: TestApp) {
     let reserve = json!({"channel_id": id(&web), "lines": [{"sku": "A", "quantity": 2}]});
     json(app.post("/reservations", &reserve).await, 201).await;
     let log = json(app.get(&format!("/events?after={seen}")).await, 200).await;
-    let types: Vec<&str> = log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        types,
+        types(&log),
         ["inventory.level_changed", "availability.changed", "reservation.created"]
     );
     assert_eq!(

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, id};
-use crate::helpers::{TestApp, json, problem};
+use crate::helpers::{TestApp, json, problem, types};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -704,12 +704,7 @@ async fn points_earned_online_are_redeemed_in_a_store(app: TestApp) {
     });
     problem(app.post("/orders", &too_many).await, 422, "validation_failed").await;
     let timeline = json(app.get(&format!("/customers/{customer}/timeline")).await, 200).await;
-    let kinds: Vec<&str> = timeline["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&timeline);
     assert!(
         kinds.contains(&"order.placed") && kinds.contains(&"order.completed"),
         "{kinds:?}"
