@@ -22,6 +22,7 @@ on_both_backends!(
     the_cart_follows_the_customer,
     bad_orders_change_nothing,
     points_earned_online_are_redeemed_in_a_store,
+    price_and_listing_changes_reach_the_next_cart_line_at_once,
 );
 
 struct Shop {
@@ -714,4 +715,54 @@ async fn points_earned_online_are_redeemed_in_a_store(app: TestApp) {
         (3, 0),
         "the refused sale took nothing"
     );
+}
+
+/// Carts price lines from remembered prices; a change must be seen by the very next line.
+async fn price_and_listing_changes_reach_the_next_cart_line_at_once(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 10).await;
+    let add = |cart: String| {
+        let app = &app;
+        async move {
+            app.post(&format!("/carts/{cart}/lines"), &json!({"sku": "A", "quantity": 1}))
+                .await
+        }
+    };
+    let cart_id = cart(&app, &shop.web, &[("A", 1)], json!({})).await;
+    let cart_now = json(app.get(&format!("/carts/{cart_id}")).await, 200).await;
+    assert_eq!(cart_now["lines"][0]["unit_price"]["amount"], 1000);
+
+    let products = json(app.get("/products?limit=100").await, 200).await;
+    let product = products["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["variants"][0]["sku"] == "A")
+        .unwrap()
+        .clone();
+    let repriced = json!({"variants": [{"sku": "A", "title": "A", "price": {"amount": 1100, "currency": "EUR"}}]});
+    let changed = app
+        .request(Method::PATCH, &format!("/products/{}", id(&product)))
+        .header("If-Match", product["version"].to_string())
+        .json(&repriced)
+        .send()
+        .await
+        .unwrap();
+    json(changed, 200).await;
+    let other = json(app.post("/carts", &json!({"channel_id": shop.web})).await, 201).await;
+    let other = json(add(id(&other).to_owned()).await, 200).await;
+    assert_eq!(other["lines"][0]["unit_price"]["amount"], 1100);
+
+    json(
+        app.put(
+            &format!("/products/{}/listings/{}", id(&product), shop.web),
+            &json!({"published": false}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let third = json(app.post("/carts", &json!({"channel_id": shop.web})).await, 201).await;
+    let refused = problem(add(id(&third).to_owned()).await, 422, "validation_failed").await;
+    assert_eq!(refused["errors"][0]["code"], "not_sold_here");
 }
