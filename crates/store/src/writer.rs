@@ -86,11 +86,13 @@ async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>
         answers.push((reply, outcome));
     }
     let ran = started.elapsed();
-    let committed = match events::flush(&mut tx).await {
+    let flushed = events::flush(&mut tx).await;
+    let wrote = started.elapsed();
+    let committed = match flushed {
         Ok(last_seq) => tx.commit().await.map(|()| last_seq),
         Err(error) => Err(error),
     };
-    tracing::debug!(jobs, ?ran, took = ?started.elapsed(), "group commit");
+    tracing::debug!(jobs, ?ran, ?wrote, took = ?started.elapsed(), "group commit");
     match committed {
         Ok(last_seq) => {
             if let Some(seq) = last_seq {
