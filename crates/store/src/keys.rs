@@ -42,11 +42,7 @@ pub fn generate_token(publishable: bool) -> String {
 }
 
 fn hash(token: &str) -> String {
-    hex_lower(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn api_key(row: &Row) -> Result<ApiKey, Error> {
