@@ -136,6 +136,7 @@ impl From<omnihub_store::Error> for ApiError {
         match error {
             E::NotFound(what) => ApiError::not_found(what),
             E::Conflict(detail) => ApiError::conflict(detail),
+            E::StockMoved => ApiError::conflict("the stock changed too fast to be held; retry"),
             E::VersionMismatch { current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "version_mismatch",

@@ -7,17 +7,19 @@
 //! backends are a closed set, so an enum dispatches to them: no trait objects, no boxed
 //! futures.
 
+mod flush;
 mod write_connection;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Database, Encode, Postgres, Row as _, Sqlite, Transaction, Type};
 
 use crate::Error;
+use flush::Flusher;
 use write_connection::WriteTx;
 pub use write_connection::{WriteConnection, WrittenRow};
 
@@ -201,26 +203,38 @@ pub enum Backend {
 /// A connection pool to one of the backends.
 ///
 /// SQLite allows one writer at a time: writes go through a single connection (so they queue
-/// for it instead of failing with `SQLITE_BUSY`) while reads use their own pool.
+/// for it instead of failing with `SQLITE_BUSY`) while reads use their own pool, and its
+/// writes share their flushes to disk by group commit (`writer`). PostgreSQL's commits share
+/// them through a flusher (see [`flush`]).
 #[derive(Clone)]
 pub enum Db {
     Sqlite {
         reader: sqlx::SqlitePool,
         writer: WriteConnection,
     },
-    Postgres(sqlx::PgPool),
+    Postgres {
+        pool: sqlx::PgPool,
+        flusher: Flusher,
+    },
 }
 
 impl Db {
     /// Opens `sqlite://path` or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            // Commits wait for a shared flush instead (see `flush`).
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options.clone().options([("synchronous_commit", "off")]))
                 .await?;
-            return Ok(Db::Postgres(pool));
+            let flushing = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with(options);
+            let flusher = Flusher::start(flushing);
+            return Ok(Db::Postgres { pool, flusher });
         }
         let busy_timeout = Duration::from_secs(10);
         let options = SqliteConnectOptions::from_str(url)?
@@ -241,19 +255,20 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite { .. } => Backend::Sqlite,
-            Db::Postgres(_) => Backend::Postgres,
+            Db::Postgres { .. } => Backend::Postgres,
         }
     }
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx, Error> {
-        let inner = match self {
-            Db::Sqlite { writer, .. } => TxInner::Written(writer.begin().await?),
-            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        let (inner, flusher) = match self {
+            Db::Sqlite { writer, .. } => (TxInner::Written(writer.begin().await?), None),
+            Db::Postgres { pool, flusher } => (TxInner::Postgres(pool.begin().await?), Some(flusher.clone())),
         };
         Ok(Tx {
             inner,
             events: Vec::new(),
+            flusher,
         })
     }
 
@@ -262,11 +277,12 @@ impl Db {
     pub(crate) async fn begin_in_place(&self) -> Result<Tx, Error> {
         let inner = match self {
             Db::Sqlite { writer, .. } => TxInner::Written(writer.begin_in_place().await?),
-            Db::Postgres(_) => return self.begin().await,
+            Db::Postgres { .. } => return self.begin().await,
         };
         Ok(Tx {
             inner,
             events: Vec::new(),
+            flusher: None,
         })
     }
 
@@ -274,12 +290,22 @@ impl Db {
     pub async fn begin_read(&self) -> Result<Tx, Error> {
         let inner = match self {
             Db::Sqlite { reader, .. } => TxInner::Sqlite(reader.begin().await?),
-            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Db::Postgres { pool, .. } => TxInner::Postgres(pool.begin().await?),
         };
         Ok(Tx {
             inner,
             events: Vec::new(),
+            flusher: None,
         })
+    }
+
+    /// Waits until everything committed so far is on disk. SQLite's commits are on disk
+    /// before anyone sees them.
+    pub(crate) async fn flushed(&self) -> Result<(), Error> {
+        match self {
+            Db::Sqlite { .. } => Ok(()),
+            Db::Postgres { flusher, .. } => flusher.flushed().await,
+        }
     }
 
     pub async fn fetch_all(&self, sql: Sql) -> Result<Vec<Row>, Error> {
@@ -290,7 +316,7 @@ impl Db {
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Db::Postgres(pool) => prepare(sql)
+            Db::Postgres { pool, .. } => prepare(sql)
                 .fetch_all(pool)
                 .await?
                 .into_iter()
@@ -302,17 +328,17 @@ impl Db {
     pub async fn fetch_optional(&self, sql: Sql) -> Result<Option<Row>, Error> {
         Ok(match self {
             Db::Sqlite { reader, .. } => prepare(sql).fetch_optional(reader).await?.map(Row::Sqlite),
-            Db::Postgres(pool) => prepare(sql).fetch_optional(pool).await?.map(Row::Postgres),
+            Db::Postgres { pool, .. } => prepare(sql).fetch_optional(pool).await?.map(Row::Postgres),
         })
     }
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { reader, writer } => {
+            Db::Sqlite { reader, writer, .. } => {
                 reader.close().await;
                 writer.close().await;
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres { pool, .. } => pool.close().await,
         }
     }
 }
@@ -328,6 +354,9 @@ pub struct Tx {
     inner: TxInner,
     /// Events to append when the transaction commits.
     pub(crate) events: Vec<(omnihub_domain::Timestamp, omnihub_domain::events::NewEvent)>,
+    /// What puts the commit on disk, on PostgreSQL; `None` for reads and on SQLite, whose
+    /// commit waits for the disk itself.
+    flusher: Option<Flusher>,
 }
 
 impl Tx {
@@ -403,12 +432,16 @@ impl Tx {
         Ok(())
     }
 
+    /// Commits, and answers once the commit is on disk.
     pub async fn commit(self) -> Result<(), Error> {
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await?,
             TxInner::Postgres(tx) => tx.commit().await?,
             TxInner::Written(tx) => tx.commit().await?,
         }
-        Ok(())
+        match self.flusher {
+            Some(flusher) => flusher.flushed().await,
+            None => Ok(()),
+        }
     }
 }

@@ -63,7 +63,8 @@ fn event(row: &Row) -> Result<Event, Error> {
 }
 
 impl Store {
-    /// Events after `after` in log order, optionally only those of the given types.
+    /// Events after `after` in log order, optionally only those of the given types; only
+    /// events on disk, as what is read here leaves the process (webhooks, NATS, live streams).
     pub async fn events_after(&self, after: i64, types: &[String], limit: i64) -> Result<Vec<Event>, Error> {
         let query = if types.is_empty() {
             sql("SELECT seq, id, type, occurred_at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
@@ -79,7 +80,20 @@ impl Store {
                 .iter()
                 .fold(sql_built(text).bind(after).bind(limit), |q, t| q.bind(t))
         };
-        self.db.fetch_all(query).await?.iter().map(event).collect()
+        let events = self
+            .db
+            .fetch_all(query)
+            .await?
+            .iter()
+            .map(event)
+            .collect::<Result<Vec<_>, _>>()?;
+        // A commit is visible a moment before it is durable (`db::flush`); a flush begun now
+        // covers everything read. This process's commits up to `log_commits` are durable already.
+        let durable = *self.log_commits.borrow() as i64;
+        if events.last().is_some_and(|last| last.seq > durable) {
+            self.db.flushed().await?;
+        }
+        Ok(events)
     }
 
     /// What an in-memory view needs to catch up from `after`: the events of the `types` it

@@ -326,9 +326,23 @@ async fn announce_availability(
     after: &StockMap,
     now: Timestamp,
 ) -> Result<(), Error> {
-    for channel in channel_stock(tx).await? {
+    let channels = channel_stock(tx).await?;
+    announce_to(tx, &channels, skus, before, after, now);
+    Ok(())
+}
+
+/// The same for the given channels.
+fn announce_to(
+    tx: &mut Tx,
+    channels: &[ChannelStock],
+    skus: &BTreeSet<String>,
+    before: &StockMap,
+    after: &StockMap,
+    now: Timestamp,
+) {
+    for channel in channels {
         for sku in skus {
-            let (was, is) = (sellable(&channel, before, sku), sellable(&channel, after, sku));
+            let (was, is) = (sellable(channel, before, sku), sellable(channel, after, sku));
             if was != is {
                 append(
                     tx,
@@ -341,7 +355,6 @@ async fn announce_availability(
             }
         }
     }
-    Ok(())
 }
 
 // ---- checks shared by the operations ----
@@ -553,7 +566,7 @@ impl Store {
                             strategy: &FewestSplits,
                         };
                         let expires_at = Some(draft.expires_at(now));
-                        let held = reserve_in(
+                        let reservation = reserve_in(
                             tx,
                             &channel,
                             &draft.lines,
@@ -563,15 +576,14 @@ impl Store {
                             now,
                         )
                         .await?;
-                        if let Some(reservation) = &held {
-                            append(tx, now, NewEvent::new("reservation.created", reservation));
-                        }
-                        Ok(held)
+                        append(tx, now, NewEvent::new("reservation.created", &reservation));
+                        Ok(reservation)
                     })
                 })
-                .await?;
-            if let Some(reservation) = held {
-                return Ok(reservation);
+                .await;
+            match held {
+                Err(Error::StockMoved) => continue,
+                held => return held,
             }
         }
         Err(Error::Conflict("the stock changed too fast to reserve; retry".into()))
@@ -625,8 +637,8 @@ impl Store {
     }
 }
 
-/// Plans and holds a reservation's stock inside `tx`. `None`: the stock planned on was taken
-/// meanwhile (only on PostgreSQL); the caller retries with a fresh transaction.
+/// Reserves stock for `lines` inside `tx`: plans and writes the reservation, then takes the
+/// stock.
 pub(crate) async fn reserve_in(
     tx: &mut Tx,
     channel: &Channel,
@@ -635,7 +647,31 @@ pub(crate) async fn reserve_in(
     reference: Option<&str>,
     expires_at: Option<Timestamp>,
     now: Timestamp,
-) -> Result<Option<Reservation>, Error> {
+) -> Result<Reservation, Error> {
+    let planned = plan_reservation(tx, channel, lines, sourcing, reference, expires_at, now).await?;
+    take_stock(tx, planned, now).await
+}
+
+/// A reservation written and waiting for its stock to be taken.
+pub(crate) struct PlannedReservation {
+    pub(crate) reservation: Reservation,
+    skus: BTreeSet<String>,
+    stock: StockMap,
+    channels: Vec<ChannelStock>,
+}
+
+/// Plans where the lines come from and writes the reservation, without taking the stock yet:
+/// a level taken stays locked until the commit, so callers take stock ([`take_stock`]) as the
+/// last thing they write.
+pub(crate) async fn plan_reservation(
+    tx: &mut Tx,
+    channel: &Channel,
+    lines: &[ReservationLineDraft],
+    sourcing: &Sourcing<'_>,
+    reference: Option<&str>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<PlannedReservation, Error> {
     for (i, line) in lines.iter().enumerate() {
         check_sku_exists(tx, &format!("lines[{i}].sku"), &line.sku).await?;
     }
@@ -647,33 +683,6 @@ pub(crate) async fn reserve_in(
         .source(lines, &candidates)
         .map_err(|short| Error::InsufficientStock(short.field_errors(lines)))?;
     check_buffer(channel, lines, &stock)?;
-
-    // Take levels in one order (SKU, location) so two reservations never wait on each other.
-    let mut takes: Vec<(&str, &str, i64)> = sourced
-        .iter()
-        .flat_map(|line| {
-            line.allocations
-                .iter()
-                .map(move |a| (line.sku.as_str(), a.location_id.as_str(), a.quantity))
-        })
-        .collect();
-    takes.sort();
-    // What the channels could sell before and after, from the held levels as changed (another
-    // writer may have moved them since `stock` was read).
-    let (mut before, mut after) = (stock.clone(), stock);
-    for (sku, location, quantity) in takes {
-        let Some(held) = hold(tx, sku, location, quantity, now).await? else {
-            return Ok(None);
-        };
-        let available = held.on_hand - held.reserved;
-        let at = |map: &mut StockMap, n: i64| {
-            map.entry(sku.to_owned())
-                .or_default()
-                .insert(location.to_owned(), n.max(0));
-        };
-        at(&mut before, available + quantity);
-        at(&mut after, available);
-    }
     let reservation = Reservation {
         id: id::new(Kind::Reservation),
         channel_id: channel.id.clone(),
@@ -684,8 +693,45 @@ pub(crate) async fn reserve_in(
         created_at: now,
     };
     write_reservation(tx, &reservation, expires_at, now).await?;
-    announce_availability(tx, &skus, &before, &after, now).await?;
-    Ok(Some(reservation))
+    Ok(PlannedReservation {
+        reservation,
+        skus,
+        stock,
+        channels: channel_stock(tx).await?,
+    })
+}
+
+/// Takes the planned stock. Stock that moved since it was planned answers
+/// [`Error::StockMoved`], which undoes the whole write, so a caller may plan again.
+pub(crate) async fn take_stock(tx: &mut Tx, planned: PlannedReservation, now: Timestamp) -> Result<Reservation, Error> {
+    // Take levels in one order (SKU, location) so two reservations never wait on each other.
+    let mut takes: Vec<(&str, &str, i64)> = planned
+        .reservation
+        .lines
+        .iter()
+        .flat_map(|line| {
+            line.allocations
+                .iter()
+                .map(move |a| (line.sku.as_str(), a.location_id.as_str(), a.quantity))
+        })
+        .collect();
+    takes.sort();
+    // What the channels could sell before and after, from the held levels as changed (another
+    // writer may have moved them since the plan read them).
+    let (mut before, mut after) = (planned.stock.clone(), planned.stock);
+    for (sku, location, quantity) in takes {
+        let held = hold(tx, sku, location, quantity, now).await?.ok_or(Error::StockMoved)?;
+        let available = held.on_hand - held.reserved;
+        let at = |map: &mut StockMap, n: i64| {
+            map.entry(sku.to_owned())
+                .or_default()
+                .insert(location.to_owned(), n.max(0));
+        };
+        at(&mut before, available + quantity);
+        at(&mut after, available);
+    }
+    announce_to(tx, &planned.channels, &planned.skus, &before, &after, now);
+    Ok(planned.reservation)
 }
 
 /// The channel's buffer holds some stock back from it.

@@ -58,6 +58,10 @@ pub enum Error {
     /// Some lines cannot be served; each short line is a field error.
     #[error("insufficient stock")]
     InsufficientStock(Vec<omnihub_domain::FieldError>),
+    /// The stock a write planned with was taken by another before it could be held; the write
+    /// was undone, and planning again may succeed.
+    #[error("the stock changed while it was being held")]
+    StockMoved,
     /// The channel's reply window is closed: only a template may go out.
     #[error("{0}")]
     WindowClosed(String),
@@ -101,8 +105,9 @@ impl Error {
 pub struct Store {
     db: Db,
     clock: Arc<dyn Clock>,
-    /// The `seq` of the newest event this process committed, so live readers wake at once and
-    /// the stock view knows how far it must have caught up.
+    /// The `seq` of the newest event this process committed and has on disk (or heard another
+    /// process did), so live readers wake at once and the stock view knows how far it must
+    /// have caught up.
     log_commits: Arc<watch::Sender<u64>>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
@@ -193,9 +198,9 @@ impl Store {
     }
 
     /// Wakes the live readers of the log as a commit here would: another process has told this
-    /// one (over NATS) that it committed events.
-    pub fn notify_log(&self) {
-        self.log_commits.send_modify(|n| *n += 1);
+    /// one (over NATS) that it committed the event `seq`, and every one before it.
+    pub fn notify_log(&self, seq: u64) {
+        self.log_commits.send_modify(|latest| *latest = (*latest).max(seq));
     }
 
     /// Whether the database answers.

@@ -16,14 +16,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "inbox", include_str!("../migrations/0006_inbox.sql")),
     (7, "admin", include_str!("../migrations/0007_admin.sql")),
     (8, "inbox_more", include_str!("../migrations/0008_inbox_more.sql")),
+    (9, "order_numbers", include_str!("../migrations/0009_order_numbers.sql")),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {
-    let seq_pk = match backend {
-        Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
-        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    let (seq_pk, order_number_sequence) = match backend {
+        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", ""),
+        Backend::Postgres => (
+            "BIGSERIAL PRIMARY KEY",
+            "CREATE SEQUENCE order_numbers;\n\
+             SELECT setval('order_numbers', (SELECT value FROM counters WHERE name = 'order_number'));",
+        ),
     };
-    script.replace("{seq_pk}", seq_pk)
+    script
+        .replace("{seq_pk}", seq_pk)
+        .replace("{order_number_sequence}", order_number_sequence)
 }
 
 /// Applies every migration the database has not seen yet; answers how many ran.

@@ -18,9 +18,11 @@ use omnihub_domain::{Invalid, Money, Timestamp};
 use crate::carts::PricedCart;
 use crate::catalog::Page;
 use crate::customers::timeline;
-use crate::db::{Row, Tx, sql};
+use crate::db::{Backend, Row, Tx, sql};
 use crate::events::append;
-use crate::inventory::{Sourcing, end_reservation, ensure_level, move_stock, reserve_in, take_reserved};
+use crate::inventory::{
+    Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
+};
 use crate::{Error, Store};
 use crate::{add_loyalty_points_in, record_spend_in, resolve_customer_in};
 
@@ -78,19 +80,15 @@ impl Store {
                 .write(move |tx| {
                     Box::pin(async move {
                         let now = clock.now();
-                        let Some(order) = place_in(tx, &new, now).await? else {
-                            return Ok(None);
-                        };
-                        if let Some(cart) = &from_cart {
-                            crate::carts::mark_checked_out(tx, cart, &order.id, now).await?;
-                        }
+                        let order = place_in(tx, &new, from_cart.as_ref(), now).await?;
                         append(tx, now, NewEvent::new("order.placed", &order));
-                        Ok(Some(order))
+                        Ok(order)
                     })
                 })
-                .await?;
-            if let Some(order) = placed {
-                return Ok(order);
+                .await;
+            match placed {
+                Err(Error::StockMoved) => continue,
+                placed => return placed,
             }
         }
         Err(Error::Conflict(
@@ -99,19 +97,28 @@ impl Store {
     }
 }
 
+/// The next order number. On PostgreSQL a checkout refused after taking its number leaves a
+/// gap; on SQLite the counter rolls back with it.
 async fn next_order_number(tx: &mut Tx) -> Result<i64, Error> {
+    let next = match tx.backend() {
+        Backend::Postgres => sql("SELECT nextval('order_numbers') AS value"),
+        Backend::Sqlite => sql("UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value"),
+    };
     let row = tx
-        .fetch_optional(sql(
-            "UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value",
-        ))
+        .fetch_optional(next)
         .await?
         .ok_or_else(|| Error::Corrupt("the order number counter is missing".into()))?;
     row.int("value")
 }
 
-/// Places the order inside `tx`, answering it as written; `None` when the stock must be
-/// planned again.
-async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<Order>, Error> {
+/// Places the order inside `tx`, answering it as written. The stock's levels come last: once
+/// taken, a level stays locked until the commit, and every other checkout of the SKU waits.
+async fn place_in(
+    tx: &mut Tx,
+    new: &NewOrder,
+    from_cart: Option<&crate::carts::PricedCart>,
+    now: Timestamp,
+) -> Result<Order, Error> {
     let order_id = id::new(Kind::Order);
     let wanted: Vec<ReservationLineDraft> = new
         .lines
@@ -122,21 +129,19 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
             location_id: new.at_location.clone(),
         })
         .collect();
-    let reference = order_id.clone();
-    let Some(reservation) = reserve_in(
+    let planned = plan_reservation(
         tx,
         &new.channel,
         &wanted,
         &new.sourcing,
-        Some(&reference),
+        Some(&order_id),
         new.hold_until,
         now,
     )
-    .await?
-    else {
-        return Ok(None);
-    };
-    let number = next_order_number(tx).await?;
+    .await?;
+    if let Some(cart) = from_cart {
+        crate::carts::mark_checked_out(tx, cart, &order_id, now).await?;
+    }
     let customer_id = match (&new.customer_id, new.identities.is_empty()) {
         (Some(id), _) => Some(id.clone()),
         (None, false) => {
@@ -148,6 +153,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
     let currency = &new.channel.draft.currency;
     let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
     let totals = totals(&sums, discount, currency);
+    let number = next_order_number(tx).await?;
     tx.execute(
         sql("INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
              shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) \
@@ -161,7 +167,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         .bind(new.fulfillment.method.as_str())
         .bind(new.fulfillment.location_id.as_deref())
         .bind(new.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
-        .bind(&reservation.id)
+        .bind(&planned.reservation.id)
         .bind(currency)
         .bind(totals.subtotal.amount)
         .bind(totals.discount.amount)
@@ -214,6 +220,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
             updated_at: now,
         });
     }
+    let reservation = take_stock(tx, planned, now).await?;
     // The order as `read_order` would read it back, without reading it.
     let lines = new
         .lines
@@ -230,7 +237,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
             }
         })
         .collect();
-    Ok(Some(Order {
+    Ok(Order {
         id: order_id,
         number: order_number(number),
         channel_id: new.channel.id.clone(),
@@ -251,7 +258,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, now: Timestamp) -> Result<Option<
         version: 1,
         created_at: now,
         updated_at: now,
-    }))
+    })
 }
 
 /// Takes the points the customer redeems; answers the discount they are worth.

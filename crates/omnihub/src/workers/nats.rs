@@ -51,10 +51,14 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, BoxError> {
 pub async fn relay(store: Store, client: async_nats::Client, stopping: watch::Receiver<bool>) {
     let nudged = Arc::new(Notify::new());
     let readers = store.clone();
-    let on_event = move || readers.notify_log();
+    let on_event = move |payload: &[u8]| {
+        if let Ok(Published { seq }) = serde_json::from_slice(payload) {
+            readers.notify_log(seq);
+        }
+    };
     tokio::spawn(listen(client.clone(), SUBJECTS, on_event, stopping.clone()));
     let publisher_wake = nudged.clone();
-    let on_nudge = move || publisher_wake.notify_one();
+    let on_nudge = move |_: &[u8]| publisher_wake.notify_one();
     tokio::spawn(listen(client.clone(), NUDGE, on_nudge, stopping.clone()));
     tokio::spawn(nudge_on_commit(store.clone(), client.clone(), stopping.clone()));
     let mut publisher = Publisher {
@@ -69,11 +73,17 @@ pub async fn relay(store: Store, client: async_nats::Client, stopping: watch::Re
     publisher.run(&nudged, stopping).await;
 }
 
+/// The part of a published event that tells how far the log has grown.
+#[derive(serde::Deserialize)]
+struct Published {
+    seq: u64,
+}
+
 /// Calls `on_message` for every message on `subject`; without NATS, polling covers for it.
 async fn listen(
     client: async_nats::Client,
     subject: &'static str,
-    on_message: impl Fn(),
+    on_message: impl Fn(&[u8]),
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut messages = match client.subscribe(subject).await {
@@ -86,7 +96,7 @@ async fn listen(
     loop {
         tokio::select! {
             message = messages.next() => match message {
-                Some(_) => on_message(),
+                Some(message) => on_message(&message.payload),
                 None => return,
             },
             _ = stopping.wait_for(|stop| *stop) => return,

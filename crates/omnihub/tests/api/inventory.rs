@@ -19,6 +19,7 @@ on_both_backends!(
     transfers_move_stock_atomically,
     availability_events_only_when_a_channel_changes,
     a_stampede_never_oversells,
+    a_stampede_for_two_skus_at_once_leaks_no_stock,
     replenishment_puts_fast_movers_first,
     the_check_finds_a_level_that_does_not_add_up,
 );
@@ -475,6 +476,57 @@ async fn a_stampede_never_oversells(app: TestApp) {
     let levels = json(app.get("/inventory/levels?sku=HOT").await, 200).await;
     for level in levels["data"].as_array().unwrap() {
         assert_eq!(level["reserved"], level["on_hand"], "every unit was sold: {level}");
+    }
+    assert!(app.store().check_inventory().await.unwrap().is_empty());
+}
+
+/// Every reservation takes two levels, and the second SKU runs out first; when another buyer
+/// takes the second after the first was held, the first must be given back with the rest of
+/// the write, never left reserved.
+async fn a_stampede_for_two_skus_at_once_leaks_no_stock(app: TestApp) {
+    let shop = shop(&app, &["LEFT", "RIGHT"]).await;
+    receive(&app, "LEFT", &shop.warehouse, 30).await;
+    receive(&app, "LEFT", &shop.store_a, 30).await;
+    receive(&app, "RIGHT", &shop.store_b, 40).await;
+    let all = [shop.warehouse.as_str(), shop.store_a.as_str(), shop.store_b.as_str()];
+    let channel = id(&fixtures::channel(&app, "Web", "web", &all).await).to_owned();
+    let second = app.another_node().await;
+    let mut buyers = Vec::new();
+    for n in 0..300 {
+        let base = match (&second, n % 2) {
+            (Some(second), 1) => second.clone(),
+            _ => app.base.clone(),
+        };
+        let request = app
+            .client
+            .post(format!("{base}/api/v1/reservations"))
+            .bearer_auth(crate::helpers::OWNER_KEY)
+            .json(&json!({"channel_id": channel, "lines": [{"sku": "LEFT", "quantity": 1}, {"sku": "RIGHT", "quantity": 1}]}));
+        buyers.push(tokio::spawn(async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut reserved = 0;
+    for buyer in buyers {
+        let (status, body) = buyer.await.unwrap();
+        match status {
+            201 => reserved += 1,
+            409 => assert_eq!(body["code"], "insufficient_stock", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(reserved, 40);
+    for sku in ["LEFT", "RIGHT"] {
+        let levels = json(app.get(&format!("/inventory/levels?sku={sku}")).await, 200).await;
+        let held: i64 = levels["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["reserved"].as_i64().unwrap())
+            .sum();
+        assert_eq!(held, 40, "{sku}: {levels}");
     }
     assert!(app.store().check_inventory().await.unwrap().is_empty());
 }
