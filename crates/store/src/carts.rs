@@ -257,7 +257,7 @@ impl Store {
     }
 
     pub async fn cart(&self, id: &str) -> Result<Cart, Error> {
-        joined_cart(&self.db.fetch_all(sql(CART_WITH_LINES).bind(id)).await?)
+        joined_cart(&self.db.fetch_by_key(sql(CART_WITH_LINES).bind(id)).await?)
     }
 
     /// The customer's active cart, whatever channel started it: the most recently changed.

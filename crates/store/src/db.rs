@@ -7,10 +7,13 @@
 //! backends are a closed set, so an enum dispatches to them: no trait objects, no boxed
 //! futures.
 
+mod direct;
 mod flush;
+mod point_reads;
 mod write_connection;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -19,9 +22,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Database, Encode, Postgres, Row as _, Sqlite, Transaction, Type};
 
 use crate::Error;
+pub use direct::DirectRow;
 use flush::Flusher;
+use point_reads::PointReaders;
+pub use write_connection::WriteConnection;
 use write_connection::WriteTx;
-pub use write_connection::{WriteConnection, WrittenRow};
 
 /// A value bound to a `$n` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,8 +158,8 @@ where
 pub enum Row {
     Sqlite(SqliteRow),
     Postgres(PgRow),
-    /// Answered on SQLite's write connection.
-    Written(WrittenRow),
+    /// Answered by a SQLite connection driven directly (the write connection, point reads).
+    Direct(DirectRow),
 }
 
 macro_rules! get {
@@ -162,7 +167,7 @@ macro_rules! get {
         match $row {
             Row::Sqlite(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
             Row::Postgres(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
-            Row::Written(r) => r.get::<$ty>($col),
+            Row::Direct(r) => r.get::<$ty>($col),
         }
     };
 }
@@ -211,6 +216,7 @@ pub enum Db {
     Sqlite {
         reader: sqlx::SqlitePool,
         writer: WriteConnection,
+        point_readers: Arc<PointReaders>,
     },
     Postgres {
         pool: sqlx::PgPool,
@@ -245,11 +251,16 @@ impl Db {
             .read_only(true);
         // Opened first: it creates the file the readers open.
         let writer = WriteConnection::open(options.get_filename(), busy_timeout)?;
+        let point_readers = Arc::new(PointReaders::new(options.get_filename(), busy_timeout));
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
             .connect_with(options)
             .await?;
-        Ok(Db::Sqlite { reader, writer })
+        Ok(Db::Sqlite {
+            reader,
+            writer,
+            point_readers,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -325,6 +336,17 @@ impl Db {
         })
     }
 
+    /// Reads the few rows a key names (a cart and its lines, say): on SQLite on the calling
+    /// thread, which is quicker for such reads than a hand-over to the pool's.
+    pub async fn fetch_by_key(&self, sql: Sql) -> Result<Vec<Row>, Error> {
+        match self {
+            Db::Sqlite { point_readers, .. } => {
+                Ok(point_readers.fetch_all(sql)?.into_iter().map(Row::Direct).collect())
+            }
+            Db::Postgres { .. } => self.fetch_all(sql).await,
+        }
+    }
+
     pub async fn fetch_optional(&self, sql: Sql) -> Result<Option<Row>, Error> {
         Ok(match self {
             Db::Sqlite { reader, .. } => prepare(sql).fetch_optional(reader).await?.map(Row::Sqlite),
@@ -390,7 +412,7 @@ impl Tx {
                 .into_iter()
                 .map(Row::Postgres)
                 .collect(),
-            TxInner::Written(tx) => tx.fetch_all(sql)?.into_iter().map(Row::Written).collect(),
+            TxInner::Written(tx) => tx.fetch_all(sql)?.into_iter().map(Row::Direct).collect(),
         })
     }
 
@@ -398,7 +420,7 @@ impl Tx {
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
             TxInner::Postgres(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Postgres),
-            TxInner::Written(tx) => tx.fetch_optional(sql)?.map(Row::Written),
+            TxInner::Written(tx) => tx.fetch_optional(sql)?.map(Row::Direct),
         })
     }
 

@@ -1,25 +1,18 @@
-//! The SQLite write connection, driven directly on the thread that writes.
-//!
-//! sqlx runs every SQLite connection on a thread of its own and hands each statement over to
-//! it and each answer back: two thread wake-ups per statement, longer than SQLite takes to run
-//! a point query or update. The group-commit writer runs some twenty statements per checkout,
-//! so the one write connection is opened with rusqlite and driven where the write runs: on the
-//! writer's thread, or the caller's for the few writes made outside it. Only what waits for
-//! the disk (taking the write lock, the commit's fsync) moves off the async runtime's threads.
+//! The SQLite write connection, driven directly (`direct`) on the thread that writes: the
+//! group-commit writer's, or the caller's for the few writes made outside it. Only what waits
+//! for the disk (taking the write lock, the commit's fsync) moves off the async runtime's
+//! threads.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{Arg, Sql, Text};
+use super::Sql;
+use super::direct::{self, DirectRow};
 use crate::Error;
-
-/// Enough for every distinct statement the store writes with, so none is prepared twice.
-const STATEMENT_CACHE: usize = 512;
 
 /// The database's one write connection; writers take turns.
 #[derive(Clone)]
@@ -35,7 +28,7 @@ impl WriteConnection {
         connection.pragma_update(None, "foreign_keys", "on")?;
         // The group commit's savepoints keep their undo pages in memory, not in temp files.
         connection.pragma_update(None, "temp_store", "memory")?;
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        connection.set_prepared_statement_cache_capacity(direct::STATEMENT_CACHE);
         Ok(WriteConnection(Arc::new(Mutex::new(connection))))
     }
 
@@ -101,11 +94,11 @@ impl WriteTx {
         Ok(self.connection()?.changes())
     }
 
-    pub(crate) fn fetch_all(&mut self, sql: Sql) -> Result<Vec<WrittenRow>, Error> {
+    pub(crate) fn fetch_all(&mut self, sql: Sql) -> Result<Vec<DirectRow>, Error> {
         self.run(sql, usize::MAX)
     }
 
-    pub(crate) fn fetch_optional(&mut self, sql: Sql) -> Result<Option<WrittenRow>, Error> {
+    pub(crate) fn fetch_optional(&mut self, sql: Sql) -> Result<Option<DirectRow>, Error> {
         Ok(self.run(sql, 1)?.pop())
     }
 
@@ -113,44 +106,8 @@ impl WriteTx {
         Ok(self.connection()?.execute_batch(script)?)
     }
 
-    /// Runs a statement, keeping at most `limit` of the rows it answers. The statement is
-    /// prepared once per connection and kept.
-    fn run(&mut self, sql: Sql, limit: usize) -> Result<Vec<WrittenRow>, Error> {
-        let text = match &sql.text {
-            Text::Static(text) => text,
-            Text::Built(text) => text.as_str(),
-        };
-        tracing::trace!(statement = text, "write");
-        let mut statement = self.connection()?.prepare_cached(text)?;
-        // `$n` names the n-th argument wherever it stands; SQLite numbers parameters in the
-        // order they first appear.
-        for index in 1..=statement.parameter_count() {
-            let position = statement
-                .parameter_name(index)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| Error::Corrupt(format!("statement parameter {index} is not $n: {text}")))?;
-            let value = match position.checked_sub(1).and_then(|i| sql.args.get(i)) {
-                Some(arg) => value_of(arg),
-                None => Value::Null,
-            };
-            statement.raw_bind_parameter(index, value)?;
-        }
-        let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
-        let mut rows = statement.raw_query();
-        let mut kept = Vec::new();
-        while let Some(row) = rows.next()? {
-            if kept.len() < limit {
-                let values = (0..columns.len())
-                    .map(|i| row.get::<_, Value>(i))
-                    .collect::<Result<_, _>>()?;
-                kept.push(WrittenRow {
-                    columns: columns.clone(),
-                    values,
-                });
-            }
-        }
-        Ok(kept)
+    fn run(&mut self, sql: Sql, limit: usize) -> Result<Vec<DirectRow>, Error> {
+        direct::run(self.connection()?, sql, limit)
     }
 
     /// Commits, waiting for the disk off the async runtime's threads.
@@ -184,98 +141,21 @@ impl Drop for WriteTx {
     }
 }
 
-fn value_of(arg: &Arg) -> Value {
-    match arg {
-        Arg::Int(v) => v.map_or(Value::Null, Value::Integer),
-        Arg::Text(v) => v.clone().map_or(Value::Null, Value::Text),
-        Arg::Bool(v) => Value::Integer(i64::from(*v)),
-        Arg::Float(v) => v.map_or(Value::Null, Value::Real),
-    }
-}
-
-/// A row answered on the write connection, read by column name.
-pub struct WrittenRow {
-    columns: Arc<[String]>,
-    values: Vec<Value>,
-}
-
-impl WrittenRow {
-    pub(crate) fn get<T: FromValue>(&self, column: &str) -> Result<T, Error> {
-        let value = self
-            .columns
-            .iter()
-            .position(|c| c == column)
-            .map(|i| &self.values[i])
-            .ok_or_else(|| Error::Corrupt(format!("no column {column}")))?;
-        T::from_value(ValueRef::from(value)).ok_or_else(|| Error::Corrupt(format!("column {column} holds {value:?}")))
-    }
-}
-
-/// A Rust type a column's value is read as.
-pub(crate) trait FromValue: Sized {
-    fn from_value(value: ValueRef<'_>) -> Option<Self>;
-}
-
-impl FromValue for i64 {
-    fn from_value(value: ValueRef<'_>) -> Option<Self> {
-        value.as_i64().ok()
-    }
-}
-
-impl FromValue for String {
-    fn from_value(value: ValueRef<'_>) -> Option<Self> {
-        value.as_str().ok().map(str::to_owned)
-    }
-}
-
-impl FromValue for bool {
-    fn from_value(value: ValueRef<'_>) -> Option<Self> {
-        value.as_i64().ok().map(|v| v != 0)
-    }
-}
-
-impl FromValue for f64 {
-    fn from_value(value: ValueRef<'_>) -> Option<Self> {
-        match value {
-            ValueRef::Real(v) => Some(v),
-            ValueRef::Integer(v) => Some(v as f64),
-            _ => None,
-        }
-    }
-}
-
-impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(value: ValueRef<'_>) -> Option<Self> {
-        match value {
-            ValueRef::Null => Some(None),
-            value => T::from_value(value).map(Some),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::db::sql;
 
-    struct Scratch(std::path::PathBuf);
+    use crate::db::direct::Scratch;
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-            }
-        }
-    }
-
-    async fn table() -> (WriteConnection, Scratch) {
-        let path = std::env::temp_dir().join(format!("omnihub-write-{}.db", ulid::Ulid::new()));
-        let connection = WriteConnection::open(&path, Duration::from_millis(100)).unwrap();
+    pub(crate) async fn table() -> (WriteConnection, Scratch) {
+        let scratch = Scratch::new();
+        let connection = WriteConnection::open(&scratch.0, Duration::from_millis(100)).unwrap();
         let mut tx = connection.begin().await.unwrap();
         tx.execute_script("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b INTEGER)")
             .unwrap();
         tx.commit().await.unwrap();
-        (connection, Scratch(path))
+        (connection, scratch)
     }
 
     #[tokio::test]
