@@ -566,7 +566,7 @@ impl Store {
                             strategy: &FewestSplits,
                         };
                         let expires_at = Some(draft.expires_at(now));
-                        let reservation = reserve_in(
+                        let planned = plan_reservation(
                             tx,
                             &channel,
                             &draft.lines,
@@ -576,6 +576,7 @@ impl Store {
                             now,
                         )
                         .await?;
+                        let reservation = take_stock(tx, planned, now).await?;
                         append(tx, now, NewEvent::new("reservation.created", &reservation));
                         Ok(reservation)
                     })
@@ -635,21 +636,6 @@ impl Store {
         }
         Ok(expired)
     }
-}
-
-/// Reserves stock for `lines` inside `tx`: plans and writes the reservation, then takes the
-/// stock.
-pub(crate) async fn reserve_in(
-    tx: &mut Tx,
-    channel: &Channel,
-    lines: &[ReservationLineDraft],
-    sourcing: &Sourcing<'_>,
-    reference: Option<&str>,
-    expires_at: Option<Timestamp>,
-    now: Timestamp,
-) -> Result<Reservation, Error> {
-    let planned = plan_reservation(tx, channel, lines, sourcing, reference, expires_at, now).await?;
-    take_stock(tx, planned, now).await
 }
 
 /// A reservation written and waiting for its stock to be taken.

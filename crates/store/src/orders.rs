@@ -113,12 +113,7 @@ async fn next_order_number(tx: &mut Tx) -> Result<i64, Error> {
 
 /// Places the order inside `tx`, answering it as written. The stock's levels come last: once
 /// taken, a level stays locked until the commit, and every other checkout of the SKU waits.
-async fn place_in(
-    tx: &mut Tx,
-    new: &NewOrder,
-    from_cart: Option<&crate::carts::PricedCart>,
-    now: Timestamp,
-) -> Result<Order, Error> {
+async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, now: Timestamp) -> Result<Order, Error> {
     let order_id = id::new(Kind::Order);
     let wanted: Vec<ReservationLineDraft> = new
         .lines
