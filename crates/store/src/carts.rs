@@ -511,6 +511,8 @@ impl Store {
         if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
             return Ok((order, false));
         }
+        let skus: Vec<&str> = intake.lines.iter().map(|l| l.sku.as_str()).collect();
+        self.check_skus_exist(&skus).await?;
         let pos = channel.draft.kind == ChannelKind::Pos;
         let mut fulfillment = intake.fulfillment.clone();
         if pos {

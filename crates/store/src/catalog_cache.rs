@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, Location, Product};
@@ -19,7 +20,7 @@ const STALE_AFTER: Duration = Duration::from_millis(100);
 const MAX_ENTRIES: usize = 50_000;
 
 /// The events that make entries wrong.
-const FORGETTING: [&str; 5] = [
+pub(crate) const FORGETTING: [&str; 5] = [
     "product.created",
     "product.updated",
     "listing.updated",
@@ -146,7 +147,7 @@ impl Store {
 
     /// Drops what changed; answers the log position the cache is now current with.
     pub(crate) async fn sync_catalog_cache(&self) -> Result<i64, Error> {
-        let committed = *self.log_commits.borrow() as i64;
+        let committed = self.log_commits.catalog.load(Ordering::Acquire);
         if let Look::Current(seq) = self.catalog_cache.look(committed) {
             return Ok(seq);
         }

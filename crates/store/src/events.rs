@@ -1,5 +1,8 @@
 //! The event log: append inside a write transaction, read in `seq` order.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use omnihub_domain::Timestamp;
 use omnihub_domain::events::{Event, NewEvent};
 use omnihub_domain::id::{self, Kind};
@@ -12,14 +15,52 @@ pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
     tx.events.push((at, event));
 }
 
-/// Writes the transaction's events to the log, just before it commits; answers the `seq` of
-/// the last one. Many rows go in one statement (a group commit carries hundreds of events); the
+/// What a transaction wrote to the log: the `seq` of its last event and the kinds of its events.
+pub(crate) struct Appended {
+    pub(crate) last_seq: i64,
+    pub(crate) kinds: BTreeSet<&'static str>,
+}
+
+/// How far the log has grown by the commits this process made (answered only once on disk) or
+/// heard of from others: overall, to wake the live readers, and in the events each in-memory
+/// view applies, so that a view need not look at the log after commits that cannot change it.
+#[derive(Default)]
+pub(crate) struct LogCommits {
+    pub(crate) any: tokio::sync::watch::Sender<u64>,
+    /// The newest commit with an event the stock view applies.
+    pub(crate) stock: AtomicI64,
+    /// The newest commit with an event that makes remembered catalog entries wrong.
+    pub(crate) catalog: AtomicI64,
+}
+
+impl LogCommits {
+    pub(crate) fn note<'k>(&self, last_seq: i64, kinds: impl IntoIterator<Item = &'k str>) {
+        for kind in kinds {
+            if crate::stock_view::VIEWED.contains(&kind) {
+                self.stock.fetch_max(last_seq, Ordering::AcqRel);
+            }
+            if crate::catalog_cache::FORGETTING.contains(&kind) {
+                self.catalog.fetch_max(last_seq, Ordering::AcqRel);
+            }
+        }
+        self.any
+            .send_modify(|latest| *latest = (*latest).max(last_seq.unsigned_abs()));
+    }
+
+    pub(crate) fn any(&self) -> i64 {
+        *self.any.borrow() as i64
+    }
+}
+
+/// Writes the transaction's events to the log, just before it commits; answers what it wrote.
+/// Many rows go in one statement (a group commit carries hundreds of events); the
 /// statement sizes are powers of two so that only a handful of texts are ever prepared.
-pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<i64>, Error> {
+pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     if tx.events.is_empty() {
         return Ok(None);
     }
     tx.lock_event_log().await?;
+    let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
     let mut events = std::mem::take(&mut tx.events).into_iter();
     let mut left = events.len();
     let mut last = None;
@@ -45,7 +86,8 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<i64>, Error> {
         }
         left -= rows;
     }
-    Ok(last)
+    let last_seq = last.ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
+    Ok(Some(Appended { last_seq, kinds }))
 }
 
 const CATCH_UP_BATCH: i64 = 1000;
@@ -89,7 +131,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         // A commit is visible a moment before it is durable (`db::flush`); a flush begun now
         // covers everything read. This process's commits up to `log_commits` are durable already.
-        let durable = *self.log_commits.borrow() as i64;
+        let durable = self.log_commits.any();
         if events.last().is_some_and(|last| last.seq > durable) {
             self.db.flushed().await?;
         }
@@ -101,7 +143,7 @@ impl Store {
     /// are never read or parsed for it, nor is the log's end asked for: the view is current
     /// with every event read, and with everything this process had committed before the read.
     pub(crate) async fn catch_up(&self, after: i64, types: &[&str]) -> Result<(Vec<Event>, i64), Error> {
-        let committed = *self.log_commits.borrow() as i64;
+        let committed = self.log_commits.any();
         let text = format!(
             "SELECT seq, id, type, occurred_at, data FROM events \
              WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT $2",

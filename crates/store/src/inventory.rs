@@ -551,6 +551,8 @@ impl Store {
                 .into());
             }
         }
+        let skus: Vec<&str> = draft.lines.iter().map(|l| l.sku.as_str()).collect();
+        self.check_skus_exist(&skus).await?;
         let locations = Arc::new(self.channel_locations(&channel).await?);
         let (channel, draft) = (Arc::new(channel), Arc::new(draft));
         for _ in 0..RESERVE_ATTEMPTS {
@@ -588,6 +590,15 @@ impl Store {
             }
         }
         Err(Error::Conflict("the stock changed too fast to reserve; retry".into()))
+    }
+
+    /// Refuses lines naming a SKU that no variant has (field `lines[i].sku`).
+    pub(crate) async fn check_skus_exist(&self, skus: &[&str]) -> Result<(), Error> {
+        let mut tx = self.db.begin_read().await?;
+        for (i, sku) in skus.iter().enumerate() {
+            check_sku_exists(&mut tx, &format!("lines[{i}].sku"), sku).await?;
+        }
+        Ok(())
     }
 
     pub async fn reservation(&self, id: &str) -> Result<Reservation, Error> {
@@ -648,7 +659,7 @@ pub(crate) struct PlannedReservation {
 
 /// Plans where the lines come from and writes the reservation, without taking the stock yet:
 /// a level taken stays locked until the commit, so callers take stock ([`take_stock`]) as the
-/// last thing they write.
+/// last thing they write. The SKUs must exist (a SKU without a level plans as out of stock).
 pub(crate) async fn plan_reservation(
     tx: &mut Tx,
     channel: &Channel,
@@ -658,9 +669,6 @@ pub(crate) async fn plan_reservation(
     expires_at: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<PlannedReservation, Error> {
-    for (i, line) in lines.iter().enumerate() {
-        check_sku_exists(tx, &format!("lines[{i}].sku"), &line.sku).await?;
-    }
     let skus: BTreeSet<String> = lines.iter().map(|l| l.sku.clone()).collect();
     let stock = stock_of(tx, &skus).await?;
     let candidates = candidates(&sourcing.locations, &sourcing.distances, &stock);

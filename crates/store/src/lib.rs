@@ -108,7 +108,7 @@ pub struct Store {
     /// The `seq` of the newest event this process committed and has on disk (or heard another
     /// process did), so live readers wake at once and the stock view knows how far it must
     /// have caught up.
-    log_commits: Arc<watch::Sender<u64>>,
+    log_commits: Arc<events::LogCommits>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
     /// SQLite's group-commit writer; PostgreSQL has none.
@@ -124,7 +124,7 @@ impl Store {
     /// The store of a database. On SQLite this starts the group-commit writer's thread, which
     /// fails only when the system refuses a thread.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> std::io::Result<Store> {
-        let log_commits = Arc::new(watch::Sender::new(0));
+        let log_commits = Arc::new(events::LogCommits::default());
         let writer = match db.backend() {
             Backend::Sqlite => Some(writer::Writer::start(db.clone(), log_commits.clone())?),
             Backend::Postgres => None,
@@ -194,13 +194,13 @@ impl Store {
 
     /// Wakes when this process commits new events (other processes are seen by polling).
     pub fn watch_log(&self) -> watch::Receiver<u64> {
-        self.log_commits.subscribe()
+        self.log_commits.any.subscribe()
     }
 
     /// Wakes the live readers of the log as a commit here would: another process has told this
-    /// one (over NATS) that it committed the event `seq`, and every one before it.
-    pub fn notify_log(&self, seq: u64) {
-        self.log_commits.send_modify(|latest| *latest = (*latest).max(seq));
+    /// one (over NATS) that it committed the event `seq` of `kind`, and every one before it.
+    pub fn notify_log(&self, seq: i64, kind: &str) {
+        self.log_commits.note(seq, [kind]);
     }
 
     /// Whether the database answers.
@@ -209,11 +209,10 @@ impl Store {
     }
 
     async fn commit(&self, mut tx: db::Tx) -> Result<(), Error> {
-        let last_seq = events::flush(&mut tx).await?;
+        let appended = events::flush(&mut tx).await?;
         tx.commit().await?;
-        if let Some(seq) = last_seq {
-            self.log_commits
-                .send_modify(|latest| *latest = (*latest).max(seq.unsigned_abs()));
+        if let Some(appended) = appended {
+            self.log_commits.note(appended.last_seq, appended.kinds);
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
@@ -23,7 +24,7 @@ use crate::{Error, Store};
 /// How old the view may get before a read looks for other processes' events.
 const STALE_AFTER: Duration = Duration::from_millis(100);
 /// The events that change the view.
-const VIEWED: [&str; 5] = [
+pub(crate) const VIEWED: [&str; 5] = [
     "inventory.level_changed",
     "channel.created",
     "channel.updated",
@@ -158,7 +159,7 @@ impl Store {
     }
 
     async fn with_view<T>(&self, read: impl Fn(&State) -> Result<T, Error>) -> Result<T, Error> {
-        let committed = *self.log_commits.borrow() as i64;
+        let committed = self.log_commits.stock.load(Ordering::Acquire);
         if let Some(answer) = self.read_view(committed, &read) {
             return answer;
         }

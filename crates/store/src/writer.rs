@@ -18,9 +18,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, Tx, sql};
+use crate::events::LogCommits;
 use crate::{Error, events};
 
 pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -40,7 +41,7 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer of a SQLite database on its own thread, which ends when the last
     /// `Writer` is dropped.
-    pub(crate) fn start(db: Db, log_commits: Arc<watch::Sender<u64>>) -> std::io::Result<Writer> {
+    pub(crate) fn start(db: Db, log_commits: Arc<LogCommits>) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new()
@@ -60,7 +61,7 @@ impl Writer {
     }
 }
 
-async fn run(db: Db, log_commits: Arc<watch::Sender<u64>>, mut jobs: mpsc::UnboundedReceiver<Queued>) {
+async fn run(db: Db, log_commits: Arc<LogCommits>, mut jobs: mpsc::UnboundedReceiver<Queued>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -73,7 +74,7 @@ async fn run(db: Db, log_commits: Arc<watch::Sender<u64>>, mut jobs: mpsc::Unbou
     }
 }
 
-async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>) {
+async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
     let started = std::time::Instant::now();
     let jobs = batch.len();
     let mut tx = match db.begin_in_place().await {
@@ -89,14 +90,14 @@ async fn run_batch(db: &Db, log_commits: &watch::Sender<u64>, batch: Vec<Queued>
     let flushed = events::flush(&mut tx).await;
     let wrote = started.elapsed();
     let committed = match flushed {
-        Ok(last_seq) => tx.commit().await.map(|()| last_seq),
+        Ok(appended) => tx.commit().await.map(|()| appended),
         Err(error) => Err(error),
     };
     tracing::debug!(jobs, ?ran, ?wrote, took = ?started.elapsed(), "group commit");
     match committed {
-        Ok(last_seq) => {
-            if let Some(seq) = last_seq {
-                log_commits.send_modify(|latest| *latest = (*latest).max(seq.unsigned_abs()));
+        Ok(appended) => {
+            if let Some(appended) = appended {
+                log_commits.note(appended.last_seq, appended.kinds);
             }
             for (reply, outcome) in answers {
                 let _ = reply.send(outcome);

@@ -52,8 +52,8 @@ pub async fn relay(store: Store, client: async_nats::Client, stopping: watch::Re
     let nudged = Arc::new(Notify::new());
     let readers = store.clone();
     let on_event = move |payload: &[u8]| {
-        if let Ok(Published { seq }) = serde_json::from_slice(payload) {
-            readers.notify_log(seq);
+        if let Ok(Published { seq, kind }) = serde_json::from_slice(payload) {
+            readers.notify_log(seq, &kind);
         }
     };
     tokio::spawn(listen(client.clone(), SUBJECTS, on_event, stopping.clone()));
@@ -73,10 +73,12 @@ pub async fn relay(store: Store, client: async_nats::Client, stopping: watch::Re
     publisher.run(&nudged, stopping).await;
 }
 
-/// The part of a published event that tells how far the log has grown.
+/// The part of a published event that tells how far the log has grown, and with what.
 #[derive(serde::Deserialize)]
 struct Published {
-    seq: u64,
+    seq: i64,
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 /// Calls `on_message` for every message on `subject`; without NATS, polling covers for it.
