@@ -19,7 +19,7 @@ use omnihub_domain::{FieldError, Invalid, Timestamp};
 use serde::Serialize;
 
 use crate::catalog::Page;
-use crate::db::{Row, Tx, placeholders, sql, sql_built};
+use crate::db::{Row, Sql, Tx, placeholders, sql, sql_built};
 use crate::events::append;
 use crate::{Error, Store};
 
@@ -360,13 +360,16 @@ fn announce_to(
 // ---- checks shared by the operations ----
 
 async fn check_sku_exists(tx: &mut Tx, field: &str, sku: &str) -> Result<(), Error> {
-    match tx
-        .fetch_optional(sql("SELECT id FROM variants WHERE sku = $1").bind(sku))
-        .await?
-    {
-        Some(_) => Ok(()),
-        None => Err(Invalid::one(field, "not_found", format!("no variant has the SKU {sku}")).into()),
-    }
+    let found = tx.fetch_optional(variant_of(sku)).await?;
+    found.map(drop).ok_or_else(|| unknown_sku(field, sku))
+}
+
+fn variant_of(sku: &str) -> Sql {
+    sql("SELECT id FROM variants WHERE sku = $1").bind(sku)
+}
+
+fn unknown_sku(field: &str, sku: &str) -> Error {
+    Invalid::one(field, "not_found", format!("no variant has the SKU {sku}")).into()
 }
 
 async fn check_location_exists(tx: &mut Tx, field: &str, location_id: &str) -> Result<(), Error> {
@@ -594,9 +597,10 @@ impl Store {
 
     /// Refuses lines naming a SKU that no variant has (field `lines[i].sku`).
     pub(crate) async fn check_skus_exist(&self, skus: &[&str]) -> Result<(), Error> {
-        let mut tx = self.db.begin_read().await?;
         for (i, sku) in skus.iter().enumerate() {
-            check_sku_exists(&mut tx, &format!("lines[{i}].sku"), sku).await?;
+            if self.db.fetch_by_key(variant_of(sku)).await?.is_empty() {
+                return Err(unknown_sku(&format!("lines[{i}].sku"), sku));
+            }
         }
         Ok(())
     }
