@@ -178,3 +178,29 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_follows_only_commits_that_can_change_it() {
+        let commits = LogCommits::default();
+        commits.note(5, ["cart.created", "cart.updated"]);
+        assert_eq!(commits.any(), 5);
+        assert_eq!(commits.stock.load(Ordering::Acquire), 0);
+        assert_eq!(commits.catalog.load(Ordering::Acquire), 0);
+        commits.note(7, ["order.placed", "inventory.level_changed"]);
+        commits.note(9, ["listing.updated"]);
+        commits.note(11, ["channel.updated"]);
+        // Heard late from another node: never moves a horizon back.
+        commits.note(8, ["inventory.level_changed"]);
+        assert_eq!(commits.any(), 11);
+        assert_eq!(
+            commits.stock.load(Ordering::Acquire),
+            11,
+            "a channel change changes availability"
+        );
+        assert_eq!(commits.catalog.load(Ordering::Acquire), 11);
+    }
+}
