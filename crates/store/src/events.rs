@@ -47,7 +47,8 @@ impl LogCommits {
             .send_modify(|latest| *latest = (*latest).max(last_seq.unsigned_abs()));
     }
 
-    pub(crate) fn any(&self) -> i64 {
+    /// The newest `seq` committed (or heard of).
+    pub(crate) fn committed(&self) -> i64 {
         *self.any.borrow() as i64
     }
 }
@@ -131,7 +132,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         // A commit is visible a moment before it is durable (`db::flush`); a flush begun now
         // covers everything read. This process's commits up to `log_commits` are durable already.
-        let durable = self.log_commits.any();
+        let durable = self.log_commits.committed();
         if events.last().is_some_and(|last| last.seq > durable) {
             self.db.flushed().await?;
         }
@@ -143,7 +144,7 @@ impl Store {
     /// are never read or parsed for it, nor is the log's end asked for: the view is current
     /// with every event read, and with everything this process had committed before the read.
     pub(crate) async fn catch_up(&self, after: i64, types: &[&str]) -> Result<(Vec<Event>, i64), Error> {
-        let committed = self.log_commits.any();
+        let committed = self.log_commits.committed();
         let text = format!(
             "SELECT seq, id, type, occurred_at, data FROM events \
              WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT $2",
@@ -187,7 +188,7 @@ mod tests {
     fn a_view_follows_only_commits_that_can_change_it() {
         let commits = LogCommits::default();
         commits.note(5, ["cart.created", "cart.updated"]);
-        assert_eq!(commits.any(), 5);
+        assert_eq!(commits.committed(), 5);
         assert_eq!(commits.stock.load(Ordering::Acquire), 0);
         assert_eq!(commits.catalog.load(Ordering::Acquire), 0);
         commits.note(7, ["order.placed", "inventory.level_changed"]);
@@ -195,7 +196,7 @@ mod tests {
         commits.note(11, ["channel.updated"]);
         // Heard late from another node: never moves a horizon back.
         commits.note(8, ["inventory.level_changed"]);
-        assert_eq!(commits.any(), 11);
+        assert_eq!(commits.committed(), 11);
         assert_eq!(
             commits.stock.load(Ordering::Acquire),
             11,

@@ -21,10 +21,8 @@ use serde::Serialize;
 use crate::catalog::Page;
 use crate::db::{Row, Sql, Tx, placeholders, sql, sql_built};
 use crate::events::append;
+use crate::writer::BoxFuture;
 use crate::{Error, Store};
-
-/// How often a reservation is retried when the stock it planned on was taken meanwhile.
-const RESERVE_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 pub struct LevelFilter {
@@ -558,41 +556,35 @@ impl Store {
         self.check_skus_exist(&skus).await?;
         let locations = Arc::new(self.channel_locations(&channel).await?);
         let (channel, draft) = (Arc::new(channel), Arc::new(draft));
-        for _ in 0..RESERVE_ATTEMPTS {
+        self.write_taking_stock("reserve", || {
             let (channel, draft, clock) = (channel.clone(), draft.clone(), self.clock.clone());
             let locations = locations.clone();
-            let held = self
-                .write(move |tx| {
-                    Box::pin(async move {
-                        let now = clock.now();
-                        let sourcing = Sourcing {
-                            locations: locations.to_vec(),
-                            distances: BTreeMap::new(),
-                            strategy: &FewestSplits,
-                        };
-                        let expires_at = Some(draft.expires_at(now));
-                        let planned = plan_reservation(
-                            tx,
-                            &channel,
-                            &draft.lines,
-                            &sourcing,
-                            draft.reference.as_deref(),
-                            expires_at,
-                            now,
-                        )
-                        .await?;
-                        let reservation = take_stock(tx, planned, now).await?;
-                        append(tx, now, NewEvent::new("reservation.created", &reservation));
-                        Ok(reservation)
-                    })
+            move |tx: &mut Tx| -> BoxFuture<'_, Result<Reservation, Error>> {
+                Box::pin(async move {
+                    let now = clock.now();
+                    let sourcing = Sourcing {
+                        locations: locations.to_vec(),
+                        distances: BTreeMap::new(),
+                        strategy: &FewestSplits,
+                    };
+                    let expires_at = Some(draft.expires_at(now));
+                    let planned = plan_reservation(
+                        tx,
+                        &channel,
+                        &draft.lines,
+                        &sourcing,
+                        draft.reference.as_deref(),
+                        expires_at,
+                        now,
+                    )
+                    .await?;
+                    let reservation = take_stock(tx, planned, now).await?;
+                    append(tx, now, NewEvent::new("reservation.created", &reservation));
+                    Ok(reservation)
                 })
-                .await;
-            match held {
-                Err(Error::StockMoved) => continue,
-                held => return held,
             }
-        }
-        Err(Error::Conflict("the stock changed too fast to reserve; retry".into()))
+        })
+        .await
     }
 
     /// Refuses lines naming a SKU that no variant has (field `lines[i].sku`).

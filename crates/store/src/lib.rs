@@ -100,6 +100,9 @@ impl Error {
     }
 }
 
+/// How often a write that takes stock is planned again before it gives up.
+const TAKE_STOCK_ATTEMPTS: usize = 8;
+
 /// The hub's state, shared by every request and worker of a server process.
 #[derive(Clone)]
 pub struct Store {
@@ -162,6 +165,23 @@ impl Store {
             .downcast::<T>()
             .map(|value| *value)
             .map_err(|_| Error::Corrupt("a write answered with the wrong type".into()))
+    }
+
+    /// Runs a write that takes stock, planning it again (a fresh job from `job`) while the stock
+    /// it planned with is taken by others first ([`Error::StockMoved`]); `what` names the write
+    /// in the conflict it gives up with.
+    pub(crate) async fn write_taking_stock<T, F>(&self, what: &str, job: impl Fn() -> F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        for _ in 0..TAKE_STOCK_ATTEMPTS {
+            match self.write(job()).await {
+                Err(Error::StockMoved) => continue,
+                done => return done,
+            }
+        }
+        Err(Error::Conflict(format!("the stock changed too fast to {what}; retry")))
     }
 
     /// Reads phone numbers without a country code as numbers of `region` (default DE).

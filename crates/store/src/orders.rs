@@ -23,11 +23,9 @@ use crate::events::append;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
 };
+use crate::writer::BoxFuture;
 use crate::{Error, Store};
 use crate::{add_loyalty_points_in, record_spend_in, resolve_customer_in};
-
-/// How often placing an order is retried when the stock it planned on was taken meanwhile.
-const PLACE_ATTEMPTS: usize = 8;
 
 /// A priced line of an order about to be placed.
 #[derive(Debug, Clone)]
@@ -74,26 +72,18 @@ impl Store {
     /// checked out in the same transaction, so one cart becomes one order at most.
     pub(crate) async fn place_order(&self, new: NewOrder, from_cart: Option<PricedCart>) -> Result<Order, Error> {
         let new = Arc::new(new);
-        for _ in 0..PLACE_ATTEMPTS {
+        self.write_taking_stock("place the order", || {
             let (new, from_cart, clock) = (new.clone(), from_cart.clone(), self.clock.clone());
-            let placed = self
-                .write(move |tx| {
-                    Box::pin(async move {
-                        let now = clock.now();
-                        let order = place_in(tx, &new, from_cart.as_ref(), now).await?;
-                        append(tx, now, NewEvent::new("order.placed", &order));
-                        Ok(order)
-                    })
+            move |tx: &mut Tx| -> BoxFuture<'_, Result<Order, Error>> {
+                Box::pin(async move {
+                    let now = clock.now();
+                    let order = place_in(tx, &new, from_cart.as_ref(), now).await?;
+                    append(tx, now, NewEvent::new("order.placed", &order));
+                    Ok(order)
                 })
-                .await;
-            match placed {
-                Err(Error::StockMoved) => continue,
-                placed => return placed,
             }
-        }
-        Err(Error::Conflict(
-            "the stock changed too fast to place the order; retry".into(),
-        ))
+        })
+        .await
     }
 }
 
