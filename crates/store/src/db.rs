@@ -360,7 +360,10 @@ impl Db {
                 reader.close().await;
                 writer.close().await;
             }
-            Db::Postgres { pool, .. } => pool.close().await,
+            Db::Postgres { pool, flusher } => {
+                pool.close().await;
+                flusher.close().await;
+            }
         }
     }
 }

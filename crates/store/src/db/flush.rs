@@ -22,9 +22,12 @@ use crate::Error;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
-/// The queue of the flusher.
+/// The queue of the flusher, and the connection it flushes through.
 #[derive(Clone)]
-pub struct Flusher(mpsc::UnboundedSender<Waiter>);
+pub struct Flusher {
+    queue: mpsc::UnboundedSender<Waiter>,
+    pool: PgPool,
+}
 
 impl Flusher {
     /// Starts the flusher, which ends with the last `Flusher`. It flushes through `pool`, whose
@@ -33,6 +36,7 @@ impl Flusher {
     /// log up to it, and so for every commit before it.
     pub(crate) fn start(pool: PgPool) -> Flusher {
         let (queue, mut waiting) = mpsc::unbounded_channel::<Waiter>();
+        let flushing = pool.clone();
         tokio::spawn(async move {
             while let Some(first) = waiting.recv().await {
                 let mut waiters = vec![first];
@@ -40,7 +44,7 @@ impl Flusher {
                     waiters.push(next);
                 }
                 let flushed = sqlx::query("SELECT pg_logical_emit_message(true, 'omnihub', 'flush')")
-                    .execute(&pool)
+                    .execute(&flushing)
                     .await
                     .map(drop)
                     .map_err(|error| error.to_string());
@@ -52,13 +56,17 @@ impl Flusher {
                 }
             }
         });
-        Flusher(queue)
+        Flusher { queue, pool }
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Waits until everything committed so far is on disk.
     pub(crate) async fn flushed(&self) -> Result<(), Error> {
         let (waiter, answer) = oneshot::channel();
-        let flushed = match self.0.send(waiter) {
+        let flushed = match self.queue.send(waiter) {
             Ok(()) => answer.await.unwrap_or_else(|_| Err("the flusher stopped".into())),
             Err(_) => Err("the flusher has stopped".into()),
         };
