@@ -444,19 +444,6 @@ impl Tx {
         Ok(())
     }
 
-    /// On PostgreSQL, serialises appends to the event log until this transaction ends, so that
-    /// events become visible in `seq` order and a reader following the log never skips one.
-    /// It is taken last, after every row lock, so two writers never wait on each other.
-    /// SQLite has one writer at a time already.
-    pub(crate) async fn lock_event_log(&mut self) -> Result<(), Error> {
-        if let TxInner::Postgres(tx) = &mut self.inner {
-            sqlx::query("SELECT pg_advisory_xact_lock(7316001)")
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Commits, and answers once the commit is on disk.
     pub async fn commit(self) -> Result<(), Error> {
         match self.inner {

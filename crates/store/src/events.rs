@@ -60,7 +60,6 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     if tx.events.is_empty() {
         return Ok(None);
     }
-    tx.lock_event_log().await?;
     let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
     let mut events = std::mem::take(&mut tx.events).into_iter();
     let mut left = events.len();

@@ -17,20 +17,31 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "admin", include_str!("../migrations/0007_admin.sql")),
     (8, "inbox_more", include_str!("../migrations/0008_inbox_more.sql")),
     (9, "order_numbers", include_str!("../migrations/0009_order_numbers.sql")),
+    (
+        10,
+        "event_log_lock",
+        include_str!("../migrations/0010_event_log_lock.sql"),
+    ),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {
-    let (seq_pk, order_number_sequence) = match backend {
-        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", ""),
+    let (seq_pk, order_number_sequence, event_seq_under_lock) = match backend {
+        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "", ""),
         Backend::Postgres => (
             "BIGSERIAL PRIMARY KEY",
             "CREATE SEQUENCE order_numbers;\n\
              SELECT setval('order_numbers', (SELECT value FROM counters WHERE name = 'order_number'));",
+            "CREATE FUNCTION next_event_seq() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$\n\
+                 SELECT pg_advisory_xact_lock(7316001);\n\
+                 SELECT nextval('events_seq_seq');\n\
+             $$;\n\
+             ALTER TABLE events ALTER COLUMN seq SET DEFAULT next_event_seq();",
         ),
     };
     script
         .replace("{seq_pk}", seq_pk)
         .replace("{order_number_sequence}", order_number_sequence)
+        .replace("{event_seq_under_lock}", event_seq_under_lock)
 }
 
 /// Applies every migration the database has not seen yet; answers how many ran.
