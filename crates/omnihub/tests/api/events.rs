@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use omnihub_store::db::sql;
 use reqwest::Method;
 use serde_json::json;
 
@@ -12,6 +13,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     every_change_appends_its_event,
+    a_later_event_never_shows_before_an_earlier_one,
     the_stream_follows_live_and_resumes,
     shutting_down_ends_live_streams
 );
@@ -53,6 +55,37 @@ async fn every_change_appends_its_event(app: TestApp) {
     assert_eq!(typed["data"].as_array().unwrap().len(), 2);
     let page = json(app.get("/events?limit=3").await, 200).await;
     assert_eq!(page["next_cursor"], seqs[2].to_string());
+}
+
+/// A reader follows the log by `seq` (webhooks, NATS, the live streams), so no event may become
+/// visible before an earlier one: while a write that appended an event is still open, a
+/// later write waits for it instead of committing a later `seq` first.
+async fn a_later_event_never_shows_before_an_earlier_one(app: TestApp) {
+    let store = fixtures::location(&app, "Store", "store").await;
+    let channel = id(&fixtures::channel(&app, "Web", "web", &[id(&store)]).await).to_owned();
+    let mut open = app.store().db().begin().await.unwrap();
+    open.execute(sql(
+        "INSERT INTO events (id, type, occurred_at, data) VALUES ('evt_open', 'test.open', 0, '{}')",
+    ))
+    .await
+    .unwrap();
+    let later = app
+        .client
+        .post(format!("{}/api/v1/carts", app.base))
+        .bearer_auth(crate::helpers::OWNER_KEY)
+        .json(&json!({"channel_id": channel}))
+        .send();
+    let later = tokio::spawn(later);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = json(app.get("/events").await, 200).await;
+    assert_eq!(types(&log), ["location.created", "channel.created"], "{log}");
+    open.commit().await.unwrap();
+    assert_eq!(later.await.unwrap().unwrap().status(), 201);
+    let log = json(app.get("/events").await, 200).await;
+    assert_eq!(
+        types(&log),
+        ["location.created", "channel.created", "test.open", "cart.created"]
+    );
 }
 
 /// Reads SSE frames until `count` events have come; answers their (id, event) pairs.
