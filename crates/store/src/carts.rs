@@ -220,7 +220,7 @@ impl Store {
         })?;
         let customer_id = customer_id.map(str::to_owned);
         let clock = self.clock.clone();
-        self.write(move |tx| {
+        self.write_one_statement(move |tx| {
             Box::pin(async move {
                 let now = clock.now();
                 let cart = Cart {
@@ -362,7 +362,7 @@ impl Store {
     pub async fn update_cart(&self, cart_id: &str, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
         let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
-        self.write(move |tx| {
+        self.write_one_statement(move |tx| {
             Box::pin(async move {
                 let now = clock.now();
                 let row = tx

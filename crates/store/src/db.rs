@@ -23,6 +23,8 @@ use sqlx::{Database, Encode, Postgres, Row as _, Sqlite, Transaction, Type};
 
 use crate::Error;
 pub use direct::DirectRow;
+#[cfg(test)]
+pub(crate) use direct::Scratch;
 use flush::Flusher;
 use point_reads::PointReaders;
 pub use write_connection::WriteConnection;
@@ -442,6 +444,15 @@ impl Tx {
             TxInner::Written(tx) => tx.execute_script(&script)?,
         }
         Ok(())
+    }
+
+    /// How many rows the write connection has changed since it opened (SQLite's group-commit
+    /// writer tells by it whether a failed job changed any); 0 elsewhere.
+    pub(crate) fn total_changes(&self) -> u64 {
+        match &self.inner {
+            TxInner::Written(tx) => tx.total_changes(),
+            TxInner::Sqlite(_) | TxInner::Postgres(_) => 0,
+        }
     }
 
     /// Commits, and answers once the commit is on disk.

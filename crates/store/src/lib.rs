@@ -154,13 +154,32 @@ impl Store {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
+        self.write_undone_by(writer::Undo::Savepoint, job).await
+    }
+
+    /// [`Store::write`] for a job that changes rows with one statement at most, which needs no
+    /// savepoint in a group commit: SQLite undoes a failing statement by itself. Should the job
+    /// fail after its statement changed rows, its whole group fails instead.
+    pub(crate) async fn write_one_statement<T, F>(&self, job: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        self.write_undone_by(writer::Undo::Statement, job).await
+    }
+
+    async fn write_undone_by<T, F>(&self, undo: writer::Undo, job: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
         let Some(writer) = &self.writer else {
             let mut tx = self.db.begin().await?;
             let value = job(&mut tx).await?;
             self.commit(tx).await?;
             return Ok(value);
         };
-        let value = writer.submit(writer::erase(job)).await?;
+        let value = writer.submit(writer::erase(job), undo).await?;
         value
             .downcast::<T>()
             .map(|value| *value)

@@ -27,7 +27,17 @@ use crate::{Error, events};
 pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Outcome = Result<Box<dyn Any + Send>, Error>;
 type Job = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Outcome> + Send>;
-type Queued = (Job, oneshot::Sender<Outcome>);
+type Queued = (Job, Undo, oneshot::Sender<Outcome>);
+
+/// How a failing job's changes are undone without undoing the rest of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Undo {
+    /// In a savepoint of its own, which copies every page the job changes.
+    Savepoint,
+    /// By SQLite itself: the job changes rows with one statement at most, and a failing
+    /// statement leaves nothing behind.
+    Statement,
+}
 
 /// Jobs sharing one commit, at most.
 const MAX_BATCH: usize = 512;
@@ -50,10 +60,10 @@ impl Writer {
         Ok(Writer { queue })
     }
 
-    pub(crate) async fn submit(&self, job: Job) -> Outcome {
+    pub(crate) async fn submit(&self, job: Job, undo: Undo) -> Outcome {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((job, reply))
+            .send((job, undo, reply))
             .map_err(|_| Error::Unavailable("the writer has stopped".into()))?;
         answer
             .await
@@ -79,12 +89,20 @@ async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
     let jobs = batch.len();
     let mut tx = match db.begin_in_place().await {
         Ok(tx) => tx,
-        Err(error) => return fail_all(batch.into_iter().map(|(_, reply)| reply), &error),
+        Err(error) => return fail_all(batch.into_iter().map(|(_, _, reply)| reply), &error),
     };
     let mut answers = Vec::with_capacity(batch.len());
-    for (job, reply) in batch {
-        let outcome = run_job(&mut tx, job).await;
-        answers.push((reply, outcome));
+    let mut batch = batch.into_iter();
+    while let Some((job, undo, reply)) = batch.next() {
+        match run_job(&mut tx, job, undo).await {
+            Ok(outcome) => answers.push((reply, outcome)),
+            Err(error) => {
+                drop(tx);
+                let replies = answers.into_iter().map(|(reply, _)| reply);
+                let replies = replies.chain([reply]).chain(batch.map(|(_, _, reply)| reply));
+                return fail_all(replies, &error);
+            }
+        }
     }
     let ran = started.elapsed();
     let flushed = events::flush(&mut tx).await;
@@ -107,21 +125,31 @@ async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
     }
 }
 
-/// Runs one job in a savepoint: its failure (or panic) undoes only its own writes and events.
-/// The savepoints of a batch are never released one by one (a round trip each): they nest,
-/// `ROLLBACK TO job` undoes back to the newest, this job's, and the commit ends them all.
-async fn run_job(tx: &mut Tx, job: Job) -> Outcome {
+/// Runs one job so that its failure (or panic) undoes only its own writes and events; an
+/// error here means it could not be undone alone, and the whole group must be.
+/// The savepoints of a batch are never released one by one: they nest, `ROLLBACK TO job`
+/// undoes back to the newest, this job's, and the commit ends them all.
+async fn run_job(tx: &mut Tx, job: Job, undo: Undo) -> Result<Outcome, Error> {
     let mark = tx.events.len();
-    tx.execute(sql("SAVEPOINT job")).await?;
+    let changed_before = tx.total_changes();
+    if undo == Undo::Savepoint {
+        tx.execute(sql("SAVEPOINT job")).await?;
+    }
     let outcome = match AssertUnwindSafe(job(tx)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(_) => Err(Error::Unavailable("a write failed unexpectedly".into())),
     };
     if outcome.is_err() {
         tx.events.truncate(mark);
-        tx.execute(sql("ROLLBACK TO job")).await?;
+        match undo {
+            Undo::Savepoint => tx.execute(sql("ROLLBACK TO job")).await.map(drop)?,
+            Undo::Statement if tx.total_changes() != changed_before => {
+                return Err(Error::Unavailable("a write failed after changing rows".into()));
+            }
+            Undo::Statement => {}
+        }
     }
-    outcome
+    Ok(outcome)
 }
 
 fn fail_all(replies: impl Iterator<Item = oneshot::Sender<Outcome>>, error: &Error) {
@@ -138,4 +166,98 @@ where
     F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
 {
     Box::new(move |tx| Box::pin(job(tx).map(|outcome| outcome.map(|value| Box::new(value) as Box<dyn Any + Send>))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Scratch;
+
+    async fn database() -> (Db, Scratch) {
+        let scratch = Scratch::new();
+        let db = Db::connect(&format!("sqlite://{}", scratch.0.display()), 2)
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.execute_script("CREATE TABLE t (id TEXT PRIMARY KEY)".into())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (db, scratch)
+    }
+
+    fn insert(id: &'static str) -> Job {
+        erase(move |tx: &mut Tx| {
+            Box::pin(async move { tx.execute(sql("INSERT INTO t (id) VALUES ($1)").bind(id)).await })
+        })
+    }
+
+    fn insert_then_fail(id: &'static str) -> Job {
+        erase(move |tx: &mut Tx| {
+            Box::pin(async move {
+                tx.execute(sql("INSERT INTO t (id) VALUES ($1)").bind(id)).await?;
+                Err::<u64, _>(Error::Conflict("refused after writing".into()))
+            })
+        })
+    }
+
+    /// Runs `jobs` as one group commit; answers each job's outcome and the rows then stored.
+    async fn group(db: &Db, jobs: Vec<(Job, Undo)>) -> (Vec<Outcome>, Vec<String>) {
+        let mut answers = Vec::new();
+        let batch = jobs
+            .into_iter()
+            .map(|(job, undo)| {
+                let (reply, answer) = oneshot::channel();
+                answers.push(answer);
+                (job, undo, reply)
+            })
+            .collect();
+        run_batch(db, &LogCommits::default(), batch).await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.unwrap());
+        }
+        let rows = db.fetch_all(sql("SELECT id FROM t ORDER BY id")).await.unwrap();
+        (outcomes, rows.iter().map(|r| r.text("id").unwrap()).collect())
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_undoes_only_itself_whichever_way_it_is_undone() {
+        let (db, _scratch) = database().await;
+        let (outcomes, rows) = group(
+            &db,
+            vec![
+                (insert("a"), Undo::Savepoint),
+                (insert_then_fail("b"), Undo::Savepoint),
+                // Refused by the table: SQLite undoes the statement itself.
+                (insert("a"), Undo::Statement),
+                (insert("c"), Undo::Statement),
+            ],
+        )
+        .await;
+        let failed: Vec<bool> = outcomes.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, true, true, false]);
+        assert_eq!(rows, ["a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_without_savepoint_failing_after_its_change_fails_its_whole_group() {
+        let (db, _scratch) = database().await;
+        let (outcomes, rows) = group(
+            &db,
+            vec![
+                (insert("a"), Undo::Savepoint),
+                (insert_then_fail("b"), Undo::Statement),
+                (insert("c"), Undo::Statement),
+            ],
+        )
+        .await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Err(Error::Unavailable(_)))),
+            "{outcomes:?}"
+        );
+        assert!(rows.is_empty(), "nothing of the group is kept: {rows:?}");
+    }
 }

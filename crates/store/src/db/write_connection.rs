@@ -102,6 +102,10 @@ impl WriteTx {
         Ok(self.run(sql, 1)?.pop())
     }
 
+    pub(crate) fn total_changes(&self) -> u64 {
+        self.connection().map_or(0, Connection::total_changes)
+    }
+
     pub(crate) fn execute_script(&mut self, script: &str) -> Result<(), Error> {
         Ok(self.connection()?.execute_batch(script)?)
     }
