@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
 use super::{Arg, Sql, Text};
 use crate::Error;
@@ -35,9 +35,9 @@ pub(crate) fn run(connection: &Connection, sql: Sql, limit: usize) -> Result<Vec
             .ok_or_else(|| Error::Corrupt(format!("statement parameter {index} is not $n: {text}")))?;
         let value = match position.checked_sub(1).and_then(|i| sql.args.get(i)) {
             Some(arg) => value_of(arg),
-            None => Value::Null,
+            None => ValueRef::Null,
         };
-        statement.raw_bind_parameter(index, value)?;
+        statement.raw_bind_parameter(index, ToSqlOutput::Borrowed(value))?;
     }
     let columns: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
     let mut rows = statement.raw_query();
@@ -56,12 +56,15 @@ pub(crate) fn run(connection: &Connection, sql: Sql, limit: usize) -> Result<Vec
     Ok(kept)
 }
 
-fn value_of(arg: &Arg) -> Value {
+/// The argument as SQLite binds it; text is bound where it lies, not copied.
+fn value_of(arg: &Arg) -> ValueRef<'_> {
     match arg {
-        Arg::Int(v) => v.map_or(Value::Null, Value::Integer),
-        Arg::Text(v) => v.clone().map_or(Value::Null, Value::Text),
-        Arg::Bool(v) => Value::Integer(i64::from(*v)),
-        Arg::Float(v) => v.map_or(Value::Null, Value::Real),
+        Arg::Int(v) => v.map_or(ValueRef::Null, ValueRef::Integer),
+        Arg::Text(v) => v
+            .as_deref()
+            .map_or(ValueRef::Null, |text| ValueRef::Text(text.as_bytes())),
+        Arg::Bool(v) => ValueRef::Integer(i64::from(*v)),
+        Arg::Float(v) => v.map_or(ValueRef::Null, ValueRef::Real),
     }
 }
 
