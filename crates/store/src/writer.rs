@@ -2,9 +2,10 @@
 //!
 //! SQLite has one writer, and every commit waits for an fsync (about 1.5 ms here), so one
 //! commit per request caps writes near 650 a second. Instead, write jobs queue for one writer
-//! task, which runs as many as are waiting inside one transaction, each in its own savepoint
-//! (a failing job rolls back alone), commits once, and only then answers each of them. Every
-//! answered write is on disk: durability is shared, not traded.
+//! task, which runs as many as are waiting inside one transaction, commits once, and only then
+//! answers each of them. A failing job rolls back alone: each runs in a savepoint of its own,
+//! or, when it changes rows with one statement at most, relies on SQLite undoing a failing
+//! statement (see [`Undo`]). Every answered write is on disk: durability is shared, not traded.
 //!
 //! The writer runs on a thread of its own: every statement of a job is a round trip to
 //! SQLite's connection thread, and on the server's busy runtime the writer would wait behind
