@@ -10,6 +10,7 @@ mod lists;
 mod observe;
 mod openapi;
 pub mod problem;
+mod query;
 mod routes;
 
 use std::sync::Arc;

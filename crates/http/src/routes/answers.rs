@@ -4,7 +4,7 @@
 //! the bot stays quiet in that conversation.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use omnihub_domain::conversations::answers::{
     FaqEntry, FaqEntryDraft, Language, asks_for_order, confident_match, order_answer,
@@ -18,6 +18,7 @@ use crate::courier::Providers;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/faq-entries", get(list_faq_entries).post(create_faq_entry))

@@ -1,7 +1,7 @@
 //! Sales channels, locations, products, listings and price parity.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, put};
 use omnihub_domain::catalog::{
@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -3,7 +3,7 @@
 //! canned replies.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use omnihub_domain::conversations::{
@@ -22,6 +22,7 @@ use crate::courier::Providers;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 /// How many of the customer's latest orders are shown beside a conversation.
 const CONTEXT_ORDERS: i64 = 5;

@@ -2,7 +2,7 @@
 //! loyalty points, export and erasure.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, PROBLEM_JSON, Problem};
+use crate::query::Query;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::json::Json;
 use crate::problem::ApiError;
+use crate::query::Query;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::json::Json;
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 pub fn hooks() -> Router<AppState> {
     Router::new()

@@ -2,7 +2,7 @@
 //! replenishment suggestions.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use omnihub_domain::inventory::{
@@ -17,6 +17,7 @@ use crate::auth::Caller;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

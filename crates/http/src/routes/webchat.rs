@@ -10,7 +10,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::json::{Created, Json};
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 /// Sessions one address may open in one inbox per minute: enough for a household behind one
 /// router, too few to fill the table.

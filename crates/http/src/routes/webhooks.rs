@@ -2,7 +2,7 @@
 //! delivery to them.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use omnihub_domain::webhooks::{Delivery, Endpoint, EndpointDraft, NewEndpoint};
@@ -15,6 +15,7 @@ use crate::auth::Caller;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
+use crate::query::Query;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

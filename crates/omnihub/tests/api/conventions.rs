@@ -211,6 +211,11 @@ async fn lists_page_with_cursors(app: TestApp) {
     problem(app.get("/products?limit=0").await, 422, "validation_failed").await;
     problem(app.get("/products?limit=501").await, 422, "validation_failed").await;
     problem(app.get("/products?cursor=%%%").await, 422, "validation_failed").await;
+    // A parameter of the wrong type is named, as a body field would be.
+    let wrong = problem(app.get("/products?limit=two").await, 422, "validation_failed").await;
+    assert_eq!(wrong["errors"][0]["field"], "limit", "{wrong}");
+    let wrong = problem(app.get("/events?after=abc").await, 422, "validation_failed").await;
+    assert_eq!(wrong["errors"][0]["field"], "after", "{wrong}");
 }
 
 async fn operations_endpoints_answer(app: TestApp) {
