@@ -31,7 +31,7 @@ type Job = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Outcome> + Send>;
 type Queued = (Job, Undo, oneshot::Sender<Outcome>);
 
 /// How a failing job's changes are undone without undoing the rest of its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Undo {
     /// In a savepoint of its own, which copies every page the job changes.
     Savepoint,
@@ -132,22 +132,23 @@ async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
 /// undoes back to the newest, this job's, and the commit ends them all.
 async fn run_job(tx: &mut Tx, job: Job, undo: Undo) -> Result<Outcome, Error> {
     let mark = tx.events.len();
-    let changed_before = tx.total_changes();
-    if undo == Undo::Savepoint {
-        tx.execute(sql("SAVEPOINT job")).await?;
-    }
+    // Without a savepoint: how many rows the connection had changed before the job.
+    let changed_before = match undo {
+        Undo::Savepoint => tx.execute(sql("SAVEPOINT job")).await.map(|_| None)?,
+        Undo::Statement => Some(tx.total_changes()),
+    };
     let outcome = match AssertUnwindSafe(job(tx)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(_) => Err(Error::Unavailable("a write failed unexpectedly".into())),
     };
     if outcome.is_err() {
         tx.events.truncate(mark);
-        match undo {
-            Undo::Savepoint => tx.execute(sql("ROLLBACK TO job")).await.map(drop)?,
-            Undo::Statement if tx.total_changes() != changed_before => {
+        match changed_before {
+            None => tx.execute(sql("ROLLBACK TO job")).await.map(drop)?,
+            Some(before) if tx.total_changes() != before => {
                 return Err(Error::Unavailable("a write failed after changing rows".into()));
             }
-            Undo::Statement => {}
+            Some(_) => {}
         }
     }
     Ok(outcome)

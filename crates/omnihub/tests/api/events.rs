@@ -70,9 +70,7 @@ async fn a_later_event_never_shows_before_an_earlier_one(app: TestApp) {
     .await
     .unwrap();
     let later = app
-        .client
-        .post(format!("{}/api/v1/carts", app.base))
-        .bearer_auth(crate::helpers::OWNER_KEY)
+        .request(Method::POST, "/carts")
         .json(&json!({"channel_id": channel}))
         .send();
     let later = tokio::spawn(later);
