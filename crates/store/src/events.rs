@@ -54,8 +54,9 @@ impl LogCommits {
 }
 
 /// Writes the transaction's events to the log, just before it commits; answers what it wrote.
-/// Many rows go in one statement (a group commit carries hundreds of events); the
-/// statement sizes are powers of two so that only a handful of texts are ever prepared.
+/// A write's few events go in one statement (every round trip under the log's lock holds up
+/// all other writers); a group commit's hundreds go 64 at a time. Only a dozen statement
+/// texts are ever prepared: every size up to 8 rows, then powers of two.
 pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     if tx.events.is_empty() {
         return Ok(None);
@@ -65,7 +66,7 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     let mut left = events.len();
     let mut last = None;
     while left > 0 {
-        let rows = ROWS_PER_INSERT.into_iter().find(|&n| n <= left).unwrap_or(1);
+        let rows = rows_per_insert(left);
         let values = (0..rows)
             .map(|row| format!("({})", placeholders(row * 4 + 1, 4)))
             .collect::<Vec<_>>()
@@ -92,7 +93,16 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
 
 const CATCH_UP_BATCH: i64 = 1000;
 
-const ROWS_PER_INSERT: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// How many of `left` events the next statement inserts.
+fn rows_per_insert(left: usize) -> usize {
+    const EXACT_UP_TO: usize = 8;
+    const MOST: usize = 64;
+    if left <= EXACT_UP_TO {
+        left
+    } else {
+        MOST.min(1 << left.ilog2())
+    }
+}
 
 fn event(row: &Row) -> Result<Event, Error> {
     Ok(Event {
@@ -182,6 +192,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_few_events_go_in_one_statement_many_in_a_dozen_sizes() {
+        assert_eq!(
+            (1..=8).map(rows_per_insert).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(rows_per_insert(9), 8);
+        assert_eq!(rows_per_insert(100), 64);
+        let sizes: BTreeSet<usize> = (1..=1000).map(rows_per_insert).collect();
+        assert_eq!(sizes.len(), 11);
+    }
 
     #[test]
     fn a_view_follows_only_commits_that_can_change_it() {
