@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use omnihub_domain::catalog::ParityRow;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::forms::chosen;
 use crate::names::Names;
-use crate::page::{Layout, PageError, render};
+use crate::page::{Layout, PageError, Query, render};
 use crate::session::Staff;
 use crate::{Admin, show};
 

@@ -3,7 +3,7 @@
 //! two profiles of one person.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::forms::{Fields, chosen, field};
 use crate::names::Names;
 use crate::orders::{Done, status_class};
-use crate::page::{Feedback, Layout, PageError, done, render, render_with, status_of};
+use crate::page::{Feedback, Layout, PageError, Query, done, render, render_with, status_of};
 use crate::session::Staff;
 use crate::{Admin, show};
 

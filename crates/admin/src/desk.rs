@@ -4,7 +4,7 @@
 //! Store staff always work at their own store; managers and owners choose one.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::forms::{Fields, chosen, field};
 use crate::names::Names;
 use crate::orders::{Choice, QtyLine, StepView, legal_steps, record_return, returnable_lines, status_class, step_code};
-use crate::page::{Feedback, Layout, PageError, done, render_with, status_of};
+use crate::page::{Feedback, Layout, PageError, Query, done, render_with, status_of};
 use crate::session::Staff;
 use crate::{Admin, show};
 

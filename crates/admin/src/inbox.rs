@@ -4,7 +4,7 @@
 //! context beside it. Replies go out through the store's one reply path, as the API's do.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::forms::{Fields, chosen, field, given};
 use crate::names::Names;
 use crate::orders::Choice;
-use crate::page::{Feedback, Layout, PageError, done, render_with, status_of};
+use crate::page::{Feedback, Layout, PageError, Query, done, render_with, status_of};
 use crate::session::Staff;
 use crate::{Admin, show};
 

@@ -4,7 +4,7 @@
 //! Store staff see their own store's stock only, and change nothing here.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::forms::{Fields, chosen, field, given, number};
 use crate::names::Names;
 use crate::orders::Choice;
-use crate::page::{Feedback, Layout, PageError, done, render_with, status_of};
+use crate::page::{Feedback, Layout, PageError, Query, done, render_with, status_of};
 use crate::session::Staff;
 use crate::{Admin, show};
 

@@ -2,7 +2,7 @@
 //! held, fulfilments, returns, the events of its life, and only the actions its state allows.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::forms::{Fields, chosen, field, given, picked_lines};
 use crate::names::Names;
-use crate::page::{Feedback, Layout, PageError, done, render_with, status_of};
+use crate::page::{Feedback, Layout, PageError, Query, done, render_with, status_of};
 use crate::pickup_code;
 use crate::session::Staff;
 use crate::{Admin, show};

@@ -2,10 +2,13 @@
 //! pages, and the feedback of a form that did not go through.
 
 use askama::Template;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use omnihub_domain::FieldError;
 use omnihub_domain::users::Area;
+use serde::de::DeserializeOwned;
 
 use crate::assets;
 use crate::session::Staff;
@@ -171,6 +174,8 @@ pub enum PageError {
     /// The person's role does not reach here.
     Forbidden,
     NotFound(&'static str),
+    /// The page's address carries a parameter it cannot read (edited by hand, say).
+    BadAddress(String),
     Store(omnihub_store::Error),
 }
 
@@ -192,6 +197,11 @@ impl IntoResponse for PageError {
                 "Your role does not give access to this page or action. Ask the owner if you need it.".to_owned(),
             ),
             PageError::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("The {what} was not found.")),
+            PageError::BadAddress(why) => (
+                StatusCode::BAD_REQUEST,
+                "This address is not right",
+                format!("The page cannot read its address ({why}). Open it again from the menu."),
+            ),
             PageError::Store(omnihub_store::Error::Unavailable(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Try again",
@@ -211,6 +221,20 @@ impl IntoResponse for PageError {
             .headers_mut()
             .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// A page's query string, deserialised into `T`; one it cannot read is an error page like any
+/// other, not axum's plain-text answer.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map(Query)
+            .map_err(|error| PageError::BadAddress(error.to_string()))
     }
 }
 

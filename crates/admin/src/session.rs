@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::body::{Body, to_bytes};
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -22,7 +22,7 @@ use omnihub_store::{LogIn, User};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 
-use crate::page::{PageError, render_with};
+use crate::page::{PageError, Query, render_with};
 use crate::{Admin, assets, page};
 
 const SESSION_COOKIE: &str = "omnihub_session";

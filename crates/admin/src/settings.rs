@@ -10,7 +10,7 @@ mod shop;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use omnihub_domain::users::{Access, Area};
@@ -20,7 +20,7 @@ use crate::Admin;
 use crate::forms::Fields;
 use crate::names::Names;
 use crate::orders::Done;
-use crate::page::{Feedback, Layout, PageError, done, render_with, status_of};
+use crate::page::{Feedback, Layout, PageError, Query, done, render_with, status_of};
 use crate::session::Staff;
 
 pub fn routes() -> Router<Admin> {

@@ -6,7 +6,11 @@ use crate::client::Browser;
 use crate::on_both_backends;
 use crate::shop::Shop;
 
-on_both_backends!(every_page_renders_with_the_demo_shop, assets_are_embedded_and_cached);
+on_both_backends!(
+    every_page_renders_with_the_demo_shop,
+    assets_are_embedded_and_cached,
+    an_address_a_page_cannot_read_is_an_error_page
+);
 
 async fn signed_in(shop: &Shop, role: Role) -> Browser {
     let mut browser = Browser::new(&shop.base);
@@ -157,4 +161,13 @@ async fn assets_are_embedded_and_cached(shop: Shop) {
         !login.has("http://") && !login.has("https://"),
         "nothing is loaded from elsewhere"
     );
+}
+
+async fn an_address_a_page_cannot_read_is_an_error_page(shop: Shop) {
+    let mut owner = signed_in(&shop, Role::Owner).await;
+    let page = owner.get("/admin/orders?status=open&status=paid").await;
+    assert_eq!(page.status, 400);
+    assert!(page.has("This address is not right"), "{}", page.body);
+    assert!(page.has("duplicate field `status`"), "{}", page.body);
+    assert!(page.has("Back to the admin"));
 }
