@@ -200,7 +200,9 @@ impl IntoResponse for PageError {
             PageError::BadAddress(why) => (
                 StatusCode::BAD_REQUEST,
                 "This address is not right",
-                format!("The page cannot read its address ({why}). Open it again from the menu."),
+                format!(
+                    "The page cannot read its address ({why}). Go back to the admin and open the page from its menu."
+                ),
             ),
             PageError::Store(omnihub_store::Error::Unavailable(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
