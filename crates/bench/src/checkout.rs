@@ -20,12 +20,15 @@ use crate::load::{ErrorKinds, Histogram, round};
 pub struct Options {
     pub buyers: usize,
     pub seconds: u64,
+    /// How many SKUs the buyers spread over: 1 makes every checkout take the same level.
+    pub skus: usize,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     scenario: &'static str,
     buyers: usize,
+    skus: usize,
     seconds: f64,
     /// Flows that ended in a placed order.
     flows: u64,
@@ -47,23 +50,25 @@ impl Report {
 
 pub struct Fixture {
     pub channel: String,
-    pub sku: String,
+    pub skus: Vec<String>,
 }
 
-/// A warehouse with plenty of a fresh SKU, a web channel that sells it.
-pub async fn set_up(api: &Api) -> Result<Fixture> {
+/// A warehouse with plenty of `skus` fresh SKUs, a web channel that sells them.
+pub async fn set_up(api: &Api, skus: usize) -> Result<Fixture> {
     let suffix = api::unique_suffix();
     let warehouse = api::location(api, &format!("Bench warehouse {suffix}"), "warehouse").await?;
     let channel = api::channel(api, &format!("Bench web {suffix}"), std::slice::from_ref(&warehouse)).await?;
-    let sku = format!("BENCH-CHECKOUT-{suffix}");
-    let product = api::product(api, "Bench checkout", std::slice::from_ref(&sku)).await?;
+    let skus: Vec<String> = (1..=skus).map(|n| format!("BENCH-CHECKOUT-{suffix}-{n}")).collect();
+    let product = api::product(api, "Bench checkout", &skus).await?;
     api::publish(api, &product, &channel).await?;
-    api::receive(api, &sku, &warehouse, 10_000_000).await?;
-    Ok(Fixture { channel, sku })
+    for sku in &skus {
+        api::receive(api, sku, &warehouse, 10_000_000).await?;
+    }
+    Ok(Fixture { channel, skus })
 }
 
 pub async fn run(api: &Api, options: Options) -> Result<Report> {
-    let fixture = Arc::new(set_up(api).await?);
+    let fixture = Arc::new(set_up(api, options.skus).await?);
     let running = Arc::new(AtomicBool::new(true));
     let timer = {
         let running = running.clone();
@@ -80,6 +85,7 @@ pub async fn run(api: &Api, options: Options) -> Result<Report> {
     Ok(Report {
         scenario: "checkout",
         buyers: options.buyers,
+        skus: options.skus,
         seconds: round(seconds, 2),
         flows: latencies.count(),
         flows_per_second: round(latencies.count() as f64 / seconds, 1),
@@ -103,9 +109,9 @@ pub struct Outcome {
 /// `count` buyers running flows on their own connections while `running` holds.
 pub async fn buyers(api: &Api, fixture: &Arc<Fixture>, count: usize, running: &Arc<AtomicBool>) -> Outcome {
     let buyers: Vec<_> = (0..count)
-        .map(|_| {
+        .map(|n| {
             let (api, fixture, running) = (api.clone(), fixture.clone(), running.clone());
-            tokio::spawn(async move { buyer(&api, &fixture, &running).await })
+            tokio::spawn(async move { buyer(&api, &fixture, n, &running).await })
         })
         .collect();
     let mut outcome = Outcome::default();
@@ -122,9 +128,11 @@ pub async fn buyers(api: &Api, fixture: &Arc<Fixture>, count: usize, running: &A
     outcome
 }
 
-/// One buyer's flows while `running` holds.
-async fn buyer(api: &Api, fixture: &Fixture, running: &AtomicBool) -> Outcome {
+/// One buyer's flows while `running` holds; the `n`th buyer starts at the `n`th SKU and takes
+/// the next one each flow.
+async fn buyer(api: &Api, fixture: &Fixture, n: usize, running: &AtomicBool) -> Outcome {
     let mut outcome = Outcome::default();
+    let mut skus = fixture.skus.iter().cycle().skip(n);
     let mut connection = None;
     while running.load(Ordering::Relaxed) {
         let mut open = match connection.take() {
@@ -139,8 +147,9 @@ async fn buyer(api: &Api, fixture: &Fixture, running: &AtomicBool) -> Outcome {
                 }
             },
         };
+        let sku = skus.next().map_or("", String::as_str);
         let started = Instant::now();
-        match flow(api, fixture, &mut open).await {
+        match flow(api, &fixture.channel, sku, &mut open).await {
             Ok(order) => {
                 outcome.latencies.record(started.elapsed());
                 outcome.orders.push(order);
@@ -155,10 +164,10 @@ async fn buyer(api: &Api, fixture: &Fixture, running: &AtomicBool) -> Outcome {
 /// Cart, line, fulfilment, checkout: the placed order's id, or an error naming the step and
 /// the answer. Like a real load generator it reads only what it needs from the answers (the
 /// ids), so that its own work on the shared machine stays small.
-async fn flow(api: &Api, fixture: &Fixture, connection: &mut Connection) -> std::result::Result<String, String> {
-    let cart = json!({"channel_id": fixture.channel}).to_string();
+async fn flow(api: &Api, channel: &str, sku: &str, connection: &mut Connection) -> std::result::Result<String, String> {
+    let cart = json!({"channel_id": channel}).to_string();
     let cart = id_of(&call(api, connection, "cart", Method::POST, "/carts", cart, 201).await?)?;
-    let line = json!({"sku": fixture.sku, "quantity": 1}).to_string();
+    let line = json!({"sku": sku, "quantity": 1}).to_string();
     let lines = format!("/carts/{cart}/lines");
     call(api, connection, "line", Method::POST, &lines, line, 200).await?;
     let details = json!({

@@ -151,7 +151,7 @@ pub async fn run(options: Options, timeout: Duration) -> Result<Report> {
     let address = free_address()?;
     let api = Api::new(Server::new(address)?, OWNER_KEY, timeout)?;
     let server = options.start(&api).await?;
-    let fixture = Arc::new(checkout::set_up(&api).await?);
+    let fixture = Arc::new(checkout::set_up(&api, 1).await?);
     let running = Arc::new(AtomicBool::new(true));
     let load = {
         let (api, fixture, running) = (api.clone(), fixture.clone(), running.clone());
@@ -177,7 +177,7 @@ pub async fn run(options: Options, timeout: Duration) -> Result<Report> {
         acknowledged: outcome.orders.len(),
         lost: lost(&api, &outcome.orders).await?,
         orders_after_restart: orders_of(&api, &fixture).await?,
-        levels: api::levels(&api, &fixture.sku).await?,
+        levels: api::levels(&api, &fixture.skus[0]).await?,
         ledger_consistent: options.ledger_consistent()?,
         restart_ms: round(restart_ms, 1),
         cut_off: outcome.errors,

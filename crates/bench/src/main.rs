@@ -64,6 +64,9 @@ enum Scenario {
         /// How long to measure.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         seconds: u64,
+        /// SKUs the buyers spread over; with 1, every checkout takes the same stock level.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        skus: u64,
     },
     /// Durability: checkout load against a server of its own, `kill -9` in the middle, restart
     /// on the same database, then every acknowledged order must be there and the ledger add up.
@@ -184,10 +187,11 @@ async fn run(cli: Cli) -> Result<bool> {
             };
             availability_read(&api, &fixture, load.plans(timeout), with_baseline).await
         }
-        Scenario::Checkout { buyers, seconds } => {
+        Scenario::Checkout { buyers, seconds, skus } => {
             let options = checkout::Options {
                 buyers: buyers as usize,
                 seconds,
+                skus: skus as usize,
             };
             let report = checkout::run(&api()?, options).await?;
             print(&report)?;

@@ -11,7 +11,7 @@ use omnihub_domain::orders::{
 };
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
 
-use crate::db::{Db, Row, Tx, sql};
+use crate::db::{Backend, Db, Row, Sql, Tx, sql};
 use crate::events::append;
 use crate::orders::{NewOrder, PricedLine};
 use crate::{Error, Store};
@@ -149,22 +149,40 @@ fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> 
 /// Bumps the version of an active cart and announces the change; a cart checked out
 /// meanwhile refuses, and the job's changes roll back with it.
 async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
-    let row = tx
-        .fetch_optional(
-            sql("UPDATE carts SET version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'active' RETURNING *")
-                .bind(id)
-                .bind(now.millis()),
-        )
-        .await?
-        .ok_or_else(checked_out)?;
-    announce(tx, &row, now).await
+    let update =
+        sql("UPDATE carts SET version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'active' RETURNING *")
+            .bind(id)
+            .bind(now.millis());
+    let cart = changed_cart(tx, update).await?.ok_or_else(checked_out)?;
+    Ok(announce(tx, cart, now))
+}
+
+/// Runs `update`, which changes one cart and ends in `RETURNING *`, and reads the cart as
+/// changed, with its lines; `None` when it changed nothing. On PostgreSQL that is one
+/// statement (each is a round trip there); SQLite's writer runs two.
+async fn changed_cart(tx: &mut Tx, update: Sql) -> Result<Option<Cart>, Error> {
+    if tx.backend() == Backend::Sqlite {
+        let Some(row) = tx.fetch_optional(update).await? else {
+            return Ok(None);
+        };
+        return with_lines(tx, &row).await.map(Some);
+    }
+    let read = update.within(
+        "WITH changed AS (",
+        ") SELECT c.*, l.id AS line_id, l.sku AS line_sku, l.quantity AS line_quantity, \
+         l.unit_amount AS line_unit_amount FROM changed c LEFT JOIN cart_lines l ON l.cart_id = c.id ORDER BY l.id",
+    );
+    let rows = tx.fetch_all(read).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    joined_cart(&rows).map(Some)
 }
 
 /// The changed cart, with its `cart.updated` event.
-async fn announce(tx: &mut Tx, row: &Row, now: Timestamp) -> Result<Cart, Error> {
-    let cart = with_lines(tx, row).await?;
+fn announce(tx: &mut Tx, cart: Cart, now: Timestamp) -> Cart {
     append(tx, now, NewEvent::new("cart.updated", &cart));
-    Ok(cart)
+    cart
 }
 
 fn checked_out() -> Error {
@@ -365,22 +383,18 @@ impl Store {
         self.write_one_statement(move |tx| {
             Box::pin(async move {
                 let now = clock.now();
-                let row = tx
-                    .fetch_optional(
-                        sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7, \
-                             version = version + 1, updated_at = $8 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING *")
-                        .bind(&cart_id)
-                        .bind(version)
-                        .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
-                        .bind(details.customer_id.as_deref())
-                        .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
-                        .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
-                        .bind(details.loyalty_points)
-                        .bind(now.millis()),
-                    )
-                    .await?;
-                match row {
-                    Some(row) => announce(tx, &row, now).await,
+                let update = sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7, \
+                                  version = version + 1, updated_at = $8 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING *")
+                    .bind(&cart_id)
+                    .bind(version)
+                    .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
+                    .bind(details.customer_id.as_deref())
+                    .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
+                    .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
+                    .bind(details.loyalty_points)
+                    .bind(now.millis());
+                match changed_cart(tx, update).await? {
+                    Some(cart) => Ok(announce(tx, cart, now)),
                     None => {
                         let current = read_cart(tx, &cart_id).await?;
                         if current.status != CartStatus::Active {

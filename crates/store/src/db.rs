@@ -134,6 +134,19 @@ impl Sql {
         self.args.push(value.into());
         self
     }
+
+    /// The statement between fixed fragments (as a common table expression, say), with the
+    /// same arguments.
+    pub(crate) fn within(self, before: &str, after: &str) -> Sql {
+        let text = match &self.text {
+            Text::Static(text) => text,
+            Text::Built(text) => text.as_str(),
+        };
+        Sql {
+            text: Text::Built(format!("{before}{text}{after}")),
+            args: self.args,
+        }
+    }
 }
 
 fn prepare<DB>(sql: Sql) -> sqlx::query::Query<'static, DB, DB::Arguments>

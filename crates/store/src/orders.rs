@@ -18,7 +18,7 @@ use omnihub_domain::{Invalid, Money, Timestamp};
 use crate::carts::PricedCart;
 use crate::catalog::Page;
 use crate::customers::timeline;
-use crate::db::{Backend, Row, Tx, sql};
+use crate::db::{Backend, Row, Sql, Tx, sql};
 use crate::events::append;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
@@ -87,18 +87,34 @@ impl Store {
     }
 }
 
-/// The next order number. On PostgreSQL a checkout refused after taking its number leaves a
-/// gap; on SQLite the counter rolls back with it.
-async fn next_order_number(tx: &mut Tx) -> Result<i64, Error> {
-    let next = match tx.backend() {
-        Backend::Postgres => sql("SELECT nextval('order_numbers') AS value"),
-        Backend::Sqlite => sql("UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value"),
+/// The order's row, numbered as it is written: on PostgreSQL from a sequence (a checkout
+/// refused after taking its number leaves a gap), on SQLite from the counter the statement
+/// before it moved on (which rolls back with a refused checkout).
+macro_rules! insert_order {
+    ($number:literal) => {
+        concat!(
+            "INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
+             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) \
+             VALUES ($1, ",
+            $number,
+            ", $2, $3, $4, $5, 'allocated', $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15) RETURNING number"
+        )
     };
+}
+
+async fn insert_order(tx: &mut Tx, order: Sql) -> Result<i64, Error> {
     let row = tx
-        .fetch_optional(next)
-        .await?
-        .ok_or_else(|| Error::Corrupt("the order number counter is missing".into()))?;
-    row.int("value")
+        .fetch_optional(order)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                Error::Conflict("this external order was taken in already".into())
+            } else {
+                e
+            }
+        })?
+        .ok_or_else(|| Error::Corrupt("the order was not written".into()))?;
+    row.int("number")
 }
 
 /// Places the order inside `tx`, answering it as written. The stock's levels come last: once
@@ -138,30 +154,40 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, n
     let currency = &new.channel.draft.currency;
     let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
     let totals = totals(&sums, discount, currency);
-    let number = next_order_number(tx).await?;
-    tx.execute(
-        sql("INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
-             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'allocated', $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $16)")
-        .bind(&order_id)
-        .bind(number)
-        .bind(&new.channel.id)
-        .bind(new.external_id.as_deref())
-        .bind(customer_id.as_deref())
-        .bind(new.email.as_deref())
-        .bind(new.fulfillment.method.as_str())
-        .bind(new.fulfillment.location_id.as_deref())
-        .bind(new.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
-        .bind(&planned.reservation.id)
-        .bind(currency)
-        .bind(totals.subtotal.amount)
-        .bind(totals.discount.amount)
-        .bind(totals.total.amount)
-        .bind(new.loyalty_points)
-        .bind(now.millis()),
+    let insert = match tx.backend() {
+        Backend::Postgres => sql(insert_order!("nextval('order_numbers')")),
+        Backend::Sqlite => {
+            tx.execute(sql("UPDATE counters SET value = value + 1 WHERE name = 'order_number'"))
+                .await?;
+            sql(insert_order!(
+                "(SELECT value FROM counters WHERE name = 'order_number')"
+            ))
+        }
+    };
+    let number = insert_order(
+        tx,
+        insert
+            .bind(&order_id)
+            .bind(&new.channel.id)
+            .bind(new.external_id.as_deref())
+            .bind(customer_id.as_deref())
+            .bind(new.email.as_deref())
+            .bind(new.fulfillment.method.as_str())
+            .bind(new.fulfillment.location_id.as_deref())
+            .bind(
+                new.shipping_address
+                    .as_ref()
+                    .map(|a| serde_json::to_string(a).unwrap_or_default()),
+            )
+            .bind(&planned.reservation.id)
+            .bind(currency)
+            .bind(totals.subtotal.amount)
+            .bind(totals.discount.amount)
+            .bind(totals.total.amount)
+            .bind(new.loyalty_points)
+            .bind(now.millis()),
     )
-    .await
-    .map_err(|e| if e.is_unique_violation() { Error::Conflict("this external order was taken in already".into()) } else { e })?;
+    .await?;
     for (line_no, line) in new.lines.iter().enumerate() {
         tx.execute(
             sql("INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5)")
