@@ -392,6 +392,7 @@ pub fn reserve_in_store_until(now: Timestamp) -> Timestamp {
 pub struct CartDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The customer the order will be for: one that exists, neither merged nor erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

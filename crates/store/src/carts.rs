@@ -236,42 +236,35 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
-        let customer_id = customer_id.map(str::to_owned);
-        let clock = self.clock.clone();
-        self.write_one_statement(move |tx| {
-            Box::pin(async move {
-                let now = clock.now();
-                let cart = Cart {
-                    id: id::new(Kind::Cart),
-                    channel_id: channel.id.clone(),
-                    status: CartStatus::Active,
-                    totals: totals(&[], 0, &channel.draft.currency),
-                    details: CartDetails {
-                        customer_id,
-                        ..CartDetails::default()
-                    },
-                    lines: Vec::new(),
-                    order_id: None,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                };
-                tx.execute(
-                    sql("INSERT INTO carts (id, channel_id, customer_id, currency, fulfillment, loyalty_points, status, version, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, 0, 'active', 1, $6, $6)")
-                    .bind(&cart.id)
-                    .bind(&cart.channel_id)
-                    .bind(cart.details.customer_id.as_deref())
-                    .bind(&channel.draft.currency)
-                    .bind(serde_json::to_string(&cart.details.fulfillment).unwrap_or_default())
-                    .bind(now.millis()),
-                )
-                .await?;
-                append(tx, now, NewEvent::new("cart.created", &cart));
-                Ok(cart)
-            })
-        })
-        .await
+        self.check_cart_customer(customer_id).await?;
+        let now = self.clock.now();
+        let cart = Cart {
+            id: id::new(Kind::Cart),
+            channel_id: channel.id.clone(),
+            status: CartStatus::Active,
+            totals: totals(&[], 0, &channel.draft.currency),
+            details: CartDetails {
+                customer_id: customer_id.map(str::to_owned),
+                ..CartDetails::default()
+            },
+            lines: Vec::new(),
+            order_id: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let insert = sql("INSERT INTO carts (id, channel_id, customer_id, currency, fulfillment, loyalty_points, status, version, created_at, updated_at) \
+                          VALUES ($1, $2, $3, $4, $5, 0, 'active', 1, $6, $6) RETURNING id")
+            .bind(&cart.id)
+            .bind(&cart.channel_id)
+            .bind(cart.details.customer_id.as_deref())
+            .bind(&channel.draft.currency)
+            .bind(serde_json::to_string(&cart.details.fulfillment).unwrap_or_default())
+            .bind(now.millis());
+        self.write_announced(insert, now, NewEvent::new("cart.created", &cart))
+            .await?
+            .ok_or_else(|| Error::Corrupt("the cart was not written".into()))?;
+        Ok(cart)
     }
 
     pub async fn cart(&self, id: &str) -> Result<Cart, Error> {
@@ -379,6 +372,7 @@ impl Store {
     /// Sets who the cart is for, where it goes and how.
     pub async fn update_cart(&self, cart_id: &str, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
+        self.check_cart_customer(details.customer_id.as_deref()).await?;
         let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
         self.write_one_statement(move |tx| {
             Box::pin(async move {
@@ -406,6 +400,24 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// A cart's customer must exist and still be in use: its order would land on them.
+    async fn check_cart_customer(&self, customer_id: Option<&str>) -> Result<(), Error> {
+        let Some(id) = customer_id else { return Ok(()) };
+        let refuse = |code: &str, message: String| Error::from(Invalid::one("customer_id", code, message));
+        let customer = match self.customer(id).await {
+            Err(Error::NotFound(_)) => return Err(refuse("not_found", "there is no such customer".into())),
+            found => found?,
+        };
+        match (customer.merged_into, customer.erased_at) {
+            (Some(survivor), _) => Err(refuse(
+                "already_merged",
+                format!("this customer was merged into {survivor}"),
+            )),
+            (None, Some(_)) => Err(refuse("erased", "this customer was erased".into())),
+            (None, None) => Ok(()),
+        }
     }
 
     async fn check_sellable(&self, channel: &Channel, sku: &str, quantity: i64) -> Result<(), Error> {

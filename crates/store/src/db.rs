@@ -135,6 +135,23 @@ impl Sql {
         self
     }
 
+    /// On PostgreSQL: the statement (a write ending in `RETURNING`) and the event log's insert
+    /// of one event for the row it returns, as one statement that answers the written row and
+    /// the event's `seq` as `logged_seq`.
+    pub(crate) fn logging(self, id: String, kind: &'static str, at: i64, data: String) -> Sql {
+        let first = self.args.len() + 1;
+        let log = format!(
+            "), logged AS (INSERT INTO events (id, type, occurred_at, data) SELECT {} FROM written RETURNING seq) \
+             SELECT written.*, logged.seq AS logged_seq FROM written, logged",
+            placeholders(first, 4)
+        );
+        self.within("WITH written AS (", &log)
+            .bind(id)
+            .bind(kind)
+            .bind(at)
+            .bind(data)
+    }
+
     /// The statement between fixed fragments (as a common table expression, say), with the
     /// same arguments.
     pub(crate) fn within(self, before: &str, after: &str) -> Sql {

@@ -28,6 +28,8 @@ mod writer;
 use std::sync::Arc;
 
 use omnihub_domain::customers::Region;
+use omnihub_domain::events::NewEvent;
+use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
 
@@ -36,6 +38,7 @@ pub use carts::{ExternalLine, ExternalOrder};
 pub use catalog::Page;
 pub use conversations::{ConversationFilter, Courier, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
+use db::Sql;
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
 pub use inventory::{Discrepancy, LevelFilter};
@@ -166,6 +169,39 @@ impl Store {
         F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
         self.write_undone_by(writer::Undo::Statement, job).await
+    }
+
+    /// A write of one statement, ending in `RETURNING`, whose one event is known before it runs
+    /// (a new row's, say); the event is logged when the statement returns a row, which this
+    /// answers. On PostgreSQL both go in one statement outside any transaction: one round trip
+    /// instead of four (begin, write, log, commit). On SQLite it is a one-statement job of the
+    /// group commit.
+    pub(crate) async fn write_announced(
+        &self,
+        statement: Sql,
+        now: Timestamp,
+        event: NewEvent,
+    ) -> Result<Option<db::Row>, Error> {
+        if self.writer.is_some() {
+            return self
+                .write_one_statement(move |tx| {
+                    Box::pin(async move {
+                        let row = tx.fetch_optional(statement).await?;
+                        if row.is_some() {
+                            events::append(tx, now, event);
+                        }
+                        Ok(row)
+                    })
+                })
+                .await;
+        }
+        let logged = statement.logging(id::new(Kind::Event), event.kind, now.millis(), event.data);
+        let Some(row) = self.db.fetch_optional(logged).await? else {
+            return Ok(None);
+        };
+        self.db.flushed().await?;
+        self.log_commits.note(row.int("logged_seq")?, [event.kind]);
+        Ok(Some(row))
     }
 
     async fn write_undone_by<T, F>(&self, undo: writer::Undo, job: F) -> Result<T, Error>

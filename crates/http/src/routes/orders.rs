@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
 pub struct NewCart {
     /// The sales channel (a publishable key's own, when omitted).
     pub channel_id: Option<String>,
+    /// The customer the cart is for: one that exists, neither merged into another nor erased.
     pub customer_id: Option<String>,
 }
 

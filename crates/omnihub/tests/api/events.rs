@@ -14,6 +14,7 @@ use crate::on_both_backends;
 on_both_backends!(
     every_change_appends_its_event,
     a_later_event_never_shows_before_an_earlier_one,
+    a_new_cart_is_logged_as_answered_and_a_refused_one_not_at_all,
     the_stream_follows_live_and_resumes,
     shutting_down_ends_live_streams
 );
@@ -84,6 +85,22 @@ async fn a_later_event_never_shows_before_an_earlier_one(app: TestApp) {
         types(&log),
         ["location.created", "channel.created", "test.open", "cart.created"]
     );
+}
+
+/// A cart is written with its event in one statement on PostgreSQL: the event is the cart as
+/// answered, and a refused cart leaves no event behind.
+async fn a_new_cart_is_logged_as_answered_and_a_refused_one_not_at_all(app: TestApp) {
+    let store = fixtures::location(&app, "Store", "store").await;
+    let channel = id(&fixtures::channel(&app, "Web", "web", &[id(&store)]).await).to_owned();
+    let cart = json(app.post("/carts", &json!({"channel_id": channel})).await, 201).await;
+    let refused = app
+        .post("/carts", &json!({"channel_id": channel, "customer_id": "cus_nobody"}))
+        .await;
+    assert_eq!(refused.status(), 422);
+    let log = json(app.get("/events?types=cart.created").await, 200).await;
+    let events = log["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{log}");
+    assert_eq!(events[0]["data"], cart);
 }
 
 /// Reads SSE frames until `count` events have come; answers their (id, event) pairs.

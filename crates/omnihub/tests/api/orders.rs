@@ -20,6 +20,7 @@ on_both_backends!(
     an_online_order_is_returned_in_a_store,
     same_day_only_within_a_store_radius,
     the_cart_follows_the_customer,
+    a_cart_is_only_for_a_customer_in_use,
     bad_orders_change_nothing,
     points_earned_online_are_redeemed_in_a_store,
     price_and_listing_changes_reach_the_next_cart_line_at_once,
@@ -482,7 +483,9 @@ async fn same_day_only_within_a_store_radius(app: TestApp) {
 async fn the_cart_follows_the_customer(app: TestApp) {
     let shop = shop(&app).await;
     receive(&app, "A", &shop.warehouse, 5).await;
-    let customer = "cus_test_kim";
+    let kim = json!({"identities": [{"kind": "email", "value": "kim@example.com"}]});
+    let kim = json(app.post("/customers", &kim).await, 201).await;
+    let customer = id(&kim);
     let web_cart = json(
         app.post("/carts", &json!({"channel_id": shop.web, "customer_id": customer}))
             .await,
@@ -538,6 +541,72 @@ async fn the_cart_follows_the_customer(app: TestApp) {
         .await
         .unwrap();
     problem(orders, 403, "forbidden").await;
+}
+
+/// Its order would land on the cart's customer: one unknown, merged away or erased is refused
+/// when the cart is started and when it is changed, and the cart stays as it was.
+async fn a_cart_is_only_for_a_customer_in_use(app: TestApp) {
+    let shop = shop(&app).await;
+    let customer = |email: &str| json!({"identities": [{"kind": "email", "value": email}]});
+    let kept = id(&json(app.post("/customers", &customer("kept@example.com")).await, 201).await).to_owned();
+    let merged = id(&json(app.post("/customers", &customer("merged@example.com")).await, 201).await).to_owned();
+    let erased = id(&json(app.post("/customers", &customer("erased@example.com")).await, 201).await).to_owned();
+    json(
+        app.post(&format!("/customers/{kept}/merge"), &json!({"customer_id": merged}))
+            .await,
+        200,
+    )
+    .await;
+    let gone = app
+        .request(Method::DELETE, &format!("/customers/{erased}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+
+    let cart = json(app.post("/carts", &json!({"channel_id": shop.web})).await, 201).await;
+    let path = format!("/carts/{}", id(&cart));
+    for (customer_id, code) in [
+        ("cus_nope", "not_found"),
+        (merged.as_str(), "already_merged"),
+        (erased.as_str(), "erased"),
+    ] {
+        let started = app
+            .post("/carts", &json!({"channel_id": shop.web, "customer_id": customer_id}))
+            .await;
+        let refused = problem(started, 422, "validation_failed").await;
+        assert_eq!(
+            (
+                refused["errors"][0]["field"].as_str(),
+                refused["errors"][0]["code"].as_str()
+            ),
+            (Some("customer_id"), Some(code))
+        );
+        let changed = problem(
+            app.patch(&path, &json!({"customer_id": customer_id})).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(changed["errors"][0]["code"], code);
+    }
+    assert_eq!(json(app.get(&path).await, 200).await, cart, "the cart is as it was");
+    let log = json(app.get("/events?types=cart.created,cart.updated").await, 200).await;
+    assert_eq!(
+        log["data"].as_array().unwrap().len(),
+        1,
+        "only the one cart started: {log}"
+    );
+
+    let started = json(
+        app.post("/carts", &json!({"channel_id": shop.web, "customer_id": kept}))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(started["customer_id"], kept);
+    let changed = json(app.patch(&path, &json!({"customer_id": kept})).await, 200).await;
+    assert_eq!(changed["customer_id"], kept);
 }
 
 async fn bad_orders_change_nothing(app: TestApp) {
