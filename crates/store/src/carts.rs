@@ -369,37 +369,57 @@ impl Store {
         .await
     }
 
-    /// Sets who the cart is for, where it goes and how.
-    pub async fn update_cart(&self, cart_id: &str, details: CartDetails, version: i64) -> Result<Cart, Error> {
+    /// Sets who the cart is for, where it goes and how, on `current` (the cart as just read)
+    /// if it is still at `version`. Every change of a cart moves its version on, so the cart as
+    /// changed is known before it is written, and on PostgreSQL it goes with its event in one
+    /// statement.
+    pub async fn update_cart(&self, current: &Cart, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
         self.check_cart_customer(details.customer_id.as_deref()).await?;
-        let (cart_id, clock) = (cart_id.to_owned(), self.clock.clone());
-        self.write_one_statement(move |tx| {
-            Box::pin(async move {
-                let now = clock.now();
-                let update = sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7, \
-                                  version = version + 1, updated_at = $8 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING *")
-                    .bind(&cart_id)
-                    .bind(version)
-                    .bind(details.email.as_deref().map(|e| e.trim().to_lowercase()))
-                    .bind(details.customer_id.as_deref())
-                    .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
-                    .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
-                    .bind(details.loyalty_points)
-                    .bind(now.millis());
-                match changed_cart(tx, update).await? {
-                    Some(cart) => Ok(announce(tx, cart, now)),
-                    None => {
-                        let current = read_cart(tx, &cart_id).await?;
-                        if current.status != CartStatus::Active {
-                            return Err(checked_out());
-                        }
-                        Err(Error::VersionMismatch { current: current.version })
-                    }
-                }
-            })
+        if current.status != CartStatus::Active {
+            return Err(checked_out());
+        }
+        if version != current.version {
+            return Err(Error::VersionMismatch {
+                current: current.version,
+            });
+        }
+        let now = self.clock.now();
+        let changed = Cart {
+            details: CartDetails {
+                email: details.email.map(|e| e.trim().to_lowercase()),
+                ..details
+            },
+            version: version + 1,
+            updated_at: now,
+            ..current.clone()
+        };
+        let details = &changed.details;
+        let update = sql("UPDATE carts SET email = $3, customer_id = $4, shipping_address = $5, fulfillment = $6, loyalty_points = $7, \
+                          version = version + 1, updated_at = $8 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING id")
+            .bind(&changed.id)
+            .bind(version)
+            .bind(details.email.as_deref())
+            .bind(details.customer_id.as_deref())
+            .bind(details.shipping_address.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default()))
+            .bind(serde_json::to_string(&details.fulfillment).unwrap_or_default())
+            .bind(details.loyalty_points)
+            .bind(now.millis());
+        if self
+            .write_announced(update, now, NewEvent::new("cart.updated", &changed))
+            .await?
+            .is_some()
+        {
+            return Ok(changed);
+        }
+        // Changed or checked out since it was read.
+        let latest = self.cart(&current.id).await?;
+        if latest.status != CartStatus::Active {
+            return Err(checked_out());
+        }
+        Err(Error::VersionMismatch {
+            current: latest.version,
         })
-        .await
     }
 
     /// A cart's customer must exist and still be in use: its order would land on them.

@@ -107,7 +107,7 @@ pub async fn patch_cart(
     Ok(Json(
         state
             .store
-            .update_cart(&id, details, version)
+            .update_cart(&current, details, version)
             .await
             .map_err(|e| version_race(e, asked))?,
     ))

@@ -605,8 +605,19 @@ async fn a_cart_is_only_for_a_customer_in_use(app: TestApp) {
     )
     .await;
     assert_eq!(started["customer_id"], kept);
-    let changed = json(app.patch(&path, &json!({"customer_id": kept})).await, 200).await;
-    assert_eq!(changed["customer_id"], kept);
+    let changed = json(
+        app.patch(&path, &json!({"customer_id": kept, "email": " Kim@Example.COM "}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (changed["customer_id"].as_str(), changed["email"].as_str()),
+        (Some(kept.as_str()), Some("kim@example.com"))
+    );
+    assert_eq!(json(app.get(&path).await, 200).await, changed, "answered as stored");
+    let log = json(app.get("/events?types=cart.updated").await, 200).await;
+    assert_eq!(log["data"][0]["data"], changed, "logged as answered");
 }
 
 async fn bad_orders_change_nothing(app: TestApp) {
