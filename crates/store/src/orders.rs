@@ -102,6 +102,7 @@ macro_rules! insert_order {
     };
 }
 
+/// Writes the order's row (an `insert_order!` statement); answers its number.
 async fn insert_order(tx: &mut Tx, order: Sql) -> Result<i64, Error> {
     let row = tx
         .fetch_optional(order)
