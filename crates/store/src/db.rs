@@ -129,6 +129,36 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// Inserts of many rows, each of `width` values: the statements that write `rows` rows, each
+/// `{head} VALUES (…), (…) {tail}` with the number of rows it takes. A few rows go in one
+/// statement (every size up to 8 has its own text), more 64 at a time in power-of-two sizes,
+/// so only a dozen texts per table are ever prepared.
+pub(crate) fn row_inserts(head: &str, width: usize, tail: &str, rows: usize) -> Vec<(Sql, usize)> {
+    let mut inserts = Vec::new();
+    let mut left = rows;
+    while left > 0 {
+        let take = rows_per_insert(left);
+        let values = (0..take)
+            .map(|row| format!("({})", placeholders(row * width + 1, width)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        inserts.push((sql_built(format!("{head} VALUES {values} {tail}")), take));
+        left -= take;
+    }
+    inserts
+}
+
+/// How many of `left` rows the next insert takes.
+fn rows_per_insert(left: usize) -> usize {
+    const EXACT_UP_TO: usize = 8;
+    const MOST: usize = 64;
+    if left <= EXACT_UP_TO {
+        left
+    } else {
+        MOST.min(1 << left.ilog2())
+    }
+}
+
 impl Sql {
     pub fn bind(mut self, value: impl Into<Arg>) -> Self {
         self.args.push(value.into());
@@ -496,5 +526,39 @@ impl Tx {
             Some(flusher) => flusher.flushed().await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn a_few_rows_go_in_one_statement_many_in_a_dozen_sizes() {
+        assert_eq!(
+            (1..=8).map(rows_per_insert).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(rows_per_insert(9), 8);
+        assert_eq!(rows_per_insert(100), 64);
+        let sizes: BTreeSet<usize> = (1..=1000).map(rows_per_insert).collect();
+        assert_eq!(sizes.len(), 11);
+    }
+
+    #[test]
+    fn row_inserts_number_every_value_and_take_every_row() {
+        let inserts = row_inserts("INSERT INTO t (a, b)", 2, "RETURNING a", 11);
+        let rows: Vec<usize> = inserts.iter().map(|(_, rows)| *rows).collect();
+        assert_eq!(rows, [8, 3]);
+        let Text::Built(last) = &inserts[1].0.text else {
+            panic!("a built text")
+        };
+        assert_eq!(
+            last,
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) RETURNING a"
+        );
+        assert!(row_inserts("INSERT INTO t (a)", 1, "", 0).is_empty());
     }
 }

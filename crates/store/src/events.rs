@@ -7,7 +7,7 @@ use omnihub_domain::Timestamp;
 use omnihub_domain::events::{Event, NewEvent};
 use omnihub_domain::id::{self, Kind};
 
-use crate::db::{Row, Tx, placeholders, sql, sql_built};
+use crate::db::{Row, Tx, placeholders, row_inserts, sql, sql_built};
 use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
@@ -55,25 +55,21 @@ impl LogCommits {
 
 /// Writes the transaction's events to the log, just before it commits; answers what it wrote.
 /// A write's few events go in one statement (every round trip under the log's lock holds up
-/// all other writers); a group commit's hundreds go 64 at a time. Only a dozen statement
-/// texts are ever prepared: every size up to 8 rows, then powers of two.
+/// all other writers); a group commit's hundreds go 64 at a time.
 pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     if tx.events.is_empty() {
         return Ok(None);
     }
     let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
     let mut events = std::mem::take(&mut tx.events).into_iter();
-    let mut left = events.len();
+    let inserts = row_inserts(
+        "INSERT INTO events (id, type, occurred_at, data)",
+        4,
+        "RETURNING seq",
+        events.len(),
+    );
     let mut last = None;
-    while left > 0 {
-        let rows = rows_per_insert(left);
-        let values = (0..rows)
-            .map(|row| format!("({})", placeholders(row * 4 + 1, 4)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let insert = sql_built(format!(
-            "INSERT INTO events (id, type, occurred_at, data) VALUES {values} RETURNING seq"
-        ));
+    for (insert, rows) in inserts {
         let insert = events.by_ref().take(rows).fold(insert, |insert, (at, event)| {
             insert
                 .bind(id::new(Kind::Event))
@@ -85,24 +81,12 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         for row in tx.fetch_all(insert).await? {
             last = last.max(Some(row.int("seq")?));
         }
-        left -= rows;
     }
     let last_seq = last.ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
     Ok(Some(Appended { last_seq, kinds }))
 }
 
 const CATCH_UP_BATCH: i64 = 1000;
-
-/// How many of `left` events the next statement inserts.
-fn rows_per_insert(left: usize) -> usize {
-    const EXACT_UP_TO: usize = 8;
-    const MOST: usize = 64;
-    if left <= EXACT_UP_TO {
-        left
-    } else {
-        MOST.min(1 << left.ilog2())
-    }
-}
 
 fn event(row: &Row) -> Result<Event, Error> {
     Ok(Event {
@@ -192,18 +176,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_few_events_go_in_one_statement_many_in_a_dozen_sizes() {
-        assert_eq!(
-            (1..=8).map(rows_per_insert).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5, 6, 7, 8]
-        );
-        assert_eq!(rows_per_insert(9), 8);
-        assert_eq!(rows_per_insert(100), 64);
-        let sizes: BTreeSet<usize> = (1..=1000).map(rows_per_insert).collect();
-        assert_eq!(sizes.len(), 11);
-    }
 
     #[test]
     fn a_view_follows_only_commits_that_can_change_it() {

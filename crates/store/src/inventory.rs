@@ -19,7 +19,7 @@ use omnihub_domain::{FieldError, Invalid, Timestamp};
 use serde::Serialize;
 
 use crate::catalog::Page;
-use crate::db::{Row, Sql, Tx, placeholders, sql, sql_built};
+use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
 use crate::events::append;
 use crate::writer::BoxFuture;
 use crate::{Error, Store};
@@ -787,21 +787,33 @@ async fn write_reservation(
         .bind(now.millis()),
     )
     .await?;
-    for (line_no, line) in reservation.lines.iter().enumerate() {
-        for allocation in &line.allocations {
-            tx.execute(
-                sql(
-                    "INSERT INTO reservation_allocations (reservation_id, line_no, sku, location_id, quantity, taken) \
-                     VALUES ($1, $2, $3, $4, $5, 0)",
-                )
-                .bind(&reservation.id)
-                .bind(line_no as i64)
-                .bind(&line.sku)
-                .bind(&allocation.location_id)
-                .bind(allocation.quantity),
-            )
-            .await?;
-        }
+    // Collected: an iterator of closures held across the awaits below would not be `Send`.
+    let allocations: Vec<(i64, &str, &Allocation)> = reservation
+        .lines
+        .iter()
+        .enumerate()
+        .flat_map(|(line_no, line)| {
+            line.allocations
+                .iter()
+                .map(move |a| (line_no as i64, line.sku.as_str(), a))
+        })
+        .collect();
+    let mut left = allocations.iter();
+    let head = "INSERT INTO reservation_allocations (reservation_id, line_no, sku, location_id, quantity, taken)";
+    for (insert, rows) in row_inserts(head, 6, "", allocations.len()) {
+        let insert = left
+            .by_ref()
+            .take(rows)
+            .fold(insert, |insert, (line_no, sku, allocation)| {
+                insert
+                    .bind(&reservation.id)
+                    .bind(*line_no)
+                    .bind(*sku)
+                    .bind(&allocation.location_id)
+                    .bind(allocation.quantity)
+                    .bind(0_i64)
+            });
+        tx.execute(insert).await?;
     }
     Ok(())
 }

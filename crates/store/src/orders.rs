@@ -18,7 +18,7 @@ use omnihub_domain::{Invalid, Money, Timestamp};
 use crate::carts::PricedCart;
 use crate::catalog::Page;
 use crate::customers::timeline;
-use crate::db::{Backend, Row, Sql, Tx, sql};
+use crate::db::{Backend, Row, Sql, Tx, row_inserts, sql};
 use crate::events::append;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
@@ -189,16 +189,18 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, n
             .bind(now.millis()),
     )
     .await?;
-    for (line_no, line) in new.lines.iter().enumerate() {
-        tx.execute(
-            sql("INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5)")
+    let mut lines = new.lines.iter().enumerate();
+    let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
+    for (insert, rows) in row_inserts(head, 5, "", new.lines.len()) {
+        let insert = lines.by_ref().take(rows).fold(insert, |insert, (line_no, line)| {
+            insert
                 .bind(&order_id)
                 .bind(line_no as i64)
                 .bind(&line.sku)
                 .bind(line.quantity)
-                .bind(line.unit_amount),
-        )
-        .await?;
+                .bind(line.unit_amount)
+        });
+        tx.execute(insert).await?;
     }
     if let Some(customer) = &customer_id {
         let summary =

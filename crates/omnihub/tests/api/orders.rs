@@ -12,6 +12,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     web_order_ships_from_two_locations,
+    a_big_order_is_written_whole,
     app_order_is_picked_up_in_a_store,
     pickup_where_the_stock_is_not_names_stores_that_have_it,
     marketplace_orders_are_taken_in_once,
@@ -541,6 +542,40 @@ async fn the_cart_follows_the_customer(app: TestApp) {
         .await
         .unwrap();
     problem(orders, 403, "forbidden").await;
+}
+
+/// Order lines and allocations are written many rows per statement, in batches: a dozen lines
+/// split over two locations each are all there, as answered and as read back.
+async fn a_big_order_is_written_whole(app: TestApp) {
+    let shop = shop(&app).await;
+    let skus: Vec<String> = (1..=12).map(|n| format!("BIG-{n:02}")).collect();
+    let sku_refs: Vec<&str> = skus.iter().map(String::as_str).collect();
+    let product = fixtures::product(&app, "Big", &sku_refs, 100).await;
+    let listing = format!("/products/{}/listings/{}", id(&product), shop.web);
+    json(app.put(&listing, &json!({"published": true})).await, 200).await;
+    for sku in &skus {
+        receive(&app, sku, &shop.warehouse, 2).await;
+        receive(&app, sku, &shop.berlin, 1).await;
+    }
+    let lines: Vec<(&str, i64)> = sku_refs.iter().map(|sku| (*sku, 3)).collect();
+    let details = json!({"shipping_address": address(52.5, 13.4), "fulfillment": {"method": "ship"}});
+    let order = checkout(&app, &cart(&app, &shop.web, &lines, details).await).await;
+    let written: Vec<(&str, i64, usize)> = order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let allocations = l["allocations"].as_array().unwrap();
+            let units = allocations.iter().map(|a| a["quantity"].as_i64().unwrap()).sum();
+            (l["sku"].as_str().unwrap(), units, allocations.len())
+        })
+        .collect();
+    let wanted: Vec<(&str, i64, usize)> = sku_refs.iter().map(|sku| (*sku, 3, 2)).collect();
+    assert_eq!(written, wanted);
+    for sku in &skus {
+        assert_eq!(level(&app, sku, &shop.warehouse).await, (2, 2));
+        assert_eq!(level(&app, sku, &shop.berlin).await, (1, 1));
+    }
 }
 
 /// Its order would land on the cart's customer: one unknown, merged away or erased is refused
