@@ -236,7 +236,10 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
-        self.check_cart_customer(customer_id).await?;
+        // The order would land on the cart's customer.
+        if let Some(customer_id) = customer_id {
+            self.check_live_customer("customer_id", customer_id).await?;
+        }
         let now = self.clock.now();
         let cart = Cart {
             id: id::new(Kind::Cart),
@@ -375,7 +378,9 @@ impl Store {
     /// statement.
     pub async fn update_cart(&self, current: &Cart, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
-        self.check_cart_customer(details.customer_id.as_deref()).await?;
+        if let Some(customer_id) = &details.customer_id {
+            self.check_live_customer("customer_id", customer_id).await?;
+        }
         if current.status != CartStatus::Active {
             return Err(checked_out());
         }
@@ -420,24 +425,6 @@ impl Store {
         Err(Error::VersionMismatch {
             current: latest.version,
         })
-    }
-
-    /// A cart's customer must exist and still be in use: its order would land on them.
-    async fn check_cart_customer(&self, customer_id: Option<&str>) -> Result<(), Error> {
-        let Some(id) = customer_id else { return Ok(()) };
-        let refuse = |code: &str, message: String| Error::from(Invalid::one("customer_id", code, message));
-        let customer = match self.customer(id).await {
-            Err(Error::NotFound(_)) => return Err(refuse("not_found", "there is no such customer".into())),
-            found => found?,
-        };
-        match (customer.merged_into, customer.erased_at) {
-            (Some(survivor), _) => Err(refuse(
-                "already_merged",
-                format!("this customer was merged into {survivor}"),
-            )),
-            (None, Some(_)) => Err(refuse("erased", "this customer was erased".into())),
-            (None, None) => Ok(()),
-        }
     }
 
     async fn check_sellable(&self, channel: &Channel, sku: &str, quantity: i64) -> Result<(), Error> {

@@ -558,6 +558,29 @@ impl Store {
         Ok(created)
     }
 
+    /// Refuses `id`, the value of `field`, unless it names a customer that exists and is still
+    /// in use: neither merged into another nor erased.
+    pub(crate) async fn check_live_customer(&self, field: &str, id: &str) -> Result<(), Error> {
+        let rows = self
+            .db
+            .fetch_by_key(sql("SELECT merged_into, erased_at FROM customers WHERE id = $1").bind(id))
+            .await?;
+        let refuse = |code: &str, message: String| Error::from(Invalid::one(field, code, message));
+        let Some(row) = rows.first() else {
+            return Err(refuse("not_found", "there is no such customer".into()));
+        };
+        if let Some(survivor) = row.opt_text("merged_into")? {
+            return Err(refuse(
+                "already_merged",
+                format!("this customer was merged into {survivor}"),
+            ));
+        }
+        if row.opt_int("erased_at")?.is_some() {
+            return Err(refuse("erased", "this customer was erased".into()));
+        }
+        Ok(())
+    }
+
     /// A customer; one merged into another answers with `merged_into` naming the survivor.
     pub async fn customer(&self, id: &str) -> Result<Customer, Error> {
         read_customer(&mut &self.db, id).await

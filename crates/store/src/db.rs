@@ -129,21 +129,26 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// Inserts of many rows, each of `width` values: the statements that write `rows` rows, each
-/// `{head} VALUES (…), (…) {tail}` with the number of rows it takes. A few rows go in one
-/// statement (every size up to 8 has its own text), more 64 at a time in power-of-two sizes,
-/// so only a dozen texts per table are ever prepared.
-pub(crate) fn row_inserts(head: &str, width: usize, tail: &str, rows: usize) -> Vec<(Sql, usize)> {
+/// Inserts of many rows, each of `width` values bound by `bind`: `{head} VALUES (…), (…)
+/// {tail}`. A few rows go in one statement (every size up to 8 has its own text), more 64 at a
+/// time in power-of-two sizes, so only a dozen texts per table are ever prepared.
+pub(crate) fn row_inserts<T>(
+    head: &str,
+    width: usize,
+    tail: &str,
+    rows: impl ExactSizeIterator<Item = T>,
+    bind: impl Fn(Sql, T) -> Sql,
+) -> Vec<Sql> {
+    let mut rows = rows.peekable();
     let mut inserts = Vec::new();
-    let mut left = rows;
-    while left > 0 {
-        let take = rows_per_insert(left);
+    while rows.peek().is_some() {
+        let take = rows_per_insert(rows.len());
         let values = (0..take)
             .map(|row| format!("({})", placeholders(row * width + 1, width)))
             .collect::<Vec<_>>()
             .join(", ");
-        inserts.push((sql_built(format!("{head} VALUES {values} {tail}")), take));
-        left -= take;
+        let insert = sql_built(format!("{head} VALUES {values} {tail}"));
+        inserts.push(rows.by_ref().take(take).fold(insert, &bind));
     }
     inserts
 }
@@ -165,21 +170,9 @@ impl Sql {
         self
     }
 
-    /// On PostgreSQL: the statement (a write ending in `RETURNING`) and the event log's insert
-    /// of one event for the row it returns, as one statement that answers the written row and
-    /// the event's `seq` as `logged_seq`.
-    pub(crate) fn logging(self, id: String, kind: &'static str, at: i64, data: String) -> Sql {
-        let first = self.args.len() + 1;
-        let log = format!(
-            "), logged AS (INSERT INTO events (id, type, occurred_at, data) SELECT {} FROM written RETURNING seq) \
-             SELECT written.*, logged.seq AS logged_seq FROM written, logged",
-            placeholders(first, 4)
-        );
-        self.within("WITH written AS (", &log)
-            .bind(id)
-            .bind(kind)
-            .bind(at)
-            .bind(data)
+    /// How many values are bound so far.
+    pub(crate) fn arg_count(&self) -> usize {
+        self.args.len()
     }
 
     /// The statement between fixed fragments (as a common table expression, say), with the
@@ -548,17 +541,24 @@ mod tests {
     }
 
     #[test]
-    fn row_inserts_number_every_value_and_take_every_row() {
-        let inserts = row_inserts("INSERT INTO t (a, b)", 2, "RETURNING a", 11);
-        let rows: Vec<usize> = inserts.iter().map(|(_, rows)| *rows).collect();
+    fn row_inserts_number_every_value_and_bind_every_row() {
+        let inserts = row_inserts(
+            "INSERT INTO t (a, b)",
+            2,
+            "RETURNING a",
+            (0..11_i64).collect::<Vec<_>>().into_iter(),
+            |insert, n| insert.bind(n).bind(n * 10),
+        );
+        let rows: Vec<usize> = inserts.iter().map(|insert| insert.args.len() / 2).collect();
         assert_eq!(rows, [8, 3]);
-        let Text::Built(last) = &inserts[1].0.text else {
+        let Text::Built(last) = &inserts[1].text else {
             panic!("a built text")
         };
         assert_eq!(
             last,
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) RETURNING a"
         );
-        assert!(row_inserts("INSERT INTO t (a)", 1, "", 0).is_empty());
+        assert_eq!(inserts[1].args[..2], [Arg::from(8), Arg::from(80)]);
+        assert!(row_inserts("INSERT INTO t (a)", 1, "", Vec::<i64>::new().into_iter(), Sql::bind).is_empty());
     }
 }

@@ -7,7 +7,7 @@ use omnihub_domain::Timestamp;
 use omnihub_domain::events::{Event, NewEvent};
 use omnihub_domain::id::{self, Kind};
 
-use crate::db::{Row, Tx, placeholders, row_inserts, sql, sql_built};
+use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
 use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
@@ -61,22 +61,21 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         return Ok(None);
     }
     let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
-    let mut events = std::mem::take(&mut tx.events).into_iter();
     let inserts = row_inserts(
         "INSERT INTO events (id, type, occurred_at, data)",
         4,
         "RETURNING seq",
-        events.len(),
-    );
-    let mut last = None;
-    for (insert, rows) in inserts {
-        let insert = events.by_ref().take(rows).fold(insert, |insert, (at, event)| {
+        std::mem::take(&mut tx.events).into_iter(),
+        |insert, (at, event)| {
             insert
                 .bind(id::new(Kind::Event))
                 .bind(event.kind)
                 .bind(at.millis())
                 .bind(event.data)
-        });
+        },
+    );
+    let mut last = None;
+    for insert in inserts {
         // RETURNING answers in no promised order; seq grows with the VALUES' order.
         for row in tx.fetch_all(insert).await? {
             last = last.max(Some(row.int("seq")?));
@@ -84,6 +83,23 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     }
     let last_seq = last.ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
     Ok(Some(Appended { last_seq, kinds }))
+}
+
+/// On PostgreSQL: `statement` (a write ending in `RETURNING`) and the log's insert of `event`
+/// for the row it returns, as one statement that answers the written row and the event's
+/// `seq` as `logged_seq`.
+pub(crate) fn with_logged_event(statement: Sql, at: Timestamp, event: NewEvent) -> Sql {
+    let log = format!(
+        "), logged AS (INSERT INTO events (id, type, occurred_at, data) SELECT {} FROM written RETURNING seq) \
+         SELECT written.*, logged.seq AS logged_seq FROM written, logged",
+        placeholders(statement.arg_count() + 1, 4)
+    );
+    statement
+        .within("WITH written AS (", &log)
+        .bind(id::new(Kind::Event))
+        .bind(event.kind)
+        .bind(at.millis())
+        .bind(event.data)
 }
 
 const CATCH_UP_BATCH: i64 = 1000;

@@ -787,7 +787,6 @@ async fn write_reservation(
         .bind(now.millis()),
     )
     .await?;
-    // Collected: an iterator of closures held across the awaits below would not be `Send`.
     let allocations: Vec<(i64, &str, &Allocation)> = reservation
         .lines
         .iter()
@@ -798,21 +797,23 @@ async fn write_reservation(
                 .map(move |a| (line_no as i64, line.sku.as_str(), a))
         })
         .collect();
-    let mut left = allocations.iter();
     let head = "INSERT INTO reservation_allocations (reservation_id, line_no, sku, location_id, quantity, taken)";
-    for (insert, rows) in row_inserts(head, 6, "", allocations.len()) {
-        let insert = left
-            .by_ref()
-            .take(rows)
-            .fold(insert, |insert, (line_no, sku, allocation)| {
-                insert
-                    .bind(&reservation.id)
-                    .bind(*line_no)
-                    .bind(*sku)
-                    .bind(&allocation.location_id)
-                    .bind(allocation.quantity)
-                    .bind(0_i64)
-            });
+    let inserts = row_inserts(
+        head,
+        6,
+        "",
+        allocations.into_iter(),
+        |insert, (line_no, sku, allocation)| {
+            insert
+                .bind(&reservation.id)
+                .bind(line_no)
+                .bind(sku)
+                .bind(&allocation.location_id)
+                .bind(allocation.quantity)
+                .bind(0_i64)
+        },
+    );
+    for insert in inserts {
         tx.execute(insert).await?;
     }
     Ok(())

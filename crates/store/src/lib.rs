@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use omnihub_domain::customers::Region;
 use omnihub_domain::events::NewEvent;
-use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
 
@@ -195,12 +194,13 @@ impl Store {
                 })
                 .await;
         }
-        let logged = statement.logging(id::new(Kind::Event), event.kind, now.millis(), event.data);
+        let kind = event.kind;
+        let logged = events::with_logged_event(statement, now, event);
         let Some(row) = self.db.fetch_optional(logged).await? else {
             return Ok(None);
         };
         self.db.flushed().await?;
-        self.log_commits.note(row.int("logged_seq")?, [event.kind]);
+        self.log_commits.note(row.int("logged_seq")?, [kind]);
         Ok(Some(row))
     }
 

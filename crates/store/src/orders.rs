@@ -189,17 +189,16 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, n
             .bind(now.millis()),
     )
     .await?;
-    let mut lines = new.lines.iter().enumerate();
     let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
-    for (insert, rows) in row_inserts(head, 5, "", new.lines.len()) {
-        let insert = lines.by_ref().take(rows).fold(insert, |insert, (line_no, line)| {
-            insert
-                .bind(&order_id)
-                .bind(line_no as i64)
-                .bind(&line.sku)
-                .bind(line.quantity)
-                .bind(line.unit_amount)
-        });
+    let inserts = row_inserts(head, 5, "", new.lines.iter().enumerate(), |insert, (line_no, line)| {
+        insert
+            .bind(&order_id)
+            .bind(line_no as i64)
+            .bind(&line.sku)
+            .bind(line.quantity)
+            .bind(line.unit_amount)
+    });
+    for insert in inserts {
         tx.execute(insert).await?;
     }
     if let Some(customer) = &customer_id {

@@ -356,11 +356,7 @@ async fn bad_merges_are_refused_and_change_nothing(app: TestApp) {
     let into_absorbed = problem(merge(&b, id(&c)).await, 422, "validation_failed").await;
     assert_eq!(into_absorbed["errors"][0]["code"], "already_merged");
 
-    let erased = app
-        .request(Method::DELETE, &format!("/customers/{}", id(&c)))
-        .send()
-        .await
-        .unwrap();
+    let erased = app.delete(&format!("/customers/{}", id(&c))).await;
     assert_eq!(erased.status(), 204);
     let with_erased = problem(merge(&a, id(&c)).await, 422, "validation_failed").await;
     assert_eq!(with_erased["errors"][0]["code"], "erased");
@@ -644,7 +640,7 @@ async fn erasure_removes_personal_data_once(app: TestApp) {
     )
     .await;
     let path = format!("/customers/{}", id(&rai));
-    let erased = app.request(Method::DELETE, &path).send().await.unwrap();
+    let erased = app.delete(&path).await;
     assert_eq!(erased.status(), 204);
 
     let shell = get(&app, &path).await;
@@ -670,11 +666,11 @@ async fn erasure_removes_personal_data_once(app: TestApp) {
     )
     .await;
 
-    let twice = app.request(Method::DELETE, &path).send().await.unwrap();
+    let twice = app.delete(&path).await;
     problem(twice, 409, "conflict").await;
     problem(app.patch(&path, &json!({"name": "Rai"})).await, 409, "conflict").await;
     problem(adjust(&app, &rai, 5).await, 409, "conflict").await;
-    let unknown = app.request(Method::DELETE, "/customers/cus_nope").send().await.unwrap();
+    let unknown = app.delete("/customers/cus_nope").await;
     problem(unknown, 404, "not_found").await;
     assert_eq!(
         events(&app, "customer.erased").await,

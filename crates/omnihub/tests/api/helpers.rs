@@ -95,6 +95,10 @@ impl TestApp {
         self.request(Method::GET, path).send().await.expect("request")
     }
 
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path).send().await.expect("request")
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.request(Method::POST, path)
             .json(body)

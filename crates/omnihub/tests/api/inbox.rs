@@ -885,11 +885,7 @@ async fn a_merge_moves_conversations(app: TestApp) {
     assert_eq!(moved["messages"].as_array().unwrap().len(), 2);
 
     // Erasure takes the messages' words and the provider's id of the person with it.
-    let erased = app
-        .request(Method::DELETE, &format!("/customers/{survivor}"))
-        .send()
-        .await
-        .unwrap();
+    let erased = app.delete(&format!("/customers/{survivor}")).await;
     assert_eq!(erased.status(), 204);
     let kept = get(&app, &format!("/conversations/{}", id(&moved))).await;
     assert!(

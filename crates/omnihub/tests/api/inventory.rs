@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, id};
@@ -303,15 +302,10 @@ async fn reservations_are_all_or_nothing_and_fewest_splits(app: TestApp) {
     );
 
     let path = format!("/reservations/{}", id(&both));
-    let released = json(app.request(Method::DELETE, &path).send().await.unwrap(), 200).await;
+    let released = json(app.delete(&path).await, 200).await;
     assert_eq!(released["status"], "released");
     assert_eq!(level(app, "B", &shop.store_a).await["reserved"], 0);
-    problem(
-        app.request(Method::DELETE, &path).send().await.unwrap(),
-        409,
-        "conflict",
-    )
-    .await;
+    problem(app.delete(&path).await, 409, "conflict").await;
     problem(app.get("/reservations/res_nope").await, 404, "not_found").await;
     assert!(app.store().check_inventory().await.unwrap().is_empty());
 }

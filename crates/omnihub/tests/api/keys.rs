@@ -1,7 +1,5 @@
 //! API keys: a revoked key is refused at once.
 
-use reqwest::Method;
-
 use crate::helpers::{TestApp, problem};
 use crate::on_both_backends;
 
@@ -30,10 +28,10 @@ async fn a_revoked_key_is_refused_at_once(app: TestApp) {
     problem(refused.send().await.unwrap(), 403, "forbidden").await;
     assert_eq!(orders().send().await.unwrap().status().as_u16(), 200, "still a key");
 
-    let revoked = app.request(Method::DELETE, &path).send().await.unwrap();
+    let revoked = app.delete(&path).await;
     assert_eq!(revoked.status().as_u16(), 204);
     problem(orders().send().await.unwrap(), 401, "unauthorized").await;
-    let again = app.request(Method::DELETE, &path).send().await.unwrap();
+    let again = app.delete(&path).await;
     problem(again, 404, "not_found").await;
     let keys = app.store().api_keys().await.expect("keys");
     assert!(keys.iter().all(|k| k.id != made.key.id), "no longer listed");

@@ -592,11 +592,7 @@ async fn a_cart_is_only_for_a_customer_in_use(app: TestApp) {
         200,
     )
     .await;
-    let gone = app
-        .request(Method::DELETE, &format!("/customers/{erased}"))
-        .send()
-        .await
-        .unwrap();
+    let gone = app.delete(&format!("/customers/{erased}")).await;
     assert_eq!(gone.status(), 204);
 
     let cart = json(app.post("/carts", &json!({"channel_id": shop.web})).await, 201).await;

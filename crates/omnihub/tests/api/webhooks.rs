@@ -495,11 +495,11 @@ async fn deleted_endpoints_get_nothing_more(app: TestApp) {
         .bearer_auth(reader);
     problem(refused.send().await.unwrap(), 403, "forbidden").await;
 
-    let deleted = app.request(Method::DELETE, &path).send().await.unwrap();
+    let deleted = app.delete(&path).await;
     assert_eq!(deleted.status().as_u16(), 204);
     problem(app.get(&path).await, 404, "not_found").await;
     problem(app.get(&format!("{path}/deliveries")).await, 404, "not_found").await;
-    let again = app.request(Method::DELETE, &path).send().await.unwrap();
+    let again = app.delete(&path).await;
     problem(again, 404, "not_found").await;
 
     app.clock.advance_seconds(2);
