@@ -146,6 +146,47 @@ fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> 
     })
 }
 
+/// How often adding a line reads the cart again when others changed it in between.
+const LINE_ATTEMPTS: usize = 8;
+
+/// `current` with `draft`'s units added at `price`, as written at `now`: a SKU already in the
+/// cart adds to its line, a new one gets a line of its own.
+fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> Cart {
+    let currency = &current.totals.total.currency;
+    let mut lines = current.lines.clone();
+    match lines.iter_mut().find(|l| l.sku == draft.sku) {
+        Some(line) => {
+            line.quantity += draft.quantity;
+            line.unit_price = Money::new(price, currency);
+        }
+        None => lines.push(CartLine {
+            id: id::new(Kind::CartLine),
+            sku: draft.sku.clone(),
+            quantity: draft.quantity,
+            unit_price: Money::new(price, currency),
+        }),
+    }
+    // As a read answers them.
+    lines.sort_by(|a, b| a.id.cmp(&b.id));
+    let sums: Vec<(i64, i64)> = lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
+    Cart {
+        totals: totals(&sums, 0, currency),
+        lines,
+        version: current.version + 1,
+        updated_at: now,
+        ..current.clone()
+    }
+}
+
+/// Binds a line's id, SKU, quantity and price, in that order.
+fn bind_line(upsert: Sql, line: &CartLine) -> Sql {
+    upsert
+        .bind(&line.id)
+        .bind(&line.sku)
+        .bind(line.quantity)
+        .bind(line.unit_price.amount)
+}
+
 /// Bumps the version of an active cart and announces the change; a cart checked out
 /// meanwhile refuses, and the job's changes roll back with it.
 async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
@@ -287,7 +328,9 @@ impl Store {
     }
 
     /// Adds units of a SKU to `current` (the cart as just read) at the channel's price; the
-    /// channel must be able to sell them all.
+    /// channel must be able to sell them all. The line is written at the version just read, so
+    /// the cart as changed is known before it is written; a cart changed meanwhile is read
+    /// again and the line added to that.
     pub async fn add_cart_line(&self, current: &Cart, draft: CartLineDraft) -> Result<Cart, Error> {
         draft.validate()?;
         let channel = self.channel(&current.channel_id).await?;
@@ -298,27 +341,65 @@ impl Store {
                 format!("{} is not sold in this channel", draft.sku),
             ))
         })?;
-        let already = current
-            .lines
-            .iter()
-            .find(|l| l.sku == draft.sku)
-            .map_or(0, |l| l.quantity);
-        self.check_sellable(&channel, &draft.sku, already + draft.quantity)
-            .await?;
-        let (cart_id, clock) = (current.id.clone(), self.clock.clone());
+        let mut current = current.clone();
+        for _ in 0..LINE_ATTEMPTS {
+            if current.status != CartStatus::Active {
+                return Err(checked_out());
+            }
+            let changed = with_line(&current, &draft, price, self.clock.now());
+            let line = changed
+                .lines
+                .iter()
+                .find(|l| l.sku == draft.sku)
+                .cloned()
+                .ok_or_else(|| Error::Corrupt("the added line went missing".into()))?;
+            self.check_sellable(&channel, &line.sku, line.quantity).await?;
+            if self.write_line(&changed, current.version, line).await? {
+                return Ok(changed);
+            }
+            current = self.cart(&current.id).await?;
+        }
+        Err(Error::Conflict(
+            "the cart changed too fast to add the line; retry".into(),
+        ))
+    }
+
+    /// Writes `line` of `changed` if the cart is still active at `version`, with its event;
+    /// answers whether it did. On PostgreSQL one statement, the line taking the cart's row
+    /// `FROM written`.
+    async fn write_line(&self, changed: &Cart, version: i64, line: CartLine) -> Result<bool, Error> {
+        let now = changed.updated_at;
+        let touch = sql(
+            "UPDATE carts SET version = version + 1, updated_at = $3 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING id",
+        )
+        .bind(&changed.id)
+        .bind(version)
+        .bind(now.millis());
+        let event = NewEvent::new("cart.updated", changed);
+        if self.db.backend() == Backend::Postgres {
+            let upsert = sql(concat!(
+                "INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) SELECT $1, id, $2, $3, $4 FROM written ",
+                "ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = excluded.quantity, unit_amount = excluded.unit_amount"
+            ));
+            let upsert = bind_line(upsert, &line);
+            let written = self
+                .write_announced_on_postgres(touch, Some(upsert), now, event)
+                .await?;
+            return Ok(written.is_some());
+        }
+        let cart_id = changed.id.clone();
         self.write(move |tx| {
             Box::pin(async move {
-                tx.execute(
-                    sql("INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = cart_lines.quantity + $4, unit_amount = $5")
-                    .bind(id::new(Kind::CartLine))
-                    .bind(&cart_id)
-                    .bind(&draft.sku)
-                    .bind(draft.quantity)
-                    .bind(price),
-                )
-                .await?;
-                touch(tx, &cart_id, clock.now()).await
+                if tx.fetch_optional(touch).await?.is_none() {
+                    return Ok(false);
+                }
+                let upsert = sql(concat!(
+                    "INSERT INTO cart_lines (id, sku, quantity, unit_amount, cart_id) VALUES ($1, $2, $3, $4, $5) ",
+                    "ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = excluded.quantity, unit_amount = excluded.unit_amount"
+                ));
+                tx.execute(bind_line(upsert, &line).bind(cart_id)).await?;
+                append(tx, now, event);
+                Ok(true)
             })
         })
         .await

@@ -178,15 +178,77 @@ impl Sql {
     /// The statement between fixed fragments (as a common table expression, say), with the
     /// same arguments.
     pub(crate) fn within(self, before: &str, after: &str) -> Sql {
-        let text = match &self.text {
-            Text::Static(text) => text,
-            Text::Built(text) => text.as_str(),
-        };
         Sql {
-            text: Text::Built(format!("{before}{text}{after}")),
+            text: Text::Built(format!("{before}{}{after}", self.text())),
             args: self.args,
         }
     }
+
+    /// This statement, then `between`, then `next` with its placeholders numbered on after
+    /// this one's.
+    pub(crate) fn then(self, between: &str, next: Sql) -> Sql {
+        let text = format!("{}{between}{}", self.text(), renumbered(next.text(), self.args.len()));
+        let mut args = self.args;
+        args.extend(next.args);
+        Sql {
+            text: Text::Built(text),
+            args,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match &self.text {
+            Text::Static(text) => text,
+            Text::Built(text) => text.as_str(),
+        }
+    }
+
+    /// This statement with `writes` run in it, as common table expressions ahead of it: one
+    /// statement, so one round trip. The writes' placeholders are numbered on after its own.
+    fn hosting(self, writes: Vec<Sql>) -> Sql {
+        if writes.is_empty() {
+            return self;
+        }
+        let mut args = self.args.clone();
+        let mut ctes = Vec::with_capacity(writes.len());
+        for (n, write) in writes.into_iter().enumerate() {
+            ctes.push(format!("deferred_{n} AS ({})", renumbered(write.text(), args.len())));
+            args.extend(write.args);
+        }
+        let ctes = ctes.join(", ");
+        let text = match self.text().strip_prefix("WITH ") {
+            Some(rest) => format!("WITH {ctes}, {rest}"),
+            None => format!("WITH {ctes} {}", self.text()),
+        };
+        Sql {
+            text: Text::Built(text),
+            args,
+        }
+    }
+}
+
+/// `text` with every `$n` placeholder outside quoted literals moved on by `by`.
+fn renumbered(text: &str, by: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match c {
+            '\'' => quoted = !quoted,
+            '$' if !quoted => {
+                let mut digits = String::new();
+                while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                    digits.push(d);
+                }
+                if let Ok(n) = digits.parse::<usize>() {
+                    out.push_str(&(n + by).to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn prepare<DB>(sql: Sql) -> sqlx::query::Query<'static, DB, DB::Arguments>
@@ -333,6 +395,7 @@ impl Db {
         };
         Ok(Tx {
             inner,
+            deferred: Vec::new(),
             events: Vec::new(),
             flusher,
         })
@@ -347,6 +410,7 @@ impl Db {
         };
         Ok(Tx {
             inner,
+            deferred: Vec::new(),
             events: Vec::new(),
             flusher: None,
         })
@@ -360,6 +424,7 @@ impl Db {
         };
         Ok(Tx {
             inner,
+            deferred: Vec::new(),
             events: Vec::new(),
             flusher: None,
         })
@@ -432,6 +497,8 @@ enum TxInner {
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: TxInner,
+    /// Writes waiting to go with the next statement, on PostgreSQL (see [`Tx::defer`]).
+    deferred: Vec<Sql>,
     /// Events to append when the transaction commits.
     pub(crate) events: Vec<(omnihub_domain::Timestamp, omnihub_domain::events::NewEvent)>,
     /// What puts the commit on disk, on PostgreSQL; `None` for reads and on SQLite, whose
@@ -447,8 +514,27 @@ impl Tx {
         }
     }
 
+    /// Runs a write whose outcome nobody waits for, the insert of new rows, say. On PostgreSQL,
+    /// where every statement is a round trip, it goes with the transaction's next statement
+    /// instead, inside it (see [`Sql::hosting`]): so it must not write a row that statement
+    /// reads or writes, and its failure is that statement's. SQLite runs it at once.
+    pub async fn defer(&mut self, sql: Sql) -> Result<(), Error> {
+        if let TxInner::Postgres(_) = self.inner {
+            debug_assert!(!sql.text().starts_with("WITH "), "a deferred write nests no WITH");
+            self.deferred.push(sql);
+            return Ok(());
+        }
+        self.execute(sql).await.map(drop)
+    }
+
+    /// `sql` carrying the writes deferred so far.
+    fn with_deferred(&mut self, sql: Sql) -> Sql {
+        sql.hosting(std::mem::take(&mut self.deferred))
+    }
+
     /// Runs a statement; answers the number of rows it changed.
     pub async fn execute(&mut self, sql: Sql) -> Result<u64, Error> {
+        let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
             TxInner::Postgres(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
@@ -457,6 +543,7 @@ impl Tx {
     }
 
     pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, Error> {
+        let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql)
                 .fetch_all(&mut **tx)
@@ -475,6 +562,7 @@ impl Tx {
     }
 
     pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, Error> {
+        let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
             TxInner::Postgres(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Postgres),
@@ -509,7 +597,10 @@ impl Tx {
     }
 
     /// Commits, and answers once the commit is on disk.
-    pub async fn commit(self) -> Result<(), Error> {
+    pub async fn commit(mut self) -> Result<(), Error> {
+        if !self.deferred.is_empty() {
+            self.execute(sql("SELECT 1")).await?;
+        }
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await?,
             TxInner::Postgres(tx) => tx.commit().await?,
@@ -560,5 +651,28 @@ mod tests {
         );
         assert_eq!(inserts[1].args[..2], [Arg::from(8), Arg::from(80)]);
         assert!(row_inserts("INSERT INTO t (a)", 1, "", Vec::<i64>::new().into_iter(), Sql::bind).is_empty());
+    }
+
+    #[test]
+    fn deferred_writes_ride_ahead_of_a_statement_numbered_after_its_own_values() {
+        let host = sql("SELECT * FROM t WHERE a = $1 AND b = '$1'").bind(1);
+        let writes = vec![
+            sql("INSERT INTO u (a, b) VALUES ($1, $2)").bind(2).bind(3),
+            sql("INSERT INTO v (a) VALUES ($1)").bind(4),
+        ];
+        let hosted = host.hosting(writes);
+        assert_eq!(
+            hosted.text(),
+            "WITH deferred_0 AS (INSERT INTO u (a, b) VALUES ($2, $3)), deferred_1 AS (INSERT INTO v (a) VALUES ($4)) \
+             SELECT * FROM t WHERE a = $1 AND b = '$1'"
+        );
+        assert_eq!(hosted.args, [1, 2, 3, 4].map(Arg::from));
+        let with = sql("WITH x AS (SELECT $1 AS a) SELECT a FROM x").bind(1);
+        let hosted = with.hosting(vec![sql("DELETE FROM w WHERE id = $1").bind(9)]);
+        assert_eq!(
+            hosted.text(),
+            "WITH deferred_0 AS (DELETE FROM w WHERE id = $2), x AS (SELECT $1 AS a) SELECT a FROM x"
+        );
+        assert_eq!(renumbered("$9, $10, $1x", 3), "$12, $13, $4x");
     }
 }

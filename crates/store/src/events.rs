@@ -85,10 +85,15 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
     Ok(Some(Appended { last_seq, kinds }))
 }
 
-/// On PostgreSQL: `statement` (a write ending in `RETURNING`) and the log's insert of `event`
-/// for the row it returns, as one statement that answers the written row and the event's
+/// On PostgreSQL: `statement` (a write ending in `RETURNING`), `then` (a write that takes the
+/// written rows `FROM written`, its placeholders numbered from 1) and the log's insert of
+/// `event` for the row written, as one statement that answers the written row and the event's
 /// `seq` as `logged_seq`.
-pub(crate) fn with_logged_event(statement: Sql, at: Timestamp, event: NewEvent) -> Sql {
+pub(crate) fn with_logged_event(statement: Sql, then: Option<Sql>, at: Timestamp, event: NewEvent) -> Sql {
+    let statement = match then {
+        Some(then) => statement.then("), then_written AS (", then),
+        None => statement,
+    };
     let log = format!(
         "), logged AS (INSERT INTO events (id, type, occurred_at, data) SELECT {} FROM written RETURNING seq) \
          SELECT written.*, logged.seq AS logged_seq FROM written, logged",

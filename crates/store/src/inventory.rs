@@ -774,7 +774,7 @@ async fn write_reservation(
     expires_at: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<(), Error> {
-    tx.execute(
+    tx.defer(
         sql(
             "INSERT INTO reservations (id, channel_id, status, reference, expires_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -814,7 +814,7 @@ async fn write_reservation(
         },
     );
     for insert in inserts {
-        tx.execute(insert).await?;
+        tx.defer(insert).await?;
     }
     Ok(())
 }

@@ -181,21 +181,32 @@ impl Store {
         now: Timestamp,
         event: NewEvent,
     ) -> Result<Option<db::Row>, Error> {
-        if self.writer.is_some() {
-            return self
-                .write_one_statement(move |tx| {
-                    Box::pin(async move {
-                        let row = tx.fetch_optional(statement).await?;
-                        if row.is_some() {
-                            events::append(tx, now, event);
-                        }
-                        Ok(row)
-                    })
-                })
-                .await;
+        if self.writer.is_none() {
+            return self.write_announced_on_postgres(statement, None, now, event).await;
         }
+        self.write_one_statement(move |tx| {
+            Box::pin(async move {
+                let row = tx.fetch_optional(statement).await?;
+                if row.is_some() {
+                    events::append(tx, now, event);
+                }
+                Ok(row)
+            })
+        })
+        .await
+    }
+
+    /// [`Store::write_announced`] on PostgreSQL, with `then` (a write of rows that hang off the
+    /// written one, which it takes `FROM written`) inside the same statement.
+    pub(crate) async fn write_announced_on_postgres(
+        &self,
+        statement: Sql,
+        then: Option<Sql>,
+        now: Timestamp,
+        event: NewEvent,
+    ) -> Result<Option<db::Row>, Error> {
         let kind = event.kind;
-        let logged = events::with_logged_event(statement, now, event);
+        let logged = events::with_logged_event(statement, then, now, event);
         let Some(row) = self.db.fetch_optional(logged).await? else {
             return Ok(None);
         };

@@ -199,12 +199,19 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, n
             .bind(line.unit_amount)
     });
     for insert in inserts {
-        tx.execute(insert).await?;
+        tx.defer(insert).await?;
     }
     if let Some(customer) = &customer_id {
         let summary =
             serde_json::json!({"number": order_number(number), "channel_id": new.channel.id, "total": totals.total});
-        timeline::record(tx, customer, now, "order.placed", Some(&order_id), &summary).await?;
+        tx.defer(timeline::insert(
+            customer,
+            now,
+            "order.placed",
+            Some(&order_id),
+            &summary,
+        ))
+        .await?;
     }
     // Methods served at one store get their fulfilment at once: the store sees it to prepare.
     let mut fulfillments = Vec::new();

@@ -13,6 +13,7 @@ use crate::on_both_backends;
 on_both_backends!(
     web_order_ships_from_two_locations,
     a_big_order_is_written_whole,
+    lines_added_at_once_to_one_cart_all_land,
     app_order_is_picked_up_in_a_store,
     pickup_where_the_stock_is_not_names_stores_that_have_it,
     marketplace_orders_are_taken_in_once,
@@ -576,6 +577,34 @@ async fn a_big_order_is_written_whole(app: TestApp) {
         assert_eq!(level(&app, sku, &shop.warehouse).await, (2, 2));
         assert_eq!(level(&app, sku, &shop.berlin).await, (1, 1));
     }
+}
+
+/// A line added answers the cart as it reads back. Lines added at once to one cart all land:
+/// an add that finds the cart changed since it read it reads it again, and one SKU's units add
+/// up on one line.
+async fn lines_added_at_once_to_one_cart_all_land(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 100).await;
+    receive(&app, "B", &shop.warehouse, 100).await;
+    let cart_id = id(&json(app.post("/carts", &json!({"channel_id": shop.web})).await, 201).await).to_owned();
+    let (path, lines) = (format!("/carts/{cart_id}"), format!("/carts/{cart_id}/lines"));
+    let added = json(app.post(&lines, &json!({"sku": "A", "quantity": 1})).await, 200).await;
+    assert_eq!(added, json(app.get(&path).await, 200).await);
+    let skus = ["A", "B"];
+    let bodies: Vec<Value> = (0..8).map(|n| json!({"sku": skus[n % 2], "quantity": 1})).collect();
+    for answer in futures_util::future::join_all(bodies.iter().map(|body| app.post(&lines, body))).await {
+        json(answer, 200).await;
+    }
+    let cart = json(app.get(&path).await, 200).await;
+    let held: Vec<(&str, i64)> = cart["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sku"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(held, [("A", 5), ("B", 4)]);
+    assert_eq!(cart["version"], 10, "every add moved the version on once");
+    assert_eq!(cart["subtotal"]["amount"], 5 * 1000 + 4 * 2500);
 }
 
 /// Its order would land on the cart's customer: one unknown, merged away or erased is refused

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{finish_newest_first, newest_first_cursor, read_customer};
 use crate::catalog::Page;
-use crate::db::{Db, Row, Tx, sql};
+use crate::db::{Db, Row, Sql, Tx, sql};
 use crate::{Error, Store};
 
 /// Adds an entry to the customer's timeline. `kind` is named like the event
@@ -25,18 +25,26 @@ pub async fn record(
     reference: Option<&str>,
     summary: &impl Serialize,
 ) -> Result<(), Error> {
-    let summary = serde_json::to_string(summary).unwrap_or_else(|_| "{}".into());
-    tx.execute(
-        sql("INSERT INTO customer_timeline (id, customer_id, at, kind, reference, summary) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id::new(Kind::TimelineEntry))
-            .bind(customer_id)
-            .bind(at.millis())
-            .bind(kind)
-            .bind(reference)
-            .bind(summary),
-    )
-    .await?;
+    tx.execute(insert(customer_id, at, kind, reference, summary)).await?;
     Ok(())
+}
+
+/// The insert of one entry, for a write that runs it itself (or defers it).
+pub(crate) fn insert(
+    customer_id: &str,
+    at: Timestamp,
+    kind: &str,
+    reference: Option<&str>,
+    summary: &impl Serialize,
+) -> Sql {
+    let summary = serde_json::to_string(summary).unwrap_or_else(|_| "{}".into());
+    sql("INSERT INTO customer_timeline (id, customer_id, at, kind, reference, summary) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(id::new(Kind::TimelineEntry))
+        .bind(customer_id)
+        .bind(at.millis())
+        .bind(kind)
+        .bind(reference)
+        .bind(summary)
 }
 
 fn entry(row: &Row) -> Result<TimelineEntry, Error> {
