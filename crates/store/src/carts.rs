@@ -149,33 +149,36 @@ fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> 
 /// How often adding a line reads the cart again when others changed it in between.
 const LINE_ATTEMPTS: usize = 8;
 
-/// `current` with `draft`'s units added at `price`, as written at `now`: a SKU already in the
-/// cart adds to its line, a new one gets a line of its own.
-fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> Cart {
+/// `current` with `draft`'s units added at `price`, as written at `now`, and the line as
+/// changed: a SKU already in the cart adds to its line, a new one gets a line of its own.
+fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> (Cart, CartLine) {
     let currency = &current.totals.total.currency;
-    let mut lines = current.lines.clone();
-    match lines.iter_mut().find(|l| l.sku == draft.sku) {
-        Some(line) => {
-            line.quantity += draft.quantity;
-            line.unit_price = Money::new(price, currency);
-        }
-        None => lines.push(CartLine {
+    let mut lines: Vec<CartLine> = current.lines.iter().filter(|l| l.sku != draft.sku).cloned().collect();
+    let line = match current.lines.iter().find(|l| l.sku == draft.sku) {
+        Some(line) => CartLine {
+            quantity: line.quantity + draft.quantity,
+            unit_price: Money::new(price, currency),
+            ..line.clone()
+        },
+        None => CartLine {
             id: id::new(Kind::CartLine),
             sku: draft.sku.clone(),
             quantity: draft.quantity,
             unit_price: Money::new(price, currency),
-        }),
-    }
+        },
+    };
+    lines.push(line.clone());
     // As a read answers them.
     lines.sort_by(|a, b| a.id.cmp(&b.id));
     let sums: Vec<(i64, i64)> = lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
-    Cart {
+    let changed = Cart {
         totals: totals(&sums, 0, currency),
         lines,
         version: current.version + 1,
         updated_at: now,
         ..current.clone()
-    }
+    };
+    (changed, line)
 }
 
 /// Binds a line's id, SKU, quantity and price, in that order.
@@ -346,13 +349,7 @@ impl Store {
             if current.status != CartStatus::Active {
                 return Err(checked_out());
             }
-            let changed = with_line(&current, &draft, price, self.clock.now());
-            let line = changed
-                .lines
-                .iter()
-                .find(|l| l.sku == draft.sku)
-                .cloned()
-                .ok_or_else(|| Error::Corrupt("the added line went missing".into()))?;
+            let (changed, line) = with_line(&current, &draft, price, self.clock.now());
             self.check_sellable(&channel, &line.sku, line.quantity).await?;
             if self.write_line(&changed, current.version, line).await? {
                 return Ok(changed);

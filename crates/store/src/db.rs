@@ -209,21 +209,26 @@ impl Sql {
         if writes.is_empty() {
             return self;
         }
-        let mut args = self.args.clone();
-        let mut ctes = Vec::with_capacity(writes.len());
-        for (n, write) in writes.into_iter().enumerate() {
-            ctes.push(format!("deferred_{n} AS ({})", renumbered(write.text(), args.len())));
-            args.extend(write.args);
-        }
-        let ctes = ctes.join(", ");
-        let text = match self.text().strip_prefix("WITH ") {
-            Some(rest) => format!("WITH {ctes}, {rest}"),
-            None => format!("WITH {ctes} {}", self.text()),
+        let rest = match self.text().strip_prefix("WITH ") {
+            Some(ctes) => format!("), {ctes}"),
+            None => format!(") {}", self.text()),
         };
-        Sql {
-            text: Text::Built(text),
-            args,
-        }
+        let head = Sql {
+            text: Text::Static(""),
+            args: self.args,
+        };
+        writes
+            .into_iter()
+            .enumerate()
+            .fold(head, |hosted, (n, write)| {
+                let between = if n == 0 {
+                    "WITH deferred_0 AS (".to_owned()
+                } else {
+                    format!("), deferred_{n} AS (")
+                };
+                hosted.then(&between, write)
+            })
+            .within("", &rest)
     }
 }
 

@@ -381,15 +381,16 @@ async fn insert_fulfillment(
         .bind(now.millis()),
     )
     .await?;
-    for (line_no, line) in lines.iter().enumerate() {
-        tx.execute(
-            sql("INSERT INTO fulfillment_lines (fulfillment_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)")
-                .bind(&id)
-                .bind(line_no as i64)
-                .bind(&line.sku)
-                .bind(line.quantity),
-        )
-        .await?;
+    let head = "INSERT INTO fulfillment_lines (fulfillment_id, line_no, sku, quantity)";
+    let inserts = row_inserts(head, 4, "", lines.iter().enumerate(), |insert, (line_no, line)| {
+        insert
+            .bind(&id)
+            .bind(line_no as i64)
+            .bind(&line.sku)
+            .bind(line.quantity)
+    });
+    for insert in inserts {
+        tx.execute(insert).await?;
     }
     append(
         tx,
