@@ -234,7 +234,7 @@ fn checked_out() -> Error {
 }
 
 /// Closes the cart the order was placed from, as it was priced: a cart changed meanwhile
-/// refuses, and the whole placement rolls back.
+/// refuses (a version mismatch while it is active), and the whole placement rolls back.
 pub(crate) async fn mark_checked_out(
     tx: &mut Tx,
     cart: &PricedCart,
@@ -256,10 +256,11 @@ pub(crate) async fn mark_checked_out(
     if row.is_some() {
         return Ok(());
     }
-    match read_cart(tx, &cart.id).await?.status {
-        CartStatus::Active => Err(Error::Conflict(
-            "the cart changed during checkout; check out again".into(),
-        )),
+    let latest = read_cart(tx, &cart.id).await?;
+    match latest.status {
+        CartStatus::Active => Err(Error::VersionMismatch {
+            current: latest.version,
+        }),
         CartStatus::CheckedOut => Err(checked_out()),
     }
 }
@@ -311,11 +312,44 @@ impl Store {
         self.write_announced(insert, now, NewEvent::new("cart.created", &cart))
             .await?
             .ok_or_else(|| Error::Corrupt("the cart was not written".into()))?;
+        self.recent_carts.remember(&cart);
         Ok(cart)
     }
 
     pub async fn cart(&self, id: &str) -> Result<Cart, Error> {
         joined_cart(&self.db.fetch_by_key(sql(CART_WITH_LINES).bind(id)).await?)
+    }
+
+    /// The cart to make a change from: as this process last wrote it, or else as read. Every
+    /// change is written only at the version it was made from, so one made from a cart changed
+    /// elsewhere meanwhile refuses, and is made again from the cart as read (`recent_carts`).
+    pub async fn cart_to_change(&self, id: &str) -> Result<Cart, Error> {
+        if let Some(cart) = self.recent_carts.get(id) {
+            return Ok(cart);
+        }
+        let cart = self.cart(id).await?;
+        self.recent_carts.remember(&cart);
+        Ok(cart)
+    }
+
+    /// Makes `change` from `cart`; if it fails and the cart is no longer at that version (it
+    /// was remembered or read before another change), makes it once more from the cart as it
+    /// is now. A refusal made from a cart nobody had changed stands.
+    pub async fn change_latest<T, E, F>(&self, cart: &Cart, change: impl Fn(Cart) -> F) -> Result<T, E>
+    where
+        E: From<Error>,
+        F: Future<Output = Result<T, E>>,
+    {
+        let error = match change(cart.clone()).await {
+            Err(error) => error,
+            done => return done,
+        };
+        let latest = self.cart(&cart.id).await?;
+        if latest.version == cart.version {
+            return Err(error);
+        }
+        self.recent_carts.remember(&latest);
+        change(latest).await
     }
 
     /// The customer's active cart, whatever channel started it: the most recently changed.
@@ -330,12 +364,18 @@ impl Store {
         with_lines(&mut tx, &row).await
     }
 
-    /// Adds units of a SKU to `current` (the cart as just read) at the channel's price; the
-    /// channel must be able to sell them all. The line is written at the version just read, so
-    /// the cart as changed is known before it is written; a cart changed meanwhile is read
-    /// again and the line added to that.
+    /// Adds units of a SKU to `current` (the cart as just read, or as last written here) at the
+    /// channel's price; the channel must be able to sell them all. The line is written at the
+    /// version of `current`, so the cart as changed is known before it is written; a cart
+    /// changed meanwhile is read again and the line added to that.
     pub async fn add_cart_line(&self, current: &Cart, draft: CartLineDraft) -> Result<Cart, Error> {
         draft.validate()?;
+        let draft = &draft;
+        self.change_latest(current, |cart| async move { self.add_line_to(&cart, draft).await })
+            .await
+    }
+
+    async fn add_line_to(&self, current: &Cart, draft: &CartLineDraft) -> Result<Cart, Error> {
         let channel = self.channel(&current.channel_id).await?;
         let price = self.channel_price(&channel, &draft.sku).await?.ok_or_else(|| {
             Error::from(Invalid::one(
@@ -349,9 +389,10 @@ impl Store {
             if current.status != CartStatus::Active {
                 return Err(checked_out());
             }
-            let (changed, line) = with_line(&current, &draft, price, self.clock.now());
+            let (changed, line) = with_line(&current, draft, price, self.clock.now());
             self.check_sellable(&channel, &line.sku, line.quantity).await?;
             if self.write_line(&changed, current.version, line).await? {
+                self.recent_carts.remember(&changed);
                 return Ok(changed);
             }
             current = self.cart(&current.id).await?;
@@ -428,6 +469,7 @@ impl Store {
             })
         })
         .await
+        .inspect(|cart| self.recent_carts.remember(cart))
     }
 
     pub async fn remove_cart_line(&self, cart_id: &str, line_id: &str) -> Result<Cart, Error> {
@@ -448,6 +490,7 @@ impl Store {
             })
         })
         .await
+        .inspect(|cart| self.recent_carts.remember(cart))
     }
 
     /// Sets who the cart is for, where it goes and how, on `current` (the cart as just read)
@@ -493,6 +536,7 @@ impl Store {
             .await?
             .is_some()
         {
+            self.recent_carts.remember(&changed);
             return Ok(changed);
         }
         // Changed or checked out since it was read.
@@ -521,9 +565,23 @@ impl Store {
         Ok(())
     }
 
-    /// Holds the stock and places the order of `cart` (as just read), atomically: all lines or
-    /// nothing. A cart changed after it was read refuses with a conflict.
+    /// Holds the stock and places the order of `cart` (as just read, or as last written here),
+    /// atomically: all lines or nothing. A cart changed since is checked out as it is now,
+    /// once; changed again meanwhile, it refuses with a conflict.
     pub async fn checkout(&self, cart: &Cart) -> Result<Order, Error> {
+        let placed = self
+            .change_latest(cart, |cart| async move { self.place_from_cart(&cart).await })
+            .await;
+        self.recent_carts.forget(&cart.id);
+        placed.map_err(|error| match error {
+            Error::VersionMismatch { .. } => {
+                Error::Conflict("the cart changed during checkout; check out again".into())
+            }
+            error => error,
+        })
+    }
+
+    async fn place_from_cart(&self, cart: &Cart) -> Result<Order, Error> {
         if cart.status != CartStatus::Active {
             return Err(checked_out());
         }

@@ -476,7 +476,11 @@ pub(crate) async fn move_customer_references(
             "orders",
             sql("UPDATE orders SET customer_id = $2 WHERE customer_id = $1"),
         ),
-        ("carts", sql("UPDATE carts SET customer_id = $2 WHERE customer_id = $1")),
+        // Every change of a cart moves its version on (`recent_carts` relies on it).
+        (
+            "carts",
+            sql("UPDATE carts SET customer_id = $2, version = version + 1 WHERE customer_id = $1"),
+        ),
         (
             "conversations",
             sql("UPDATE conversations SET customer_id = $2 WHERE customer_id = $1"),
@@ -496,7 +500,7 @@ pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(
     for statement in [
         sql("DELETE FROM customer_timeline WHERE customer_id = $1"),
         sql("UPDATE orders SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
-        sql("UPDATE carts SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
+        sql("UPDATE carts SET email = NULL, shipping_address = NULL, version = version + 1 WHERE customer_id = $1"),
         sql("UPDATE messages SET text = NULL, template = NULL \
              WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
         // The provider's id of the person goes too; the conversation stays for the books.

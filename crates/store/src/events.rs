@@ -8,6 +8,7 @@ use omnihub_domain::events::{Event, NewEvent};
 use omnihub_domain::id::{self, Kind};
 
 use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
+use crate::stock_view::{Horizon, StockView, VIEWED};
 use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
@@ -15,29 +16,53 @@ pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
     tx.events.push((at, event));
 }
 
-/// What a transaction wrote to the log: the `seq` of its last event and the kinds of its events.
+/// What a transaction wrote to the log: the `seq` of its last event, the kinds of its events,
+/// and those of its events the stock view applies.
 pub(crate) struct Appended {
     pub(crate) last_seq: i64,
     pub(crate) kinds: BTreeSet<&'static str>,
+    pub(crate) viewed: Vec<Logged>,
+}
+
+/// An event this process logged, as it wrote it.
+pub(crate) struct Logged {
+    pub(crate) seq: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) data: String,
 }
 
 /// How far the log has grown by the commits this process made (answered only once on disk) or
 /// heard of from others: overall, to wake the live readers, and in the events each in-memory
 /// view applies, so that a view need not look at the log after commits that cannot change it.
+/// This process's own commits are applied to the stock view as they commit.
 #[derive(Default)]
 pub(crate) struct LogCommits {
     pub(crate) any: tokio::sync::watch::Sender<u64>,
-    /// The newest commit with an event the stock view applies.
-    pub(crate) stock: AtomicI64,
+    /// The newest commit of this process with an event the stock view applies.
+    stock: AtomicI64,
+    /// The newest such commit another process told of.
+    stock_heard: AtomicI64,
     /// The newest commit with an event that makes remembered catalog entries wrong.
     pub(crate) catalog: AtomicI64,
+    pub(crate) stock_view: StockView,
 }
 
 impl LogCommits {
-    pub(crate) fn note<'k>(&self, last_seq: i64, kinds: impl IntoIterator<Item = &'k str>) {
+    /// This process committed `appended`: the stock view applies it, then everyone is told.
+    pub(crate) fn note_own(&self, appended: &Appended) {
+        self.stock_view.apply_own(&appended.viewed);
+        self.advance(appended.last_seq, appended.kinds.iter().copied(), &self.stock);
+    }
+
+    /// Another process committed the event `seq` of `kind`, and every one before it.
+    pub(crate) fn note_heard(&self, seq: i64, kind: &str) {
+        self.advance(seq, [kind], &self.stock_heard);
+    }
+
+    fn advance<'k>(&self, last_seq: i64, kinds: impl IntoIterator<Item = &'k str>, stock: &AtomicI64) {
         for kind in kinds {
             if crate::stock_view::VIEWED.contains(&kind) {
-                self.stock.fetch_max(last_seq, Ordering::AcqRel);
+                stock.fetch_max(last_seq, Ordering::AcqRel);
             }
             if crate::catalog_cache::FORGETTING.contains(&kind) {
                 self.catalog.fetch_max(last_seq, Ordering::AcqRel);
@@ -45,6 +70,13 @@ impl LogCommits {
         }
         self.any
             .send_modify(|latest| *latest = (*latest).max(last_seq.unsigned_abs()));
+    }
+
+    pub(crate) fn stock_horizon(&self) -> Horizon {
+        Horizon {
+            own: self.stock.load(Ordering::Acquire),
+            heard: self.stock_heard.load(Ordering::Acquire),
+        }
     }
 
     /// The newest `seq` committed (or heard of).
@@ -61,6 +93,20 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         return Ok(None);
     }
     let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
+    let viewed: Vec<(usize, Logged)> = tx
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, event))| VIEWED.contains(&event.kind))
+        .map(|(at, (_, event))| {
+            let logged = Logged {
+                seq: 0,
+                kind: event.kind,
+                data: event.data.clone(),
+            };
+            (at, logged)
+        })
+        .collect();
     let inserts = row_inserts(
         "INSERT INTO events (id, type, occurred_at, data)",
         4,
@@ -74,15 +120,33 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
                 .bind(event.data)
         },
     );
-    let mut last = None;
+    let mut seqs = Vec::new();
     for insert in inserts {
         // RETURNING answers in no promised order; seq grows with the VALUES' order.
-        for row in tx.fetch_all(insert).await? {
-            last = last.max(Some(row.int("seq")?));
-        }
+        let mut written = tx
+            .fetch_all(insert)
+            .await?
+            .iter()
+            .map(|row| row.int("seq"))
+            .collect::<Result<Vec<_>, _>>()?;
+        written.sort_unstable();
+        seqs.extend(written);
     }
-    let last_seq = last.ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
-    Ok(Some(Appended { last_seq, kinds }))
+    let last_seq = *seqs
+        .last()
+        .ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
+    let viewed = viewed
+        .into_iter()
+        .map(|(at, logged)| Logged {
+            seq: seqs[at],
+            ..logged
+        })
+        .collect();
+    Ok(Some(Appended {
+        last_seq,
+        kinds,
+        viewed,
+    }))
 }
 
 /// On PostgreSQL: `statement` (a write ending in `RETURNING`), `then` (a write that takes the
@@ -201,19 +265,25 @@ mod tests {
     #[test]
     fn a_view_follows_only_commits_that_can_change_it() {
         let commits = LogCommits::default();
-        commits.note(5, ["cart.created", "cart.updated"]);
+        let own = |last_seq, kinds: &[&'static str]| Appended {
+            last_seq,
+            kinds: kinds.iter().copied().collect(),
+            viewed: Vec::new(),
+        };
+        commits.note_own(&own(5, &["cart.created", "cart.updated"]));
         assert_eq!(commits.committed(), 5);
-        assert_eq!(commits.stock.load(Ordering::Acquire), 0);
+        assert_eq!((commits.stock_horizon().own, commits.stock_horizon().heard), (0, 0));
         assert_eq!(commits.catalog.load(Ordering::Acquire), 0);
-        commits.note(7, ["order.placed", "inventory.level_changed"]);
-        commits.note(9, ["listing.updated"]);
-        commits.note(11, ["channel.updated"]);
+        commits.note_own(&own(7, &["order.placed", "inventory.level_changed"]));
+        commits.note_own(&own(9, &["listing.updated"]));
+        commits.note_heard(11, "channel.updated");
         // Heard late from another node: never moves a horizon back.
-        commits.note(8, ["inventory.level_changed"]);
+        commits.note_heard(8, "inventory.level_changed");
         assert_eq!(commits.committed(), 11);
+        let horizon = commits.stock_horizon();
         assert_eq!(
-            commits.stock.load(Ordering::Acquire),
-            11,
+            (horizon.own, horizon.heard),
+            (7, 11),
             "a channel change changes availability"
         );
         assert_eq!(commits.catalog.load(Ordering::Acquire), 11);

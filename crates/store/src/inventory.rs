@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::catalog::Page;
 use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
 use crate::events::append;
+use crate::stock_view::KnownStock;
 use crate::writer::BoxFuture;
 use crate::{Error, Store};
 
@@ -226,6 +227,7 @@ async fn unhold(
 // ---- per-channel availability ----
 
 /// A channel's buffer and the locations it sells from.
+#[derive(Clone)]
 pub(crate) struct ChannelStock {
     pub(crate) id: String,
     pub(crate) buffer: StockBuffer,
@@ -556,7 +558,8 @@ impl Store {
         self.check_skus_exist(&skus).await?;
         let locations = Arc::new(self.channel_locations(&channel).await?);
         let (channel, draft) = (Arc::new(channel), Arc::new(draft));
-        self.write_taking_stock("reserve", || {
+        let wanted = draft.lines.iter().map(|l| l.sku.clone()).collect();
+        self.write_taking_stock("reserve", &wanted, |known| {
             let (channel, draft, clock) = (channel.clone(), draft.clone(), self.clock.clone());
             let locations = locations.clone();
             move |tx: &mut Tx| -> BoxFuture<'_, Result<Reservation, Error>> {
@@ -576,6 +579,7 @@ impl Store {
                         draft.reference.as_deref(),
                         expires_at,
                         now,
+                        known,
                     )
                     .await?;
                     let reservation = take_stock(tx, planned, now).await?;
@@ -656,6 +660,11 @@ pub(crate) struct PlannedReservation {
 /// Plans where the lines come from and writes the reservation, without taking the stock yet:
 /// a level taken stays locked until the commit, so callers take stock ([`take_stock`]) as the
 /// last thing they write. The SKUs must exist (a SKU without a level plans as out of stock).
+///
+/// The plan is made with what the stock view `known` if given, else with the database. Only
+/// the database refuses: a plan the view cannot make answers [`Error::StockMoved`], so that
+/// the write is planned again from the database.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn plan_reservation(
     tx: &mut Tx,
     channel: &Channel,
@@ -664,15 +673,17 @@ pub(crate) async fn plan_reservation(
     reference: Option<&str>,
     expires_at: Option<Timestamp>,
     now: Timestamp,
+    known: Option<KnownStock>,
 ) -> Result<PlannedReservation, Error> {
     let skus: BTreeSet<String> = lines.iter().map(|l| l.sku.clone()).collect();
-    let stock = stock_of(tx, &skus).await?;
-    let candidates = candidates(&sourcing.locations, &sourcing.distances, &stock);
-    let sourced = sourcing
-        .strategy
-        .source(lines, &candidates)
-        .map_err(|short| Error::InsufficientStock(short.field_errors(lines)))?;
-    check_buffer(channel, lines, &stock)?;
+    let (stock, channels) = match known {
+        Some(known) => (known.stock, Some(known.channels)),
+        None => (stock_of(tx, &skus).await?, None),
+    };
+    let sourced = match plan_lines(channel, lines, sourcing, &stock) {
+        Err(Error::InsufficientStock(_)) if channels.is_some() => return Err(Error::StockMoved),
+        planned => planned?,
+    };
     let reservation = Reservation {
         id: id::new(Kind::Reservation),
         channel_id: channel.id.clone(),
@@ -683,12 +694,32 @@ pub(crate) async fn plan_reservation(
         created_at: now,
     };
     write_reservation(tx, &reservation, expires_at, now).await?;
+    let channels = match channels {
+        Some(channels) => channels,
+        None => channel_stock(tx).await?,
+    };
     Ok(PlannedReservation {
         reservation,
         skus,
         stock,
-        channels: channel_stock(tx).await?,
+        channels,
     })
+}
+
+/// Where each line comes from, within the channel's buffer.
+fn plan_lines(
+    channel: &Channel,
+    lines: &[ReservationLineDraft],
+    sourcing: &Sourcing<'_>,
+    stock: &StockMap,
+) -> Result<Vec<Sourced>, Error> {
+    let candidates = candidates(&sourcing.locations, &sourcing.distances, stock);
+    let sourced = sourcing
+        .strategy
+        .source(lines, &candidates)
+        .map_err(|short| Error::InsufficientStock(short.field_errors(lines)))?;
+    check_buffer(channel, lines, stock)?;
+    Ok(sourced)
 }
 
 /// Takes the planned stock. Stock that moved since it was planned answers

@@ -17,6 +17,7 @@ mod inventory;
 mod keys;
 pub mod migrate;
 mod orders;
+mod recent_carts;
 mod relay;
 mod sealed;
 mod sourcing;
@@ -25,6 +26,7 @@ mod users;
 mod webhooks;
 mod writer;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use omnihub_domain::customers::Region;
@@ -44,6 +46,7 @@ pub use inventory::{Discrepancy, LevelFilter};
 pub use keys::{ApiKey, NewApiKey};
 pub use orders::{FulfillmentDraft, OrderFilter};
 pub use sealed::{BadSecretKey, SecretKey};
+use stock_view::KnownStock;
 pub use users::{LogIn, NewSession, SignedIn, User};
 pub use webhooks::{Outcome, Outgoing};
 
@@ -118,9 +121,9 @@ pub struct Store {
     phone_region: Region,
     /// SQLite's group-commit writer; PostgreSQL has none.
     writer: Option<writer::Writer>,
-    stock_view: Arc<stock_view::StockView>,
     known_keys: Arc<keys::KnownKeys>,
     catalog_cache: Arc<catalog_cache::CatalogCache>,
+    recent_carts: Arc<recent_carts::RecentCarts>,
     /// Seals the credentials of messaging channels at rest.
     secret_key: Arc<SecretKey>,
 }
@@ -140,9 +143,9 @@ impl Store {
             log_commits,
             phone_region: Region::DE,
             writer,
-            stock_view: Default::default(),
             known_keys: Default::default(),
             catalog_cache: Default::default(),
+            recent_carts: Default::default(),
             // Until the configured key is given, a key of this process alone.
             secret_key: Arc::new(SecretKey::generate()),
         })
@@ -206,12 +209,23 @@ impl Store {
         event: NewEvent,
     ) -> Result<Option<db::Row>, Error> {
         let kind = event.kind;
+        let viewed = stock_view::VIEWED.contains(&kind).then(|| event.data.clone());
         let logged = events::with_logged_event(statement, then, now, event);
         let Some(row) = self.db.fetch_optional(logged).await? else {
             return Ok(None);
         };
+        let seq = row.int("logged_seq")?;
+        let viewed = viewed
+            .map(|data| events::Logged { seq, kind, data })
+            .into_iter()
+            .collect();
         self.db.flushed().await?;
-        self.log_commits.note(row.int("logged_seq")?, [kind]);
+        let appended = events::Appended {
+            last_seq: seq,
+            kinds: [kind].into(),
+            viewed,
+        };
+        self.log_commits.note_own(&appended);
         Ok(Some(row))
     }
 
@@ -233,16 +247,23 @@ impl Store {
             .map_err(|_| Error::Corrupt("a write answered with the wrong type".into()))
     }
 
-    /// Runs a write that takes stock, planning it again (a fresh job from `job`) while the stock
-    /// it planned with is taken by others first ([`Error::StockMoved`]); `what` names the write
-    /// in the conflict it gives up with.
-    pub(crate) async fn write_taking_stock<T, F>(&self, what: &str, job: impl Fn() -> F) -> Result<T, Error>
+    /// Runs a write that takes stock of `skus`, planning it again (a fresh job from `job`) while
+    /// the stock it planned with is taken by others first ([`Error::StockMoved`]); `what` names
+    /// the write in the conflict it gives up with. The first plan is made with what the stock
+    /// view knows, if it is current (two reads fewer); the others with the database.
+    pub(crate) async fn write_taking_stock<T, F>(
+        &self,
+        what: &str,
+        skus: &BTreeSet<String>,
+        job: impl Fn(Option<KnownStock>) -> F,
+    ) -> Result<T, Error>
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
-        for _ in 0..TAKE_STOCK_ATTEMPTS {
-            match self.write(job()).await {
+        for attempt in 0..TAKE_STOCK_ATTEMPTS {
+            let known = if attempt == 0 { self.known_stock(skus) } else { None };
+            match self.write(job(known)).await {
                 Err(Error::StockMoved) => continue,
                 done => return done,
             }
@@ -286,7 +307,7 @@ impl Store {
     /// Wakes the live readers of the log as a commit here would: another process has told this
     /// one (over NATS) that it committed the event `seq` of `kind`, and every one before it.
     pub fn notify_log(&self, seq: i64, kind: &str) {
-        self.log_commits.note(seq, [kind]);
+        self.log_commits.note_heard(seq, kind);
     }
 
     /// Whether the database answers.
@@ -298,7 +319,7 @@ impl Store {
         let appended = events::flush(&mut tx).await?;
         tx.commit().await?;
         if let Some(appended) = appended {
-            self.log_commits.note(appended.last_seq, appended.kinds);
+            self.log_commits.note_own(&appended);
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ use crate::events::append;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
 };
+use crate::stock_view::KnownStock;
 use crate::writer::BoxFuture;
 use crate::{Error, Store};
 use crate::{add_loyalty_points_in, record_spend_in, resolve_customer_in};
@@ -72,12 +73,13 @@ impl Store {
     /// checked out in the same transaction, so one cart becomes one order at most.
     pub(crate) async fn place_order(&self, new: NewOrder, from_cart: Option<PricedCart>) -> Result<Order, Error> {
         let new = Arc::new(new);
-        self.write_taking_stock("place the order", || {
+        let skus = new.lines.iter().map(|l| l.sku.clone()).collect();
+        self.write_taking_stock("place the order", &skus, |known| {
             let (new, from_cart, clock) = (new.clone(), from_cart.clone(), self.clock.clone());
             move |tx: &mut Tx| -> BoxFuture<'_, Result<Order, Error>> {
                 Box::pin(async move {
                     let now = clock.now();
-                    let order = place_in(tx, &new, from_cart.as_ref(), now).await?;
+                    let order = place_in(tx, &new, from_cart.as_ref(), now, known).await?;
                     append(tx, now, NewEvent::new("order.placed", &order));
                     Ok(order)
                 })
@@ -120,7 +122,13 @@ async fn insert_order(tx: &mut Tx, order: Sql) -> Result<i64, Error> {
 
 /// Places the order inside `tx`, answering it as written. The stock's levels come last: once
 /// taken, a level stays locked until the commit, and every other checkout of the SKU waits.
-async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, now: Timestamp) -> Result<Order, Error> {
+async fn place_in(
+    tx: &mut Tx,
+    new: &NewOrder,
+    from_cart: Option<&PricedCart>,
+    now: Timestamp,
+    known: Option<KnownStock>,
+) -> Result<Order, Error> {
     let order_id = id::new(Kind::Order);
     let wanted: Vec<ReservationLineDraft> = new
         .lines
@@ -139,6 +147,7 @@ async fn place_in(tx: &mut Tx, new: &NewOrder, from_cart: Option<&PricedCart>, n
         Some(&order_id),
         new.hold_until,
         now,
+        known,
     )
     .await?;
     if let Some(cart) = from_cart {

@@ -2,22 +2,23 @@
 //!
 //! Availability is read far more often than stock changes (storefronts, apps and marketplace
 //! feeds poll it), so each process keeps a view of all levels, channels and pick-up locations,
-//! loaded once and kept current from the event log. A read first catches the view up with
-//! every event this process committed, so it reads its own writes; events of other processes
-//! are seen within `STALE_AFTER`. Taking stock never uses the view: that stays one conditional
-//! write in the database.
+//! loaded once and kept current: this process's own commits are applied as they commit, and
+//! other processes' are read from the event log, seen within `STALE_AFTER` (or at once when
+//! they are heard of). Writes plan where stock comes from with the view, but taking stock never
+//! trusts it: that stays one conditional write in the database, and a plan the database
+//! refutes, or a refusal, is made again from the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
-use omnihub_domain::events::Event;
 use omnihub_domain::inventory::{LocationAvailability, SkuAvailability, location_available_for_channel};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::db::sql;
+use crate::events::Logged;
 use crate::inventory::{ChannelStock, StockMap, channel_stock, sellable};
 use crate::{Error, Store};
 
@@ -40,18 +41,36 @@ pub(crate) struct StockView {
 }
 
 struct State {
+    /// Every event of the log up to here is applied.
     seq: i64,
+    /// The newest of this process's commits applied as it committed (possibly past `seq`).
+    own: i64,
+    /// The `seq` the view was loaded at: what it read of the tables is as new as that.
+    loaded: i64,
     refreshed: Instant,
     stock: StockMap,
     channels: HashMap<String, ChannelStock>,
     pickup: HashSet<String>,
+    /// The `seq` of the event each level, channel and location was last set by. Own commits are
+    /// applied as each finishes, in any order, and again when read back from the log, so an
+    /// event is applied only over an older one.
+    set_by: HashMap<String, i64>,
+}
+
+/// How far the view must have come for a read.
+#[derive(Clone, Copy)]
+pub(crate) struct Horizon {
+    /// The newest commit of this process with an event the view applies.
+    pub(crate) own: i64,
+    /// The newest such commit another process told of.
+    pub(crate) heard: i64,
 }
 
 impl State {
-    /// Holds every event this process committed up to `committed`, and has looked for other
-    /// processes' events lately.
-    fn is_current(&self, committed: i64) -> bool {
-        self.seq >= committed && self.refreshed.elapsed() < STALE_AFTER
+    /// Holds every event this process committed up to `horizon.own` and every event up to
+    /// `horizon.heard`, and has looked for other processes' events lately.
+    fn is_current(&self, horizon: Horizon) -> bool {
+        self.seq >= horizon.heard && self.seq.max(self.own) >= horizon.own && self.refreshed.elapsed() < STALE_AFTER
     }
 
     fn answer(&self, channel: &ChannelStock, skus: &[String]) -> Vec<SkuAvailability> {
@@ -80,11 +99,13 @@ impl State {
             .collect()
     }
 
-    fn apply(&mut self, event: &Event) {
-        self.seq = self.seq.max(event.seq);
-        match event.kind.as_str() {
+    /// Applies the event `seq` of `kind`, unless what it sets was set by a newer one already.
+    fn apply(&mut self, seq: i64, kind: &str, data: Data) {
+        match kind {
             "inventory.level_changed" => {
-                if let Ok(level) = serde_json::from_value::<LevelChange>(event.data.clone()) {
+                if let Some(level) = data.read::<LevelChange>()
+                    && self.newer(format!("level {} {}", level.sku, level.location_id), seq)
+                {
                     let available = (level.on_hand - level.reserved).max(0);
                     self.stock
                         .entry(level.sku)
@@ -93,7 +114,9 @@ impl State {
                 }
             }
             "channel.created" | "channel.updated" => {
-                if let Ok(channel) = serde_json::from_value::<ChannelChange>(event.data.clone()) {
+                if let Some(channel) = data.read::<ChannelChange>()
+                    && self.newer(format!("channel {}", channel.id), seq)
+                {
                     let stock = ChannelStock {
                         id: channel.id.clone(),
                         buffer: channel.stock_buffer,
@@ -103,7 +126,9 @@ impl State {
                 }
             }
             "location.created" | "location.updated" => {
-                if let Ok(location) = serde_json::from_value::<LocationChange>(event.data.clone()) {
+                if let Some(location) = data.read::<LocationChange>()
+                    && self.newer(format!("location {}", location.id), seq)
+                {
                     if location.pickup {
                         self.pickup.insert(location.id);
                     } else {
@@ -112,6 +137,65 @@ impl State {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Whether the event `seq` is newer than the one that last set `what`; if so, it now has.
+    fn newer(&mut self, what: String, seq: i64) -> bool {
+        let last = self.set_by.entry(what).or_insert(self.loaded);
+        if seq <= *last {
+            return false;
+        }
+        *last = seq;
+        true
+    }
+
+    /// The stock of `skus` and every channel, as a write plans with them.
+    fn known(&self, skus: &BTreeSet<String>) -> KnownStock {
+        let stock = skus
+            .iter()
+            .filter_map(|sku| Some((sku.clone(), self.stock.get(sku)?.clone())))
+            .collect();
+        let mut channels: Vec<ChannelStock> = self.channels.values().cloned().collect();
+        channels.sort_by(|a, b| a.id.cmp(&b.id));
+        KnownStock { stock, channels }
+    }
+}
+
+/// An event's document: parsed when read from the log, as written when this process logged it.
+enum Data<'a> {
+    Parsed(&'a serde_json::Value),
+    Written(&'a str),
+}
+
+impl Data<'_> {
+    fn read<T: DeserializeOwned>(&self) -> Option<T> {
+        match self {
+            Data::Parsed(value) => T::deserialize(*value).ok(),
+            Data::Written(text) => serde_json::from_str(text).ok(),
+        }
+    }
+}
+
+/// What the view knew of some SKUs' stock and of the channels, for a write to plan with.
+pub(crate) struct KnownStock {
+    pub(crate) stock: StockMap,
+    pub(crate) channels: Vec<ChannelStock>,
+}
+
+impl StockView {
+    /// Applies events this process has just committed, before anyone is told of the commit.
+    pub(crate) fn apply_own(&self, logged: &[Logged]) {
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        // Not loaded yet: the load will read the tables as they are now.
+        let Some(state) = state.as_mut() else {
+            return;
+        };
+        for event in logged {
+            state.apply(event.seq, event.kind, Data::Written(&event.data));
+            state.own = state.own.max(event.seq);
         }
     }
 }
@@ -158,13 +242,21 @@ impl Store {
         .await
     }
 
+    /// What the view knows of `skus` and the channels, if it is current; `None` rather than
+    /// waiting for it to catch up (the write then reads the database).
+    pub(crate) fn known_stock(&self, skus: &BTreeSet<String>) -> Option<KnownStock> {
+        self.read_view(self.log_commits.stock_horizon(), &|state| Ok(state.known(skus)))?
+            .ok()
+    }
+
     async fn with_view<T>(&self, read: impl Fn(&State) -> Result<T, Error>) -> Result<T, Error> {
-        let committed = self.log_commits.stock.load(Ordering::Acquire);
-        if let Some(answer) = self.read_view(committed, &read) {
+        let horizon = self.log_commits.stock_horizon();
+        if let Some(answer) = self.read_view(horizon, &read) {
             return answer;
         }
-        self.refresh_view(committed).await?;
+        self.refresh_view(horizon).await?;
         let state = self
+            .log_commits
             .stock_view
             .state
             .read()
@@ -176,18 +268,19 @@ impl Store {
     }
 
     /// An answer from the view if it is current enough; `None` when it must be refreshed.
-    fn read_view<T>(&self, committed: i64, read: &impl Fn(&State) -> Result<T, Error>) -> Option<Result<T, Error>> {
-        let state = self.stock_view.state.read().ok()?;
-        let state = state.as_ref().filter(|state| state.is_current(committed))?;
+    fn read_view<T>(&self, horizon: Horizon, read: &impl Fn(&State) -> Result<T, Error>) -> Option<Result<T, Error>> {
+        let state = self.log_commits.stock_view.state.read().ok()?;
+        let state = state.as_ref().filter(|state| state.is_current(horizon))?;
         Some(read(state))
     }
 
-    /// Brings the view up to `committed` at least, unless a request that held the refresh
+    /// Brings the view up to `horizon` at least, unless a request that held the refresh
     /// before this one did so already.
-    async fn refresh_view(&self, committed: i64) -> Result<(), Error> {
-        let _one_at_a_time = self.stock_view.refresh.lock().await;
-        let seq = match self.stock_view.state.read().as_deref() {
-            Ok(Some(state)) if state.is_current(committed) => return Ok(()),
+    async fn refresh_view(&self, horizon: Horizon) -> Result<(), Error> {
+        let view = &self.log_commits.stock_view;
+        let _one_at_a_time = view.refresh.lock().await;
+        let seq = match view.state.read().as_deref() {
+            Ok(Some(state)) if state.is_current(horizon) => return Ok(()),
             Ok(Some(state)) => Some(state.seq),
             _ => None,
         };
@@ -197,10 +290,12 @@ impl Store {
             return Ok(());
         };
         let (events, upto) = self.catch_up(seq, &VIEWED).await?;
-        if let Ok(mut state) = self.stock_view.state.write()
+        if let Ok(mut state) = view.state.write()
             && let Some(state) = state.as_mut()
         {
-            events.iter().for_each(|event| state.apply(event));
+            for event in &events {
+                state.apply(event.seq, &event.kind, Data::Parsed(&event.data));
+            }
             state.seq = state.seq.max(upto);
             state.refreshed = Instant::now();
         }
@@ -208,7 +303,7 @@ impl Store {
     }
 
     fn replace_view(&self, state: State) {
-        if let Ok(mut slot) = self.stock_view.state.write() {
+        if let Ok(mut slot) = self.log_commits.stock_view.state.write() {
             *slot = Some(state);
         }
     }
@@ -242,10 +337,13 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(State {
             seq,
+            own: seq,
+            loaded: seq,
             refreshed: Instant::now(),
             stock,
             channels,
             pickup,
+            set_by: HashMap::new(),
         })
     }
 }

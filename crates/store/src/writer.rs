@@ -116,7 +116,7 @@ async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
     match committed {
         Ok(appended) => {
             if let Some(appended) = appended {
-                log_commits.note(appended.last_seq, appended.kinds);
+                log_commits.note_own(&appended);
             }
             for (reply, outcome) in answers {
                 let _ = reply.send(outcome);

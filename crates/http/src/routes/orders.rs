@@ -53,7 +53,16 @@ pub struct NewCart {
 /// A cart the caller may touch: a publishable key only its channel's.
 async fn own_cart(state: &AppState, caller: &Caller, id: &str) -> Result<Cart, ApiError> {
     caller.require("carts:write")?;
-    let cart = state.store.cart(id).await?;
+    owned(caller, state.store.cart(id).await?)
+}
+
+/// The same, to change: possibly as this process last wrote it (`Store::cart_to_change`).
+async fn own_cart_to_change(state: &AppState, caller: &Caller, id: &str) -> Result<Cart, ApiError> {
+    caller.require("carts:write")?;
+    owned(caller, state.store.cart_to_change(id).await?)
+}
+
+fn owned(caller: &Caller, cart: Cart) -> Result<Cart, ApiError> {
     caller
         .channel(Some(&cart.channel_id))
         .map_err(|_| ApiError::not_found("cart"))?;
@@ -101,16 +110,25 @@ pub async fn patch_cart(
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Cart>, ApiError> {
     let asked = if_match(&headers)?;
-    let current = own_cart(&state, &caller, &id).await?;
-    let details: CartDetails = patched(&current.details, &patch)?;
+    let current = own_cart_to_change(&state, &caller, &id).await?;
+    let (state, patch) = (&state, &patch);
+    let patch_from = |current: Cart| async move { patch_from(state, &current, patch, asked).await };
+    Ok(Json(state.store.change_latest(&current, patch_from).await?))
+}
+
+async fn patch_from(
+    state: &AppState,
+    current: &Cart,
+    patch: &serde_json::Value,
+    asked: Option<i64>,
+) -> Result<Cart, ApiError> {
+    let details: CartDetails = patched(&current.details, patch)?;
     let version = asked.unwrap_or(current.version);
-    Ok(Json(
-        state
-            .store
-            .update_cart(&current, details, version)
-            .await
-            .map_err(|e| version_race(e, asked))?,
-    ))
+    state
+        .store
+        .update_cart(current, details, version)
+        .await
+        .map_err(|e| version_race(e, asked))
 }
 
 /// Add units of a SKU (added to the line when the SKU is there already).
@@ -123,7 +141,7 @@ pub async fn add_line(
     Path(id): Path<String>,
     Json(draft): Json<CartLineDraft>,
 ) -> Result<Json<Cart>, ApiError> {
-    let cart = own_cart(&state, &caller, &id).await?;
+    let cart = own_cart_to_change(&state, &caller, &id).await?;
     Ok(Json(state.store.add_cart_line(&cart, draft).await?))
 }
 
@@ -169,7 +187,7 @@ pub async fn checkout(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Created<Order>, ApiError> {
-    let cart = own_cart(&state, &caller, &id).await?;
+    let cart = own_cart_to_change(&state, &caller, &id).await?;
     Ok(Created(state.store.checkout(&cart).await?))
 }
 

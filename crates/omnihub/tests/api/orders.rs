@@ -14,6 +14,7 @@ on_both_backends!(
     web_order_ships_from_two_locations,
     a_big_order_is_written_whole,
     lines_added_at_once_to_one_cart_all_land,
+    a_cart_changed_behind_the_server_is_changed_from_its_latest_version,
     app_order_is_picked_up_in_a_store,
     pickup_where_the_stock_is_not_names_stores_that_have_it,
     marketplace_orders_are_taken_in_once,
@@ -605,6 +606,87 @@ async fn lines_added_at_once_to_one_cart_all_land(app: TestApp) {
     assert_eq!(held, [("A", 5), ("B", 4)]);
     assert_eq!(cart["version"], 10, "every add moved the version on once");
     assert_eq!(cart["subtotal"]["amount"], 5 * 1000 + 4 * 2500);
+}
+
+/// A server remembers the carts it wrote, to spare reading them back at every step; a cart
+/// changed without it (a merge of its customer, another server on the same database) is still
+/// changed, and checked out, as it is now.
+async fn a_cart_changed_behind_the_server_is_changed_from_its_latest_version(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 10).await;
+    receive(&app, "B", &shop.warehouse, 10).await;
+    let customer = |email: &str| json!({"identities": [{"kind": "email", "value": email}]});
+    let kept = id(&json(app.post("/customers", &customer("kept@example.com")).await, 201).await).to_owned();
+    let merged = id(&json(app.post("/customers", &customer("merged@example.com")).await, 201).await).to_owned();
+    let cart = json(
+        app.post("/carts", &json!({"channel_id": shop.web, "customer_id": merged}))
+            .await,
+        201,
+    )
+    .await;
+    let (path, lines) = (format!("/carts/{}", id(&cart)), format!("/carts/{}/lines", id(&cart)));
+    json(app.post(&lines, &json!({"sku": "A", "quantity": 1})).await, 200).await;
+    json(
+        app.post(&format!("/customers/{kept}/merge"), &json!({"customer_id": merged}))
+            .await,
+        200,
+    )
+    .await;
+    let moved = json(app.get(&path).await, 200).await;
+    assert_eq!(
+        (moved["customer_id"].as_str(), moved["version"].as_i64()),
+        (Some(kept.as_str()), Some(3))
+    );
+
+    let patched = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", "3")
+        .json(&json!({"email": "Buyer@Example.com", "shipping_address": address(52.5, 13.4)}))
+        .send()
+        .await
+        .unwrap();
+    let patched = json(patched, 200).await;
+    assert_eq!(patched["customer_id"], kept.as_str(), "the merge is kept: {patched}");
+    assert_eq!(
+        (patched["email"].as_str(), patched["version"].as_i64()),
+        (Some("buyer@example.com"), Some(4))
+    );
+    assert_eq!(patched, json(app.get(&path).await, 200).await);
+    let stale = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", "3")
+        .json(&json!({"email": "late@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    problem(stale, 412, "version_mismatch").await;
+
+    // Another server adds a line (on SQLite, where one file has one server, this one does).
+    let elsewhere = app.another_node().await.unwrap_or(app.base.clone());
+    let added = app
+        .client
+        .post(format!("{elsewhere}/api/v1{lines}"))
+        .bearer_auth(crate::helpers::OWNER_KEY)
+        .json(&json!({"sku": "B", "quantity": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(added, 200).await["version"], 5);
+    let order = json(app.post(&format!("{path}/checkout"), &json!({})).await, 201).await;
+    let ordered: Vec<(&str, i64)> = order["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sku"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ordered, [("A", 1), ("B", 2)]);
+    assert_eq!(
+        (order["customer_id"].as_str(), order["email"].as_str()),
+        (Some(kept.as_str()), Some("buyer@example.com"))
+    );
+    assert_eq!(json(app.get(&path).await, 200).await["status"], "checked_out");
+    let again = app.post(&lines, &json!({"sku": "A", "quantity": 1})).await;
+    problem(again, 409, "conflict").await;
 }
 
 /// Its order would land on the cart's customer: one unknown, merged away or erased is refused
