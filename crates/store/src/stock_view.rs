@@ -347,3 +347,62 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(available: i64) -> String {
+        serde_json::json!({"sku": "A", "location_id": "loc_w", "on_hand": 10, "reserved": 10 - available}).to_string()
+    }
+
+    fn state() -> State {
+        State {
+            seq: 10,
+            own: 10,
+            loaded: 10,
+            refreshed: Instant::now(),
+            stock: [("A".to_owned(), [("loc_w".to_owned(), 5)].into())].into(),
+            channels: HashMap::new(),
+            pickup: HashSet::new(),
+            set_by: HashMap::new(),
+        }
+    }
+
+    fn available(state: &State) -> i64 {
+        state.stock["A"]["loc_w"]
+    }
+
+    #[test]
+    fn an_event_applies_only_over_an_older_one() {
+        let mut state = state();
+        state.apply(9, "inventory.level_changed", Data::Written(&level(9)));
+        assert_eq!(available(&state), 5, "the tables were read after event 9");
+        // Own commits finish in any order; the log reads them back again later.
+        state.apply(12, "inventory.level_changed", Data::Written(&level(3)));
+        state.apply(11, "inventory.level_changed", Data::Written(&level(4)));
+        assert_eq!(available(&state), 3);
+        let read_back = serde_json::from_str::<serde_json::Value>(&level(4)).unwrap();
+        state.apply(11, "inventory.level_changed", Data::Parsed(&read_back));
+        assert_eq!(available(&state), 3);
+        state.apply(13, "inventory.level_changed", Data::Written(&level(2)));
+        assert_eq!(available(&state), 2);
+    }
+
+    #[test]
+    fn own_commits_count_as_seen_but_another_process_commits_must_be_read() {
+        let mut state = state();
+        state.own = 12;
+        assert!(state.is_current(Horizon { own: 12, heard: 0 }));
+        assert!(
+            !state.is_current(Horizon { own: 13, heard: 0 }),
+            "an own commit not applied yet"
+        );
+        assert!(
+            !state.is_current(Horizon { own: 12, heard: 11 }),
+            "another process's commit below an own one is not in the view"
+        );
+        state.seq = 11;
+        assert!(state.is_current(Horizon { own: 12, heard: 11 }));
+    }
+}
