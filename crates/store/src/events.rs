@@ -50,7 +50,7 @@ pub(crate) struct LogCommits {
 impl LogCommits {
     /// This process committed `appended`: the stock view applies it, then everyone is told.
     pub(crate) fn note_own(&self, appended: &Appended) {
-        self.stock_view.apply_own(&appended.viewed);
+        self.stock_view.apply_own(&appended.viewed, appended.last_seq);
         self.advance(appended.last_seq, appended.kinds.iter().copied(), &self.stock);
     }
 

@@ -184,8 +184,9 @@ pub(crate) struct KnownStock {
 }
 
 impl StockView {
-    /// Applies events this process has just committed, before anyone is told of the commit.
-    pub(crate) fn apply_own(&self, logged: &[Logged]) {
+    /// Applies the events of a commit of this process that ended at `last_seq`, before anyone
+    /// is told of the commit.
+    pub(crate) fn apply_own(&self, logged: &[Logged], last_seq: i64) {
         let Ok(mut state) = self.state.write() else {
             return;
         };
@@ -195,8 +196,8 @@ impl StockView {
         };
         for event in logged {
             state.apply(event.seq, event.kind, Data::Written(&event.data));
-            state.own = state.own.max(event.seq);
         }
+        state.own = state.own.max(last_seq);
     }
 }
 
@@ -387,6 +388,23 @@ mod tests {
         assert_eq!(available(&state), 3);
         state.apply(13, "inventory.level_changed", Data::Written(&level(2)));
         assert_eq!(available(&state), 2);
+    }
+
+    #[test]
+    fn a_commit_applied_as_it_commits_leaves_the_view_current() {
+        let view = StockView::default();
+        *view.state.write().unwrap() = Some(state());
+        let logged = Logged {
+            seq: 12,
+            kind: "inventory.level_changed",
+            data: level(3),
+        };
+        // The order's own events came after the level's.
+        view.apply_own(&[logged], 14);
+        let state = view.state.read().unwrap();
+        let state = state.as_ref().unwrap();
+        assert!(state.is_current(Horizon { own: 14, heard: 0 }));
+        assert_eq!(available(state), 3);
     }
 
     #[test]
