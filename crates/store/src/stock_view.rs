@@ -24,6 +24,9 @@ use crate::{Error, Store};
 
 /// How old the view may get before a read looks for other processes' events.
 const STALE_AFTER: Duration = Duration::from_millis(100);
+/// How old the view may be for a write to plan with it: a plan the database refutes is made
+/// again from the database, so this bounds only how often that happens, not what is sold.
+const PLAN_STALE_AFTER: Duration = Duration::from_secs(1);
 /// The events that change the view.
 pub(crate) const VIEWED: [&str; 5] = [
     "inventory.level_changed",
@@ -68,9 +71,9 @@ pub(crate) struct Horizon {
 
 impl State {
     /// Holds every event this process committed up to `horizon.own` and every event up to
-    /// `horizon.heard`, and has looked for other processes' events lately.
-    fn is_current(&self, horizon: Horizon) -> bool {
-        self.seq >= horizon.heard && self.seq.max(self.own) >= horizon.own && self.refreshed.elapsed() < STALE_AFTER
+    /// `horizon.heard`, and has looked for other processes' events within `age`.
+    fn is_current(&self, horizon: Horizon, age: Duration) -> bool {
+        self.seq >= horizon.heard && self.seq.max(self.own) >= horizon.own && self.refreshed.elapsed() < age
     }
 
     fn answer(&self, channel: &ChannelStock, skus: &[String]) -> Vec<SkuAvailability> {
@@ -243,16 +246,18 @@ impl Store {
         .await
     }
 
-    /// What the view knows of `skus` and the channels, if it is current; `None` rather than
-    /// waiting for it to catch up (the write then reads the database).
+    /// What the view knows of `skus` and the channels, if it holds every commit of this process
+    /// and looked for others' within `PLAN_STALE_AFTER`; `None` rather than waiting for it to
+    /// catch up (the write then reads the database).
     pub(crate) fn known_stock(&self, skus: &BTreeSet<String>) -> Option<KnownStock> {
-        self.read_view(self.log_commits.stock_horizon(), &|state| Ok(state.known(skus)))?
+        let horizon = self.log_commits.stock_horizon();
+        self.read_view(horizon, PLAN_STALE_AFTER, &|state| Ok(state.known(skus)))?
             .ok()
     }
 
     async fn with_view<T>(&self, read: impl Fn(&State) -> Result<T, Error>) -> Result<T, Error> {
         let horizon = self.log_commits.stock_horizon();
-        if let Some(answer) = self.read_view(horizon, &read) {
+        if let Some(answer) = self.read_view(horizon, STALE_AFTER, &read) {
             return answer;
         }
         self.refresh_view(horizon).await?;
@@ -269,9 +274,14 @@ impl Store {
     }
 
     /// An answer from the view if it is current enough; `None` when it must be refreshed.
-    fn read_view<T>(&self, horizon: Horizon, read: &impl Fn(&State) -> Result<T, Error>) -> Option<Result<T, Error>> {
+    fn read_view<T>(
+        &self,
+        horizon: Horizon,
+        age: Duration,
+        read: &impl Fn(&State) -> Result<T, Error>,
+    ) -> Option<Result<T, Error>> {
         let state = self.log_commits.stock_view.state.read().ok()?;
-        let state = state.as_ref().filter(|state| state.is_current(horizon))?;
+        let state = state.as_ref().filter(|state| state.is_current(horizon, age))?;
         Some(read(state))
     }
 
@@ -281,7 +291,7 @@ impl Store {
         let view = &self.log_commits.stock_view;
         let _one_at_a_time = view.refresh.lock().await;
         let seq = match view.state.read().as_deref() {
-            Ok(Some(state)) if state.is_current(horizon) => return Ok(()),
+            Ok(Some(state)) if state.is_current(horizon, STALE_AFTER) => return Ok(()),
             Ok(Some(state)) => Some(state.seq),
             _ => None,
         };
@@ -403,7 +413,7 @@ mod tests {
         view.apply_own(&[logged], 14);
         let state = view.state.read().unwrap();
         let state = state.as_ref().unwrap();
-        assert!(state.is_current(Horizon { own: 14, heard: 0 }));
+        assert!(state.is_current(Horizon { own: 14, heard: 0 }, STALE_AFTER));
         assert_eq!(available(state), 3);
     }
 
@@ -411,16 +421,16 @@ mod tests {
     fn own_commits_count_as_seen_but_another_process_commits_must_be_read() {
         let mut state = state();
         state.own = 12;
-        assert!(state.is_current(Horizon { own: 12, heard: 0 }));
+        assert!(state.is_current(Horizon { own: 12, heard: 0 }, STALE_AFTER));
         assert!(
-            !state.is_current(Horizon { own: 13, heard: 0 }),
+            !state.is_current(Horizon { own: 13, heard: 0 }, STALE_AFTER),
             "an own commit not applied yet"
         );
         assert!(
-            !state.is_current(Horizon { own: 12, heard: 11 }),
+            !state.is_current(Horizon { own: 12, heard: 11 }, STALE_AFTER),
             "another process's commit below an own one is not in the view"
         );
         state.seq = 11;
-        assert!(state.is_current(Horizon { own: 12, heard: 11 }));
+        assert!(state.is_current(Horizon { own: 12, heard: 11 }, STALE_AFTER));
     }
 }
