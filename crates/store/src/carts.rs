@@ -235,17 +235,20 @@ fn checked_out() -> Error {
 
 /// Closes the cart the order was placed from, as it was priced: a cart changed meanwhile
 /// refuses (a version mismatch while it is active), and the whole placement rolls back.
+/// Answers the customer who holds the cart's e-mail, if one does: the buyer, found without a
+/// statement of its own.
 pub(crate) async fn mark_checked_out(
     tx: &mut Tx,
     cart: &PricedCart,
     order_id: &str,
     now: Timestamp,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let row = tx
         .fetch_optional(
             sql(
                 "UPDATE carts SET status = 'checked_out', order_id = $3, version = version + 1, updated_at = $4 \
-                 WHERE id = $1 AND version = $2 AND status = 'active' RETURNING id",
+                 WHERE id = $1 AND version = $2 AND status = 'active' \
+                 RETURNING (SELECT customer_id FROM customer_identities WHERE kind = 'email' AND value = carts.email) AS email_holder",
             )
             .bind(&cart.id)
             .bind(cart.version)
@@ -253,8 +256,8 @@ pub(crate) async fn mark_checked_out(
             .bind(now.millis()),
         )
         .await?;
-    if row.is_some() {
-        return Ok(());
+    if let Some(row) = row {
+        return row.opt_text("email_holder");
     }
     let latest = read_cart(tx, &cart.id).await?;
     match latest.status {

@@ -150,15 +150,18 @@ async fn place_in(
         known,
     )
     .await?;
-    if let Some(cart) = from_cart {
-        crate::carts::mark_checked_out(tx, cart, &order_id, now).await?;
-    }
-    let customer_id = match (&new.customer_id, new.identities.is_empty()) {
-        (Some(id), _) => Some(id.clone()),
-        (None, false) => {
+    let email_holder = match from_cart {
+        Some(cart) => crate::carts::mark_checked_out(tx, cart, &order_id, now).await?,
+        None => None,
+    };
+    let customer_id = match (&new.customer_id, email_holder, new.identities.is_empty()) {
+        (Some(id), _, _) => Some(id.clone()),
+        // A cart's one identity is its e-mail, and a customer holds it.
+        (None, Some(holder), _) => Some(holder),
+        (None, None, false) => {
             Some(resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?)
         }
-        (None, true) => None,
+        (None, None, true) => None,
     };
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;

@@ -15,6 +15,7 @@ on_both_backends!(
     a_big_order_is_written_whole,
     lines_added_at_once_to_one_cart_all_land,
     a_cart_changed_behind_the_server_is_changed_from_its_latest_version,
+    a_cart_e_mail_places_the_order_on_the_customer_who_has_it,
     app_order_is_picked_up_in_a_store,
     pickup_where_the_stock_is_not_names_stores_that_have_it,
     marketplace_orders_are_taken_in_once,
@@ -606,6 +607,32 @@ async fn lines_added_at_once_to_one_cart_all_land(app: TestApp) {
     assert_eq!(held, [("A", 5), ("B", 4)]);
     assert_eq!(cart["version"], 10, "every add moved the version on once");
     assert_eq!(cart["subtotal"]["amount"], 5 * 1000 + 4 * 2500);
+}
+
+/// A checkout with only an e-mail lands on the customer who has that e-mail, however it is
+/// written, and on a new customer when nobody has it.
+async fn a_cart_e_mail_places_the_order_on_the_customer_who_has_it(app: TestApp) {
+    let shop = shop(&app).await;
+    receive(&app, "A", &shop.warehouse, 5).await;
+    let kim = json!({"identities": [{"kind": "email", "value": "kim@example.com"}]});
+    let kim = id(&json(app.post("/customers", &kim).await, 201).await).to_owned();
+    let mut buyers = Vec::new();
+    for email in [
+        " Kim@Example.COM ",
+        "kim@example.com",
+        "lea@example.com",
+        "lea@example.com",
+    ] {
+        let details = json!({"email": email, "shipping_address": address(52.5, 13.4)});
+        let cart_id = cart(&app, &shop.web, &[("A", 1)], details).await;
+        let order = checkout(&app, &cart_id).await;
+        buyers.push(order["customer_id"].as_str().expect("a buyer").to_owned());
+    }
+    assert_eq!(buyers[..2], [kim.clone(), kim.clone()]);
+    assert_ne!(buyers[2], kim, "a new customer for a new e-mail");
+    assert_eq!(buyers[3], buyers[2]);
+    let lea = json(app.get(&format!("/customers/{}", buyers[2])).await, 200).await;
+    assert_eq!(lea["identities"][0]["value"], "lea@example.com");
 }
 
 /// A server remembers the carts it wrote, to spare reading them back at every step; a cart
