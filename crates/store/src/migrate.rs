@@ -22,11 +22,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_log_lock",
         include_str!("../migrations/0010_event_log_lock.sql"),
     ),
+    (
+        11,
+        "channel_references",
+        include_str!("../migrations/0011_channel_references.sql"),
+    ),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {
-    let (seq_pk, order_number_sequence, event_seq_under_lock) = match backend {
-        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "", ""),
+    let (seq_pk, order_number_sequence, event_seq_under_lock, drop_channel_references) = match backend {
+        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "", "", ""),
         Backend::Postgres => (
             "BIGSERIAL PRIMARY KEY",
             "CREATE SEQUENCE order_numbers;\n\
@@ -36,12 +41,16 @@ fn dialect(script: &str, backend: Backend) -> String {
                  SELECT nextval('events_seq_seq');\n\
              $$;\n\
              ALTER TABLE events ALTER COLUMN seq SET DEFAULT next_event_seq();",
+            "ALTER TABLE carts DROP CONSTRAINT IF EXISTS carts_channel_id_fkey;\n\
+             ALTER TABLE reservations DROP CONSTRAINT IF EXISTS reservations_channel_id_fkey;\n\
+             ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_channel_id_fkey;",
         ),
     };
     script
         .replace("{seq_pk}", seq_pk)
         .replace("{order_number_sequence}", order_number_sequence)
         .replace("{event_seq_under_lock}", event_seq_under_lock)
+        .replace("{drop_channel_references}", drop_channel_references)
 }
 
 /// Applies every migration the database has not seen yet; answers how many ran.
