@@ -27,30 +27,62 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_references",
         include_str!("../migrations/0011_channel_references.sql"),
     ),
+    (
+        12,
+        "event_seq_cached",
+        include_str!("../migrations/0012_event_seq_cached.sql"),
+    ),
+];
+
+/// The words that differ between the backends: each placeholder, SQLite's, PostgreSQL's.
+const DIALECT: &[(&str, &str, &str)] = &[
+    ("{seq_pk}", "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
+    (
+        "{order_number_sequence}",
+        "",
+        "CREATE SEQUENCE order_numbers;\n\
+         SELECT setval('order_numbers', (SELECT value FROM counters WHERE name = 'order_number'));",
+    ),
+    (
+        "{event_seq_under_lock}",
+        "",
+        "CREATE FUNCTION next_event_seq() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$\n\
+             SELECT pg_advisory_xact_lock(7316001);\n\
+             SELECT nextval('events_seq_seq');\n\
+         $$;\n\
+         ALTER TABLE events ALTER COLUMN seq SET DEFAULT next_event_seq();",
+    ),
+    (
+        "{drop_channel_references}",
+        "",
+        "ALTER TABLE carts DROP CONSTRAINT IF EXISTS carts_channel_id_fkey;\n\
+         ALTER TABLE reservations DROP CONSTRAINT IF EXISTS reservations_channel_id_fkey;\n\
+         ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_channel_id_fkey;",
+    ),
+    (
+        "{event_seq_cached}",
+        "",
+        "CREATE OR REPLACE FUNCTION next_event_seq() RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS $$\n\
+         BEGIN\n\
+             PERFORM pg_advisory_xact_lock(7316001);\n\
+             RETURN nextval('events_seq_seq');\n\
+         END\n\
+         $$;",
+    ),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {
-    let (seq_pk, order_number_sequence, event_seq_under_lock, drop_channel_references) = match backend {
-        Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "", "", ""),
-        Backend::Postgres => (
-            "BIGSERIAL PRIMARY KEY",
-            "CREATE SEQUENCE order_numbers;\n\
-             SELECT setval('order_numbers', (SELECT value FROM counters WHERE name = 'order_number'));",
-            "CREATE FUNCTION next_event_seq() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$\n\
-                 SELECT pg_advisory_xact_lock(7316001);\n\
-                 SELECT nextval('events_seq_seq');\n\
-             $$;\n\
-             ALTER TABLE events ALTER COLUMN seq SET DEFAULT next_event_seq();",
-            "ALTER TABLE carts DROP CONSTRAINT IF EXISTS carts_channel_id_fkey;\n\
-             ALTER TABLE reservations DROP CONSTRAINT IF EXISTS reservations_channel_id_fkey;\n\
-             ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_channel_id_fkey;",
-        ),
-    };
-    script
-        .replace("{seq_pk}", seq_pk)
-        .replace("{order_number_sequence}", order_number_sequence)
-        .replace("{event_seq_under_lock}", event_seq_under_lock)
-        .replace("{drop_channel_references}", drop_channel_references)
+    DIALECT
+        .iter()
+        .fold(script.to_owned(), |script, (word, sqlite, postgres)| {
+            script.replace(
+                word,
+                match backend {
+                    Backend::Sqlite => sqlite,
+                    Backend::Postgres => postgres,
+                },
+            )
+        })
 }
 
 /// Applies every migration the database has not seen yet; answers how many ran.
