@@ -93,19 +93,14 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         return Ok(None);
     }
     let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
-    let viewed: Vec<(usize, Logged)> = tx
+    // Which of the events the stock view applies, and their documents, before the inserts
+    // take the events.
+    let viewed: Vec<(usize, &'static str, String)> = tx
         .events
         .iter()
         .enumerate()
         .filter(|(_, (_, event))| VIEWED.contains(&event.kind))
-        .map(|(at, (_, event))| {
-            let logged = Logged {
-                seq: 0,
-                kind: event.kind,
-                data: event.data.clone(),
-            };
-            (at, logged)
-        })
+        .map(|(at, (_, event))| (at, event.kind, event.data.clone()))
         .collect();
     let inserts = row_inserts(
         "INSERT INTO events (id, type, occurred_at, data)",
@@ -137,9 +132,10 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         .ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
     let viewed = viewed
         .into_iter()
-        .map(|(at, logged)| Logged {
+        .map(|(at, kind, data)| Logged {
             seq: seqs[at],
-            ..logged
+            kind,
+            data,
         })
         .collect();
     Ok(Some(Appended {

@@ -8,7 +8,7 @@
 //! trusts it: that stays one conditional write in the database, and a plan the database
 //! refutes, or a refusal, is made again from the database.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,8 @@ struct State {
     loaded: i64,
     refreshed: Instant,
     stock: StockMap,
-    channels: HashMap<String, ChannelStock>,
+    /// By id, so that a write's plan lists them in one order.
+    channels: BTreeMap<String, ChannelStock>,
     pickup: HashSet<String>,
     /// The `seq` of the event each level, channel and location was last set by. Own commits are
     /// applied as each finishes, in any order, and again when read back from the log, so an
@@ -159,8 +160,7 @@ impl State {
             .iter()
             .filter_map(|sku| Some((sku.clone(), self.stock.get(sku)?.clone())))
             .collect();
-        let mut channels: Vec<ChannelStock> = self.channels.values().cloned().collect();
-        channels.sort_by(|a, b| a.id.cmp(&b.id));
+        let channels = self.channels.values().cloned().collect();
         KnownStock { stock, channels }
     }
 }
@@ -374,7 +374,7 @@ mod tests {
             loaded: 10,
             refreshed: Instant::now(),
             stock: [("A".to_owned(), [("loc_w".to_owned(), 5)].into())].into(),
-            channels: HashMap::new(),
+            channels: BTreeMap::new(),
             pickup: HashSet::new(),
             set_by: HashMap::new(),
         }

@@ -97,6 +97,16 @@ async fn level(app: &TestApp, sku: &str, location: &str) -> (i64, i64) {
     (l["on_hand"].as_i64().unwrap_or(0), l["reserved"].as_i64().unwrap_or(0))
 }
 
+/// The (SKU, quantity) of each line of a cart or an order, in order.
+fn skus_and_quantities(lines_of: &Value) -> Vec<(&str, i64)> {
+    lines_of["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sku"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
+        .collect()
+}
+
 fn address(lat: f64, lon: f64) -> Value {
     json!({"name": "Kim Meyer", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE", "geo": {"lat": lat, "lon": lon}})
 }
@@ -598,12 +608,7 @@ async fn lines_added_at_once_to_one_cart_all_land(app: TestApp) {
         json(answer, 200).await;
     }
     let cart = json(app.get(&path).await, 200).await;
-    let held: Vec<(&str, i64)> = cart["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["sku"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
-        .collect();
+    let held = skus_and_quantities(&cart);
     assert_eq!(held, [("A", 5), ("B", 4)]);
     assert_eq!(cart["version"], 10, "every add moved the version on once");
     assert_eq!(cart["subtotal"]["amount"], 5 * 1000 + 4 * 2500);
@@ -700,12 +705,7 @@ async fn a_cart_changed_behind_the_server_is_changed_from_its_latest_version(app
         .unwrap();
     assert_eq!(json(added, 200).await["version"], 5);
     let order = json(app.post(&format!("{path}/checkout"), &json!({})).await, 201).await;
-    let ordered: Vec<(&str, i64)> = order["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["sku"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
-        .collect();
+    let ordered = skus_and_quantities(&order);
     assert_eq!(ordered, [("A", 1), ("B", 2)]);
     assert_eq!(
         (order["customer_id"].as_str(), order["email"].as_str()),
