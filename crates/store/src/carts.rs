@@ -233,38 +233,28 @@ fn checked_out() -> Error {
     Error::Conflict("this cart was checked out already".into())
 }
 
-/// Closes the cart the order was placed from, as it was priced: a cart changed meanwhile
-/// refuses (a version mismatch while it is active), and the whole placement rolls back.
-/// Answers the customer who holds the cart's e-mail, if one does: the buyer, found without a
-/// statement of its own.
-pub(crate) async fn mark_checked_out(
-    tx: &mut Tx,
-    cart: &PricedCart,
-    order_id: &str,
-    now: Timestamp,
-) -> Result<Option<String>, Error> {
-    let row = tx
-        .fetch_optional(
-            sql(
-                "UPDATE carts SET status = 'checked_out', order_id = $3, version = version + 1, updated_at = $4 \
-                 WHERE id = $1 AND version = $2 AND status = 'active' \
-                 RETURNING (SELECT customer_id FROM customer_identities WHERE kind = 'email' AND value = carts.email) AS email_holder",
-            )
-            .bind(&cart.id)
-            .bind(cart.version)
-            .bind(order_id)
-            .bind(now.millis()),
-        )
-        .await?;
-    if let Some(row) = row {
-        return row.opt_text("email_holder");
-    }
-    let latest = read_cart(tx, &cart.id).await?;
-    match latest.status {
-        CartStatus::Active => Err(Error::VersionMismatch {
+/// The statement that closes the cart the order is placed from, as it was priced; it answers
+/// the cart's id, and changes nothing if the cart changed meanwhile (see [`refusal_to_close`]).
+pub(crate) fn closing(cart: &PricedCart, order_id: &str, now: Timestamp) -> Sql {
+    sql(
+        "UPDATE carts SET status = 'checked_out', order_id = $3, version = version + 1, updated_at = $4 \
+         WHERE id = $1 AND version = $2 AND status = 'active' RETURNING id",
+    )
+    .bind(&cart.id)
+    .bind(cart.version)
+    .bind(order_id)
+    .bind(now.millis())
+}
+
+/// Why a cart could not be closed: it changed since it was priced (a version mismatch while it
+/// is active) or was checked out already. The placement rolls back.
+pub(crate) async fn refusal_to_close(tx: &mut Tx, cart_id: &str) -> Error {
+    match read_cart(tx, cart_id).await {
+        Ok(latest) if latest.status == CartStatus::Active => Error::VersionMismatch {
             current: latest.version,
-        }),
-        CartStatus::CheckedOut => Err(checked_out()),
+        },
+        Ok(_) => checked_out(),
+        Err(error) => error,
     }
 }
 

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_seq_cached",
         include_str!("../migrations/0012_event_seq_cached.sql"),
     ),
+    (13, "cart_updates", include_str!("../migrations/0013_cart_updates.sql")),
 ];
 
 /// The words that differ between the backends: each placeholder, SQLite's, PostgreSQL's.
@@ -69,6 +70,7 @@ const DIALECT: &[(&str, &str, &str)] = &[
          END\n\
          $$;",
     ),
+    ("{cart_update_room}", "", "ALTER TABLE carts SET (fillfactor = 70);"),
 ];
 
 fn dialect(script: &str, backend: Backend) -> String {

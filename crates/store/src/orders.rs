@@ -15,7 +15,7 @@ use omnihub_domain::orders::{
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
-use crate::carts::PricedCart;
+use crate::carts::{self, PricedCart};
 use crate::catalog::Page;
 use crate::customers::timeline;
 use crate::db::{Backend, Row, Sql, Tx, row_inserts, sql};
@@ -89,35 +89,85 @@ impl Store {
     }
 }
 
-/// The order's row, numbered as it is written: on PostgreSQL from a sequence (a checkout
-/// refused after taking its number leaves a gap), on SQLite from the counter the statement
-/// before it moved on (which rolls back with a refused checkout).
-macro_rules! insert_order {
+/// The order's row, `$n` values as bound by [`order_row`], numbered as it is written: on
+/// PostgreSQL from a sequence (a checkout refused after taking its number leaves a gap), on
+/// SQLite from the counter the statement before it moved on (which rolls back with a refused
+/// checkout). A buyer known only by an e-mail is the customer who holds it, if one does.
+macro_rules! order_values {
     ($number:literal) => {
         concat!(
-            "INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
-             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) \
-             VALUES ($1, ",
+            "$1, ",
             $number,
-            ", $2, $3, $4, $5, 'allocated', $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15) RETURNING number"
+            ", $2, $3, COALESCE($4, (SELECT customer_id FROM customer_identities WHERE kind = 'email' AND value = $5)), \
+             $5, 'allocated', $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15"
         )
     };
 }
 
-/// Writes the order's row (an `insert_order!` statement); answers its number.
-async fn insert_order(tx: &mut Tx, order: Sql) -> Result<i64, Error> {
-    let row = tx
-        .fetch_optional(order)
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                Error::Conflict("this external order was taken in already".into())
-            } else {
-                e
+/// Inserts the order: `$rows` are `VALUES (…)` or `SELECT … FROM`, around [`order_values!`].
+macro_rules! insert_order {
+    ($before:literal, $number:literal, $after:literal) => {
+        concat!(
+            "INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
+             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) ",
+            $before,
+            order_values!($number),
+            $after,
+            " RETURNING number, customer_id"
+        )
+    };
+}
+
+/// Writes the order's row (an `insert_order!` statement, bound); from a cart, closes the cart
+/// first, which refuses if the cart changed since it was priced. On PostgreSQL both are one
+/// statement: the order's row is written only if the cart closed. Answers the order's number
+/// and customer.
+async fn write_order(
+    tx: &mut Tx,
+    order: impl FnOnce(Sql) -> Sql,
+    from_cart: Option<&PricedCart>,
+    order_id: &str,
+    now: Timestamp,
+) -> Result<(i64, Option<String>), Error> {
+    let insert = match (tx.backend(), from_cart) {
+        (Backend::Postgres, Some(cart)) => carts::closing(cart, order_id, now)
+            .within("WITH closed AS (", ") ")
+            .then(
+                "",
+                order(sql(insert_order!(
+                    "SELECT ",
+                    "nextval('order_numbers')",
+                    " FROM closed"
+                ))),
+            ),
+        (Backend::Postgres, None) => order(sql(insert_order!("VALUES (", "nextval('order_numbers')", ")"))),
+        (Backend::Sqlite, _) => {
+            if let Some(cart) = from_cart
+                && tx.fetch_optional(carts::closing(cart, order_id, now)).await?.is_none()
+            {
+                return Err(carts::refusal_to_close(tx, &cart.id).await);
             }
-        })?
-        .ok_or_else(|| Error::Corrupt("the order was not written".into()))?;
-    row.int("number")
+            tx.execute(sql("UPDATE counters SET value = value + 1 WHERE name = 'order_number'"))
+                .await?;
+            order(sql(insert_order!(
+                "VALUES (",
+                "(SELECT value FROM counters WHERE name = 'order_number')",
+                ")"
+            )))
+        }
+    };
+    let written = tx.fetch_optional(insert).await.map_err(|e| {
+        if e.is_unique_violation() {
+            Error::Conflict("this external order was taken in already".into())
+        } else {
+            e
+        }
+    })?;
+    match (written, from_cart) {
+        (Some(row), _) => Ok((row.int("number")?, row.opt_text("customer_id")?)),
+        (None, Some(cart)) => Err(carts::refusal_to_close(tx, &cart.id).await),
+        (None, None) => Err(Error::Corrupt("the order was not written".into())),
+    }
 }
 
 /// Places the order inside `tx`, answering it as written. The stock's levels come last: once
@@ -150,35 +200,21 @@ async fn place_in(
         known,
     )
     .await?;
-    let email_holder = match from_cart {
-        Some(cart) => crate::carts::mark_checked_out(tx, cart, &order_id, now).await?,
-        None => None,
-    };
-    let customer_id = match (&new.customer_id, email_holder, new.identities.is_empty()) {
-        (Some(id), _, _) => Some(id.clone()),
-        // A cart's one identity is its e-mail, and a customer holds it.
-        (None, Some(holder), _) => Some(holder),
-        (None, None, false) => {
+    // A cart's buyer known only by an e-mail is found by the order's insert, unless points
+    // are redeemed: those need the customer first.
+    let found_by_insert = from_cart.is_some() && new.loyalty_points == 0;
+    let customer_id = match &new.customer_id {
+        Some(id) => Some(id.clone()),
+        None if new.identities.is_empty() || found_by_insert => None,
+        None => {
             Some(resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?)
         }
-        (None, None, true) => None,
     };
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;
     let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
     let totals = totals(&sums, discount, currency);
-    let insert = match tx.backend() {
-        Backend::Postgres => sql(insert_order!("nextval('order_numbers')")),
-        Backend::Sqlite => {
-            tx.execute(sql("UPDATE counters SET value = value + 1 WHERE name = 'order_number'"))
-                .await?;
-            sql(insert_order!(
-                "(SELECT value FROM counters WHERE name = 'order_number')"
-            ))
-        }
-    };
-    let number = insert_order(
-        tx,
+    let order = |insert: Sql| {
         insert
             .bind(&order_id)
             .bind(&new.channel.id)
@@ -198,9 +234,24 @@ async fn place_in(
             .bind(totals.discount.amount)
             .bind(totals.total.amount)
             .bind(new.loyalty_points)
-            .bind(now.millis()),
-    )
-    .await?;
+            .bind(now.millis())
+    };
+    let (number, found) = write_order(tx, order, from_cart, &order_id, now).await?;
+    let customer_id = match found {
+        // Nobody holds the e-mail yet: the buyer becomes a customer.
+        None if !new.identities.is_empty() => {
+            let id =
+                resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?;
+            tx.defer(
+                sql("UPDATE orders SET customer_id = $2 WHERE id = $1")
+                    .bind(&order_id)
+                    .bind(&id),
+            )
+            .await?;
+            Some(id)
+        }
+        found => found,
+    };
     let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
     let inserts = row_inserts(head, 5, "", new.lines.iter().enumerate(), |insert, (line_no, line)| {
         insert
