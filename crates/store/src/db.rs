@@ -2,14 +2,16 @@
 //!
 //! Everything above this module writes its SQL once (`$1` placeholders, `RETURNING`,
 //! `ON CONFLICT`), binds [`Arg`]s and reads typed columns from a [`Row`]; this module hands it
-//! to the real driver of whichever backend is configured: sqlx for PostgreSQL and SQLite's
-//! readers, rusqlite for SQLite's one write connection (see [`write_connection`]). The
+//! to the real driver of whichever backend is configured: tokio-postgres for PostgreSQL (see
+//! [`postgres`]), sqlx for SQLite's readers, rusqlite for SQLite's one write connection (see
+//! [`write_connection`]). The
 //! backends are a closed set, so an enum dispatches to them: no trait objects, no boxed
 //! futures.
 
 mod direct;
 mod flush;
 mod point_reads;
+mod postgres;
 mod write_connection;
 
 use std::str::FromStr;
@@ -17,9 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Database, Encode, Postgres, Row as _, Sqlite, Transaction, Type};
+use sqlx::{Database, Encode, Row as _, Sqlite, Transaction, Type};
 
 use crate::Error;
 pub use direct::DirectRow;
@@ -279,7 +280,7 @@ where
 /// A result row of either backend, read by column name.
 pub enum Row {
     Sqlite(SqliteRow),
-    Postgres(PgRow),
+    Postgres(tokio_postgres::Row),
     /// Answered by a SQLite connection driven directly (the write connection, point reads).
     Direct(DirectRow),
 }
@@ -288,7 +289,7 @@ macro_rules! get {
     ($row:expr, $col:expr, $ty:ty) => {
         match $row {
             Row::Sqlite(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
-            Row::Postgres(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
+            Row::Postgres(r) => r.try_get::<_, $ty>($col).map_err(Error::from),
             Row::Direct(r) => r.get::<$ty>($col),
         }
     };
@@ -341,7 +342,7 @@ pub enum Db {
         point_readers: Arc<PointReaders>,
     },
     Postgres {
-        pool: sqlx::PgPool,
+        pool: postgres::Pool,
         flusher: Flusher,
     },
 }
@@ -350,18 +351,10 @@ impl Db {
     /// Opens `sqlite://path` or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?;
+            let timeout = Duration::from_secs(10);
             // Commits wait for a shared flush instead (see `flush`).
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options.clone().options([("synchronous_commit", "off")]))
-                .await?;
-            let flushing = PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_lazy_with(options);
-            let flusher = Flusher::start(flushing);
+            let pool = postgres::Pool::connect(url, "-c synchronous_commit=off", max_connections, timeout).await?;
+            let flusher = Flusher::start(postgres::Pool::connect(url, "", 1, timeout).await?);
             return Ok(Db::Postgres { pool, flusher });
         }
         let busy_timeout = Duration::from_secs(10);
@@ -396,7 +389,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, Error> {
         let (inner, flusher) = match self {
             Db::Sqlite { writer, .. } => (TxInner::Written(writer.begin().await?), None),
-            Db::Postgres { pool, flusher } => (TxInner::Postgres(pool.begin().await?), Some(flusher.clone())),
+            Db::Postgres { pool, flusher } => (TxInner::Postgres(pool.acquire().await?), Some(flusher.clone())),
         };
         Ok(Tx {
             inner,
@@ -425,7 +418,7 @@ impl Db {
     pub async fn begin_read(&self) -> Result<Tx, Error> {
         let inner = match self {
             Db::Sqlite { reader, .. } => TxInner::Sqlite(reader.begin().await?),
-            Db::Postgres { pool, .. } => TxInner::Postgres(pool.begin().await?),
+            Db::Postgres { pool, .. } => TxInner::Postgres(pool.acquire().await?),
         };
         Ok(Tx {
             inner,
@@ -452,9 +445,12 @@ impl Db {
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Db::Postgres { pool, .. } => prepare(sql)
-                .fetch_all(pool)
+            Db::Postgres { pool, .. } => pool
+                .acquire()
                 .await?
+                .run(sql)
+                .await?
+                .rows
                 .into_iter()
                 .map(Row::Postgres)
                 .collect(),
@@ -475,7 +471,7 @@ impl Db {
     pub async fn fetch_optional(&self, sql: Sql) -> Result<Option<Row>, Error> {
         Ok(match self {
             Db::Sqlite { reader, .. } => prepare(sql).fetch_optional(reader).await?.map(Row::Sqlite),
-            Db::Postgres { pool, .. } => prepare(sql).fetch_optional(pool).await?.map(Row::Postgres),
+            Db::Postgres { .. } => self.fetch_all(sql).await?.into_iter().next(),
         })
     }
 
@@ -486,8 +482,8 @@ impl Db {
                 writer.close().await;
             }
             Db::Postgres { pool, flusher } => {
-                pool.close().await;
-                flusher.close().await;
+                pool.close();
+                flusher.close();
             }
         }
     }
@@ -495,7 +491,8 @@ impl Db {
 
 enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+    /// A connection of the pool; the transaction begins with its first statement.
+    Postgres(postgres::Pooled),
     Written(WriteTx),
 }
 
@@ -542,7 +539,7 @@ impl Tx {
         let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
-            TxInner::Postgres(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
+            TxInner::Postgres(tx) => tx.run_in_transaction(sql).await?.changed,
             TxInner::Written(tx) => tx.execute(sql)?,
         })
     }
@@ -556,9 +553,10 @@ impl Tx {
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            TxInner::Postgres(tx) => prepare(sql)
-                .fetch_all(&mut **tx)
+            TxInner::Postgres(tx) => tx
+                .run_in_transaction(sql)
                 .await?
+                .rows
                 .into_iter()
                 .map(Row::Postgres)
                 .collect(),
@@ -570,7 +568,13 @@ impl Tx {
         let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
             TxInner::Sqlite(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
-            TxInner::Postgres(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Postgres),
+            TxInner::Postgres(tx) => tx
+                .run_in_transaction(sql)
+                .await?
+                .rows
+                .into_iter()
+                .next()
+                .map(Row::Postgres),
             TxInner::Written(tx) => tx.fetch_optional(sql)?.map(Row::Direct),
         })
     }
@@ -583,10 +587,7 @@ impl Tx {
                 .execute(&mut **tx)
                 .await
                 .map(drop)?,
-            TxInner::Postgres(tx) => sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-                .execute(&mut **tx)
-                .await
-                .map(drop)?,
+            TxInner::Postgres(tx) => tx.execute_script(&script).await?,
             TxInner::Written(tx) => tx.execute_script(&script)?,
         }
         Ok(())
@@ -602,19 +603,40 @@ impl Tx {
     }
 
     /// Commits, and answers once the commit is on disk.
-    pub async fn commit(mut self) -> Result<(), Error> {
-        if !self.deferred.is_empty() {
-            self.execute(sql("SELECT 1")).await?;
+    pub async fn commit(self) -> Result<(), Error> {
+        self.commit_with(None).await.map(drop)
+    }
+
+    /// Runs `last` as the transaction's last statement and commits; answers its rows once the
+    /// commit is on disk. On PostgreSQL the `COMMIT` goes out with it, in one round trip.
+    pub(crate) async fn commit_with(mut self, last: Option<Sql>) -> Result<Vec<Row>, Error> {
+        let mut last = match (last, self.deferred.is_empty()) {
+            (None, true) => None,
+            (last, _) => Some(self.with_deferred(last.unwrap_or_else(|| sql("SELECT 1")))),
+        };
+        let mut rows = Vec::new();
+        if !matches!(self.inner, TxInner::Postgres(_))
+            && let Some(last) = last.take()
+        {
+            rows = self.fetch_all(last).await?;
         }
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await?,
-            TxInner::Postgres(tx) => tx.commit().await?,
             TxInner::Written(tx) => tx.commit().await?,
+            TxInner::Postgres(mut tx) => {
+                rows = tx
+                    .commit_with(last)
+                    .await?
+                    .rows
+                    .into_iter()
+                    .map(Row::Postgres)
+                    .collect();
+            }
         }
-        match self.flusher {
-            Some(flusher) => flusher.flushed().await,
-            None => Ok(()),
+        if let Some(flusher) = self.flusher {
+            flusher.flushed().await?;
         }
+        Ok(rows)
     }
 }
 

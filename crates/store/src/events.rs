@@ -85,11 +85,13 @@ impl LogCommits {
     }
 }
 
-/// Writes the transaction's events to the log, just before it commits; answers what it wrote.
-/// A write's few events go in one statement (every round trip under the log's lock holds up
-/// all other writers); a group commit's hundreds go 64 at a time.
-pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
+/// Writes the transaction's events to the log and commits; answers what it wrote once the
+/// commit is on disk. A write's few events go in one statement, which the commit goes out with
+/// (the log's lock, taken by the insert, is held up by no round trip); a group commit's
+/// hundreds go 64 at a time.
+pub(crate) async fn commit(mut tx: Tx) -> Result<Option<Appended>, Error> {
     if tx.events.is_empty() {
+        tx.commit().await?;
         return Ok(None);
     }
     let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
@@ -102,7 +104,7 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         .filter(|(_, (_, event))| VIEWED.contains(&event.kind))
         .map(|(at, (_, event))| (at, event.kind, event.data.clone()))
         .collect();
-    let inserts = row_inserts(
+    let mut inserts = row_inserts(
         "INSERT INTO events (id, type, occurred_at, data)",
         4,
         "RETURNING seq",
@@ -115,18 +117,12 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
                 .bind(event.data)
         },
     );
+    let last = inserts.pop();
     let mut seqs = Vec::new();
     for insert in inserts {
-        // RETURNING answers in no promised order; seq grows with the VALUES' order.
-        let mut written = tx
-            .fetch_all(insert)
-            .await?
-            .iter()
-            .map(|row| row.int("seq"))
-            .collect::<Result<Vec<_>, _>>()?;
-        written.sort_unstable();
-        seqs.extend(written);
+        seqs.extend(logged_seqs(&tx.fetch_all(insert).await?)?);
     }
+    seqs.extend(logged_seqs(&tx.commit_with(last).await?)?);
     let last_seq = *seqs
         .last()
         .ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
@@ -143,6 +139,14 @@ pub(crate) async fn flush(tx: &mut Tx) -> Result<Option<Appended>, Error> {
         kinds,
         viewed,
     }))
+}
+
+/// The `seq`s an insert into the log answered, in the VALUES' order: RETURNING answers in no
+/// promised order, and seq grows with the VALUES'.
+fn logged_seqs(rows: &[Row]) -> Result<Vec<i64>, Error> {
+    let mut seqs = rows.iter().map(|row| row.int("seq")).collect::<Result<Vec<_>, _>>()?;
+    seqs.sort_unstable();
+    Ok(seqs)
 }
 
 /// On PostgreSQL: `statement` (a write ending in `RETURNING`), `then` (a write that takes the

@@ -79,6 +79,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("database: {0}")]
     Sqlite(rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
 }
 
 impl From<rusqlite::Error> for Error {
@@ -96,6 +98,7 @@ impl Error {
     fn is_unique_violation(&self) -> bool {
         match self {
             Error::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            Error::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
             Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.extended_code,
                 rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
@@ -315,9 +318,8 @@ impl Store {
         self.db.fetch_optional(db::sql("SELECT 1 AS one")).await.is_ok()
     }
 
-    async fn commit(&self, mut tx: db::Tx) -> Result<(), Error> {
-        let appended = events::flush(&mut tx).await?;
-        tx.commit().await?;
+    async fn commit(&self, tx: db::Tx) -> Result<(), Error> {
+        let appended = events::commit(tx).await?;
         if let Some(appended) = appended {
             self.log_commits.note_own(&appended);
         }

@@ -106,13 +106,8 @@ async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
         }
     }
     let ran = started.elapsed();
-    let flushed = events::flush(&mut tx).await;
-    let wrote = started.elapsed();
-    let committed = match flushed {
-        Ok(appended) => tx.commit().await.map(|()| appended),
-        Err(error) => Err(error),
-    };
-    tracing::debug!(jobs, ?ran, ?wrote, took = ?started.elapsed(), "group commit");
+    let committed = events::commit(tx).await;
+    tracing::debug!(jobs, ?ran, took = ?started.elapsed(), "group commit");
     match committed {
         Ok(appended) => {
             if let Some(appended) = appended {

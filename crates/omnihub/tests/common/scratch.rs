@@ -79,13 +79,13 @@ impl Drop for Scratch {
     }
 }
 
-async fn run_sql(url: &str, statement: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(url).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
-        .execute(&mut connection)
-        .await?;
-    connection.close().await
+async fn run_sql(url: &str, statement: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let connection = tokio::spawn(connection);
+    client.batch_execute(statement).await?;
+    drop(client);
+    let _ = connection.await;
+    Ok(())
 }
 
 /// The same server and credentials, another database.

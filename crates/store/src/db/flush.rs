@@ -15,9 +15,10 @@
 //! SQLite needs none of this: its commits are durable before anyone sees them, and group
 //! commit (`writer`) shares their flushes.
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::postgres::Pool;
+use super::sql;
 use crate::Error;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
@@ -26,7 +27,7 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 #[derive(Clone)]
 pub struct Flusher {
     queue: mpsc::UnboundedSender<Waiter>,
-    pool: PgPool,
+    pool: Pool,
 }
 
 impl Flusher {
@@ -34,7 +35,7 @@ impl Flusher {
     /// connections keep `synchronous_commit` on: a transactional message (a log record, no
     /// table, allowed to every role) makes its implicit transaction commit and wait for the
     /// log up to it, and so for every commit before it.
-    pub(crate) fn start(pool: PgPool) -> Flusher {
+    pub(crate) fn start(pool: Pool) -> Flusher {
         let (queue, mut waiting) = mpsc::unbounded_channel::<Waiter>();
         let flushing = pool.clone();
         tokio::spawn(async move {
@@ -43,11 +44,7 @@ impl Flusher {
                 while let Ok(next) = waiting.try_recv() {
                     waiters.push(next);
                 }
-                let flushed = sqlx::query("SELECT pg_logical_emit_message(true, 'omnihub', 'flush')")
-                    .execute(&flushing)
-                    .await
-                    .map(drop)
-                    .map_err(|error| error.to_string());
+                let flushed = flush(&flushing).await.map_err(|error| error.to_string());
                 if let Err(error) = &flushed {
                     tracing::error!(%error, "a flush of PostgreSQL's log failed");
                 }
@@ -59,8 +56,8 @@ impl Flusher {
         Flusher { queue, pool }
     }
 
-    pub(crate) async fn close(&self) {
-        self.pool.close().await;
+    pub(crate) fn close(&self) {
+        self.pool.close();
     }
 
     /// Waits until everything committed so far is on disk.
@@ -72,4 +69,12 @@ impl Flusher {
         };
         flushed.map_err(|error| Error::Unavailable(format!("the write may not be on disk: {error}")))
     }
+}
+
+async fn flush(pool: &Pool) -> Result<(), Error> {
+    let mut connection = pool.acquire().await?;
+    connection
+        .run(sql("SELECT pg_logical_emit_message(true, 'omnihub', 'flush')"))
+        .await
+        .map(drop)
 }
