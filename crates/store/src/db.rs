@@ -646,6 +646,23 @@ mod tests {
 
     use super::*;
 
+    #[tokio::test]
+    async fn a_postgres_server_that_cannot_be_reached_is_named_with_the_reason() {
+        // Port 1 is closed on any machine the tests run on.
+        let Err(error) = Db::connect("postgres://postgres@127.0.0.1:1/omnihub", 2).await else {
+            panic!("nothing listens on port 1")
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with("database: error connecting to server: "),
+            "{message}"
+        );
+        assert!(
+            message.len() > "database: error connecting to server: ".len(),
+            "{message}"
+        );
+    }
+
     #[test]
     fn a_few_rows_go_in_one_statement_many_in_a_dozen_sizes() {
         assert_eq!(

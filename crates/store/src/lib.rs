@@ -79,8 +79,17 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("database: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("database: {0}")]
+    #[error("database: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
+}
+
+/// tokio-postgres says only "db error" or "error connecting to server"; what PostgreSQL or the
+/// network said is the error's cause.
+fn with_cause(error: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
 }
 
 impl From<rusqlite::Error> for Error {

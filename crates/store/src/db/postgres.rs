@@ -287,3 +287,87 @@ fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::db::{Db, sql_built};
+
+    /// The database named by `OMNIHUB_TEST_POSTGRES_URL`, or `None` (the test says it was
+    /// skipped) when none is set or reachable outside CI; in CI that fails the test.
+    async fn test_db() -> Option<Db> {
+        let in_ci = std::env::var_os("CI").is_some();
+        let Ok(url) = std::env::var("OMNIHUB_TEST_POSTGRES_URL") else {
+            assert!(!in_ci, "OMNIHUB_TEST_POSTGRES_URL must be set in CI");
+            eprintln!("skipped: OMNIHUB_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        match Db::connect(&url, 2).await {
+            Ok(db) => Some(db),
+            Err(error) => {
+                assert!(
+                    !in_ci,
+                    "PostgreSQL at OMNIHUB_TEST_POSTGRES_URL is unreachable: {error}"
+                );
+                eprintln!("skipped: PostgreSQL is unreachable: {error}");
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_unfinished_writes_nothing_and_lets_its_locks_go_at_once() {
+        let Some(db) = test_db().await else { return };
+        let table = format!("pipelining_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let statement = |text: &str| sql_built(text.replace("{table}", &table));
+        db.fetch_all(statement(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)",
+        ))
+        .await
+        .unwrap();
+        db.fetch_all(statement("INSERT INTO {table} (id, n) VALUES (1, 0)"))
+            .await
+            .unwrap();
+
+        let mut unfinished = db.begin().await.unwrap();
+        let changed = unfinished
+            .execute(statement("UPDATE {table} SET n = n + 1 WHERE id = 1"))
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+        drop(unfinished);
+
+        // The row is free at once (the other connection of the pool would wait for its lock).
+        let mut next = db.begin().await.unwrap();
+        let took = tokio::time::timeout(
+            Duration::from_secs(5),
+            next.execute(statement("UPDATE {table} SET n = n + 10 WHERE id = 1")),
+        )
+        .await;
+        assert_eq!(took.expect("the row's lock was let go").unwrap(), 1);
+        let read = next
+            .commit_with(Some(statement("SELECT n FROM {table} WHERE id = 1")))
+            .await
+            .unwrap();
+        assert_eq!(read[0].int("n").unwrap(), 10, "only the committed change stays");
+
+        // A last statement that fails turns the commit that goes with it into a rollback.
+        let mut failing = db.begin().await.unwrap();
+        failing
+            .execute(statement("UPDATE {table} SET n = 99 WHERE id = 1"))
+            .await
+            .unwrap();
+        let duplicate = failing
+            .commit_with(Some(statement("INSERT INTO {table} (id, n) VALUES (1, 0)")))
+            .await;
+        assert!(matches!(duplicate, Err(error) if error.is_unique_violation()));
+        let rows = db
+            .fetch_all(statement("SELECT n FROM {table} WHERE id = 1"))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].int("n").unwrap(), 10);
+
+        db.fetch_all(statement("DROP TABLE {table}")).await.unwrap();
+    }
+}
