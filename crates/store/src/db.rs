@@ -496,6 +496,21 @@ enum TxInner {
     Written(WriteTx),
 }
 
+/// A statement sent by [`Tx::send`].
+pub(crate) enum Sent {
+    Postgres(postgres::Sent),
+    Answered(Vec<Row>),
+}
+
+impl Sent {
+    pub(crate) async fn rows(self) -> Result<Vec<Row>, Error> {
+        match self {
+            Sent::Postgres(sent) => Ok(sent.answer().await?.rows.into_iter().map(Row::Postgres).collect()),
+            Sent::Answered(rows) => Ok(rows),
+        }
+    }
+}
+
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: TxInner,
@@ -562,6 +577,20 @@ impl Tx {
                 .collect(),
             TxInner::Written(tx) => tx.fetch_all(sql)?.into_iter().map(Row::Direct).collect(),
         })
+    }
+
+    /// Sends a statement without waiting for its rows, read later with [`Sent::rows`]: on
+    /// PostgreSQL the transaction's next statements go out right behind it, in the same round
+    /// trip. SQLite runs it at once. A statement that fails makes every later one in the
+    /// transaction fail too, so read the rows of what was sent before trusting their errors.
+    pub(crate) async fn send(&mut self, sql: Sql) -> Result<Sent, Error> {
+        match &mut self.inner {
+            TxInner::Postgres(tx) => {
+                let sql = sql.hosting(std::mem::take(&mut self.deferred));
+                Ok(Sent::Postgres(tx.send_in_transaction(sql).await?))
+            }
+            TxInner::Sqlite(_) | TxInner::Written(_) => Ok(Sent::Answered(self.fetch_all(sql).await?)),
+        }
     }
 
     pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, Error> {

@@ -18,7 +18,7 @@ use omnihub_domain::{Invalid, Money, Timestamp};
 use crate::carts::{self, PricedCart};
 use crate::catalog::Page;
 use crate::customers::timeline;
-use crate::db::{Backend, Row, Sql, Tx, row_inserts, sql};
+use crate::db::{Backend, Row, Sent, Sql, Tx, row_inserts, sql};
 use crate::events::append;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
@@ -118,17 +118,17 @@ macro_rules! insert_order {
     };
 }
 
-/// Writes the order's row (an `insert_order!` statement, bound); from a cart, closes the cart
+/// Sends the order's row (an `insert_order!` statement, bound); from a cart, closes the cart
 /// first, which refuses if the cart changed since it was priced. On PostgreSQL both are one
-/// statement: the order's row is written only if the cart closed. Answers the order's number
-/// and customer.
-async fn write_order(
+/// statement, which writes the order only if the cart closed, and the placement's next
+/// statements go out right behind it; read its outcome with [`order_written`].
+async fn send_order(
     tx: &mut Tx,
     order: impl FnOnce(Sql) -> Sql,
     from_cart: Option<&PricedCart>,
     order_id: &str,
     now: Timestamp,
-) -> Result<(i64, Option<String>), Error> {
+) -> Result<Sent, Error> {
     let insert = match (tx.backend(), from_cart) {
         (Backend::Postgres, Some(cart)) => carts::closing(cart, order_id, now)
             .within("WITH closed AS (", ") ")
@@ -156,13 +156,16 @@ async fn write_order(
             )))
         }
     };
-    let written = tx.fetch_optional(insert).await.map_err(|e| {
-        if e.is_unique_violation() {
-            Error::Conflict("this external order was taken in already".into())
-        } else {
-            e
-        }
-    })?;
+    tx.send(insert).await.map_err(taken_in_already)
+}
+
+/// The number and customer of the order [`send_order`] sent; why it was not written, if not.
+async fn order_written(
+    tx: &mut Tx,
+    sent: Sent,
+    from_cart: Option<&PricedCart>,
+) -> Result<(i64, Option<String>), Error> {
+    let written = sent.rows().await.map_err(taken_in_already)?.into_iter().next();
     match (written, from_cart) {
         (Some(row), _) => Ok((row.int("number")?, row.opt_text("customer_id")?)),
         (None, Some(cart)) => Err(carts::refusal_to_close(tx, &cart.id).await),
@@ -170,8 +173,18 @@ async fn write_order(
     }
 }
 
-/// Places the order inside `tx`, answering it as written. The stock's levels come last: once
-/// taken, a level stays locked until the commit, and every other checkout of the SKU waits.
+/// An order's row refused as a duplicate: its channel and external id were taken in before.
+fn taken_in_already(error: Error) -> Error {
+    if error.is_unique_violation() {
+        Error::Conflict("this external order was taken in already".into())
+    } else {
+        error
+    }
+}
+
+/// Places the order inside `tx`, answering it as written. The stock's levels are taken as late
+/// as can be: once taken, a level stays locked until the commit, and every other checkout of
+/// the SKU waits.
 async fn place_in(
     tx: &mut Tx,
     new: &NewOrder,
@@ -236,7 +249,26 @@ async fn place_in(
             .bind(new.loyalty_points)
             .bind(now.millis())
     };
-    let (number, found) = write_order(tx, order, from_cart, &order_id, now).await?;
+    let sent = send_order(tx, order, from_cart, &order_id, now).await?;
+    // The stock's hold goes out behind the order's row. If the order's statement failed, so
+    // does the hold: its own failure is the one to tell. What hangs off the order's row waits
+    // for it (it rides with the log's insert).
+    let taken = take_stock(tx, planned, now).await;
+    let (number, found) = order_written(tx, sent, from_cart).await?;
+    let reservation = taken?;
+    let fulfillments = hand_to_store(tx, new, &order_id, now).await?;
+    let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
+    let inserts = row_inserts(head, 5, "", new.lines.iter().enumerate(), |insert, (line_no, line)| {
+        insert
+            .bind(&order_id)
+            .bind(line_no as i64)
+            .bind(&line.sku)
+            .bind(line.quantity)
+            .bind(line.unit_amount)
+    });
+    for insert in inserts {
+        tx.defer(insert).await?;
+    }
     let customer_id = match found {
         // Nobody holds the e-mail yet: the buyer becomes a customer.
         None if !new.identities.is_empty() => {
@@ -252,18 +284,6 @@ async fn place_in(
         }
         found => found,
     };
-    let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
-    let inserts = row_inserts(head, 5, "", new.lines.iter().enumerate(), |insert, (line_no, line)| {
-        insert
-            .bind(&order_id)
-            .bind(line_no as i64)
-            .bind(&line.sku)
-            .bind(line.quantity)
-            .bind(line.unit_amount)
-    });
-    for insert in inserts {
-        tx.defer(insert).await?;
-    }
     if let Some(customer) = &customer_id {
         let summary =
             serde_json::json!({"number": order_number(number), "channel_id": new.channel.id, "total": totals.total});
@@ -276,34 +296,6 @@ async fn place_in(
         ))
         .await?;
     }
-    // Methods served at one store get their fulfilment at once: the store sees it to prepare.
-    let mut fulfillments = Vec::new();
-    if let Some(location) = &new.at_location
-        && new.fulfillment.method != Method::Ship
-    {
-        let items: Vec<ItemLine> = new
-            .lines
-            .iter()
-            .map(|l| ItemLine {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-            })
-            .collect();
-        let kind = new.fulfillment.method.fulfillment_kind();
-        let id = insert_fulfillment(tx, &order_id, location, kind, &items, now).await?;
-        fulfillments.push(FulfillmentRecord {
-            id,
-            location_id: location.clone(),
-            kind,
-            status: FulfillmentStatus::Pending,
-            lines: items,
-            carrier: None,
-            tracking_number: None,
-            created_at: now,
-            updated_at: now,
-        });
-    }
-    let reservation = take_stock(tx, planned, now).await?;
     // The order as `read_order` would read it back, without reading it.
     let lines = new
         .lines
@@ -342,6 +334,42 @@ async fn place_in(
         created_at: now,
         updated_at: now,
     })
+}
+
+/// Methods served at one store get their fulfilment at once: the store sees it to prepare.
+async fn hand_to_store(
+    tx: &mut Tx,
+    new: &NewOrder,
+    order_id: &str,
+    now: Timestamp,
+) -> Result<Vec<FulfillmentRecord>, Error> {
+    let Some(location) = &new.at_location else {
+        return Ok(Vec::new());
+    };
+    if new.fulfillment.method == Method::Ship {
+        return Ok(Vec::new());
+    }
+    let items: Vec<ItemLine> = new
+        .lines
+        .iter()
+        .map(|l| ItemLine {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect();
+    let kind = new.fulfillment.method.fulfillment_kind();
+    let id = insert_fulfillment(tx, order_id, location, kind, &items, now).await?;
+    Ok(vec![FulfillmentRecord {
+        id,
+        location_id: location.clone(),
+        kind,
+        status: FulfillmentStatus::Pending,
+        lines: items,
+        carrier: None,
+        tracking_number: None,
+        created_at: now,
+        updated_at: now,
+    }])
 }
 
 /// Takes the points the customer redeems; answers the discount they are worth.

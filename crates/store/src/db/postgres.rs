@@ -6,8 +6,11 @@
 //! and its `COMMIT` with its last: a checkout's locks are let go one round trip sooner.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -38,7 +41,7 @@ struct Inner {
 
 /// One connection, with the statements it has prepared.
 pub(crate) struct Connection {
-    client: Client,
+    client: Arc<Client>,
     statements: HashMap<String, Statement>,
     in_transaction: bool,
 }
@@ -101,7 +104,7 @@ impl Pool {
             }
         });
         Ok(Connection {
-            client,
+            client: Arc::new(client),
             statements: HashMap::new(),
             in_transaction: false,
         })
@@ -173,20 +176,30 @@ impl Pooled {
 
     /// Runs a statement of a transaction; the transaction's `BEGIN` goes out with its first.
     pub(crate) async fn run_in_transaction(&mut self, sql: Sql) -> Result<Ran, Error> {
+        self.send_in_transaction(sql).await?.answer().await
+    }
+
+    /// Sends a statement of a transaction (its `BEGIN` with the first) without waiting for the
+    /// answer: statements sent after it go out at once, behind it.
+    pub(crate) async fn send_in_transaction(&mut self, sql: Sql) -> Result<Sent, Error> {
         let connection = self.connection();
         let statement = connection.prepared(&sql).await?;
-        if connection.in_transaction {
-            return Ok(run(&connection.client, &statement, &sql.args).await?);
+        let client = connection.client.clone();
+        let begin = !std::mem::replace(&mut connection.in_transaction, true);
+        let mut answer: Pin<Box<Answer>> = Box::pin(async move {
+            if !begin {
+                return run(&client, &statement, &sql.args).await;
+            }
+            // Polled in this order: `BEGIN` goes out first, the statement right behind it.
+            let (begun, ran) = join(client.batch_execute("BEGIN"), run(&client, &statement, &sql.args)).await;
+            begun?;
+            ran
+        });
+        // tokio-postgres sends a request the first time its future is polled.
+        match std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await {
+            Poll::Ready(answered) => Ok(Sent(Box::pin(std::future::ready(answered)))),
+            Poll::Pending => Ok(Sent(answer)),
         }
-        // Sent in this order, one after the other, before either answer is read.
-        let (begun, ran) = join(
-            connection.client.batch_execute("BEGIN"),
-            run(&connection.client, &statement, &sql.args),
-        )
-        .await;
-        connection.in_transaction = true;
-        begun?;
-        Ok(ran?)
     }
 
     /// Runs the transaction's last statement, if any, and commits: the `COMMIT` goes out with
@@ -245,6 +258,17 @@ impl Connection {
         }
         self.statements.insert(text.to_owned(), statement.clone());
         Ok(statement)
+    }
+}
+
+type Answer = dyn Future<Output = Result<Ran, tokio_postgres::Error>> + Send;
+
+/// A statement sent, its answer not read yet.
+pub(crate) struct Sent(Pin<Box<Answer>>);
+
+impl Sent {
+    pub(crate) async fn answer(self) -> Result<Ran, Error> {
+        Ok(self.0.await?)
     }
 }
 
