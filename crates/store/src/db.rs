@@ -4,9 +4,7 @@
 //! `ON CONFLICT`), binds [`Arg`]s and reads typed columns from a [`Row`]; this module hands it
 //! to the real driver of whichever backend is configured: tokio-postgres for PostgreSQL (see
 //! [`postgres`]), sqlx for SQLite's readers, rusqlite for SQLite's one write connection (see
-//! [`write_connection`]). The
-//! backends are a closed set, so an enum dispatches to them: no trait objects, no boxed
-//! futures.
+//! [`write_connection`]). The backends are a closed set, so an enum dispatches to them.
 
 mod direct;
 mod flush;

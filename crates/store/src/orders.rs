@@ -89,10 +89,10 @@ impl Store {
     }
 }
 
-/// The order's row, `$n` values as bound by [`order_row`], numbered as it is written: on
-/// PostgreSQL from a sequence (a checkout refused after taking its number leaves a gap), on
-/// SQLite from the counter the statement before it moved on (which rolls back with a refused
-/// checkout). A buyer known only by an e-mail is the customer who holds it, if one does.
+/// The values of the order's row (`$1` to `$15` as `place_in` binds them), numbered as it is
+/// written: on PostgreSQL from a sequence (a checkout refused after taking its number leaves a
+/// gap), on SQLite from the counter the statement before it moved on (which rolls back with a
+/// refused checkout). A buyer known only by an e-mail is the customer who holds it, if any.
 macro_rules! order_values {
     ($number:literal) => {
         concat!(
@@ -104,7 +104,8 @@ macro_rules! order_values {
     };
 }
 
-/// Inserts the order: `$rows` are `VALUES (…)` or `SELECT … FROM`, around [`order_values!`].
+/// Inserts the order, its values (`order_values!`) between `$before` and `$after`: `VALUES (`
+/// and `)`, or `SELECT ` and ` FROM closed`.
 macro_rules! insert_order {
     ($before:literal, $number:literal, $after:literal) => {
         concat!(

@@ -40,7 +40,7 @@ struct Inner {
 }
 
 /// One connection, with the statements it has prepared.
-pub(crate) struct Connection {
+struct Connection {
     client: Arc<Client>,
     statements: HashMap<String, Statement>,
     in_transaction: bool,
@@ -51,9 +51,13 @@ impl Pool {
     /// `-c name=value`); one connection is opened at once, so a wrong URL fails here.
     pub(crate) async fn connect(url: &str, options: &str, size: u32, acquire_timeout: Duration) -> Result<Pool, Error> {
         let mut config = Config::from_str(url)?;
-        if !options.is_empty() {
-            config.options(options);
-        }
+        // After any the URL names, so ours win.
+        let options = match config.get_options() {
+            Some(named) if !options.is_empty() => format!("{named} {options}"),
+            Some(named) => named.to_owned(),
+            None => options.to_owned(),
+        };
+        config.options(options);
         let pool = Pool {
             inner: Arc::new(Inner {
                 config,
