@@ -359,7 +359,11 @@ async fn hand_to_store(
         })
         .collect();
     let kind = new.fulfillment.method.fulfillment_kind();
-    let id = insert_fulfillment(tx, order_id, location, kind, &items, now).await?;
+    // Written with the log's insert: nothing reads it before the commit.
+    let (id, inserts) = new_fulfillment(tx, order_id, location, kind, &items, now);
+    for insert in inserts {
+        tx.defer(insert).await?;
+    }
     Ok(vec![FulfillmentRecord {
         id,
         location_id: location.clone(),
@@ -460,30 +464,41 @@ async fn insert_fulfillment(
     lines: &[ItemLine],
     now: Timestamp,
 ) -> Result<String, Error> {
+    let (id, inserts) = new_fulfillment(tx, order_id, location_id, kind, lines, now);
+    for insert in inserts {
+        tx.execute(insert).await?;
+    }
+    Ok(id)
+}
+
+/// A new fulfilment's inserts, for the caller to run at once or to defer, with its event
+/// appended; answers its id too.
+fn new_fulfillment(
+    tx: &mut Tx,
+    order_id: &str,
+    location_id: &str,
+    kind: FulfillmentKind,
+    lines: &[ItemLine],
+    now: Timestamp,
+) -> (String, Vec<Sql>) {
     let id = id::new(Kind::Fulfillment);
-    tx.execute(
-        sql(
-            "INSERT INTO fulfillments (id, order_id, location_id, kind, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
-        )
-        .bind(&id)
-        .bind(order_id)
-        .bind(location_id)
-        .bind(kind.as_str())
-        .bind(now.millis()),
+    let head = sql(
+        "INSERT INTO fulfillments (id, order_id, location_id, kind, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
     )
-    .await?;
-    let head = "INSERT INTO fulfillment_lines (fulfillment_id, line_no, sku, quantity)";
-    let inserts = row_inserts(head, 4, "", lines.iter().enumerate(), |insert, (line_no, line)| {
+    .bind(&id)
+    .bind(order_id)
+    .bind(location_id)
+    .bind(kind.as_str())
+    .bind(now.millis());
+    let line_head = "INSERT INTO fulfillment_lines (fulfillment_id, line_no, sku, quantity)";
+    let line_inserts = row_inserts(line_head, 4, "", lines.iter().enumerate(), |insert, (line_no, line)| {
         insert
             .bind(&id)
             .bind(line_no as i64)
             .bind(&line.sku)
             .bind(line.quantity)
     });
-    for insert in inserts {
-        tx.execute(insert).await?;
-    }
     append(
         tx,
         now,
@@ -492,7 +507,8 @@ async fn insert_fulfillment(
             serde_json::json!({"order_id": order_id, "fulfillment_id": id, "location_id": location_id, "kind": kind, "lines": lines}),
         ),
     );
-    Ok(id)
+    let inserts = std::iter::once(head).chain(line_inserts).collect();
+    (id, inserts)
 }
 
 // ---- reading ----
