@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Database, Encode, Row as _, Sqlite, Transaction, Type};
+use sqlx::{Database, Row as _, Sqlite, Transaction};
 
 use crate::Error;
 pub use direct::DirectRow;
@@ -255,14 +255,8 @@ fn renumbered(text: &str, by: usize) -> String {
     out
 }
 
-fn prepare<DB>(sql: Sql) -> sqlx::query::Query<'static, DB, DB::Arguments>
-where
-    DB: Database,
-    Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
-    Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
-    Option<f64>: for<'q> Encode<'q, DB> + Type<DB>,
-    bool: for<'q> Encode<'q, DB> + Type<DB>,
-{
+/// The statement for sqlx, which runs SQLite's readers.
+fn prepare(sql: Sql) -> sqlx::query::Query<'static, Sqlite, <Sqlite as Database>::Arguments> {
     let query = match sql.text {
         Text::Static(text) => sqlx::query(text),
         Text::Built(text) => sqlx::query(sqlx::AssertSqlSafe(text)),

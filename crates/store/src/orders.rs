@@ -36,6 +36,15 @@ pub struct PricedLine {
     pub unit_amount: i64,
 }
 
+impl PricedLine {
+    fn item(&self) -> ItemLine {
+        ItemLine {
+            sku: self.sku.clone(),
+            quantity: self.quantity,
+        }
+    }
+}
+
 /// Everything needed to place an order, from a cart or from another system.
 pub struct NewOrder {
     pub channel: Channel,
@@ -350,14 +359,7 @@ async fn hand_to_store(
     if new.fulfillment.method == Method::Ship {
         return Ok(Vec::new());
     }
-    let items: Vec<ItemLine> = new
-        .lines
-        .iter()
-        .map(|l| ItemLine {
-            sku: l.sku.clone(),
-            quantity: l.quantity,
-        })
-        .collect();
+    let items: Vec<ItemLine> = new.lines.iter().map(PricedLine::item).collect();
     let kind = new.fulfillment.method.fulfillment_kind();
     // Written with the log's insert: nothing reads it before the commit.
     let (id, inserts) = new_fulfillment(tx, order_id, location, kind, &items, now);
