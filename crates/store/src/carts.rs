@@ -495,6 +495,10 @@ impl Store {
         if let Some(customer_id) = &details.customer_id {
             self.check_live_customer("customer_id", customer_id).await?;
         }
+        if details.fulfillment != current.details.fulfillment {
+            self.check_fulfillment(&current.channel_id, &details.fulfillment)
+                .await?;
+        }
         if current.status != CartStatus::Active {
             return Err(checked_out());
         }

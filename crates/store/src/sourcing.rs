@@ -25,6 +25,24 @@ fn required(field: &str, message: &str) -> Error {
     Invalid::one(field, "required", message).into()
 }
 
+fn not_in_channel() -> Error {
+    Invalid::one(
+        "fulfillment.location_id",
+        "not_in_channel",
+        "this channel does not sell from that location",
+    )
+    .into()
+}
+
+fn no_pickup() -> Error {
+    Invalid::one(
+        "fulfillment.location_id",
+        "no_pickup",
+        "customers cannot pick up at this location",
+    )
+    .into()
+}
+
 impl Store {
     pub(crate) async fn channel_locations(&self, channel: &Channel) -> Result<Vec<Location>, Error> {
         let mut locations = Vec::with_capacity(channel.draft.location_ids.len());
@@ -32,6 +50,23 @@ impl Store {
             locations.push(self.location(id).await?);
         }
         Ok(locations)
+    }
+
+    /// Refuses, as a cart's fulfilment is chosen, a location its channel does not sell from and
+    /// a pickup where customers cannot pick up. Stock is weighed at checkout, which checks again.
+    pub(crate) async fn check_fulfillment(&self, channel_id: &str, fulfillment: &Fulfillment) -> Result<(), Error> {
+        let Some(id) = fulfillment.location_id.as_deref() else {
+            return Ok(());
+        };
+        let channel = self.channel(channel_id).await?;
+        if !channel.draft.location_ids.iter().any(|l| l == id) {
+            return Err(not_in_channel());
+        }
+        let picked_up = matches!(fulfillment.method, Method::Pickup | Method::ReserveInStore);
+        if picked_up && !self.location(id).await?.draft.pickup {
+            return Err(no_pickup());
+        }
+        Ok(())
     }
 
     pub(crate) async fn plan(
@@ -94,20 +129,9 @@ impl Store {
             .location_id
             .as_deref()
             .ok_or_else(|| required("fulfillment.location_id", "choose the store to pick up at"))?;
-        let store = locations.iter().find(|l| l.id == id).ok_or_else(|| {
-            Error::from(Invalid::one(
-                "fulfillment.location_id",
-                "not_in_channel",
-                "this channel does not sell from that location",
-            ))
-        })?;
+        let store = locations.iter().find(|l| l.id == id).ok_or_else(not_in_channel)?;
         if !store.draft.pickup {
-            return Err(Invalid::one(
-                "fulfillment.location_id",
-                "no_pickup",
-                "customers cannot pick up at this location",
-            )
-            .into());
+            return Err(no_pickup());
         }
         let stock = self.stock_by_location(channel, lines).await?;
         let short = shortages(&stock, &store.id, lines);

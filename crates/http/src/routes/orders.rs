@@ -98,10 +98,14 @@ pub async fn get_cart(
 }
 
 /// Set the cart's e-mail, customer, shipping address, fulfilment method and loyalty points
-/// to redeem (JSON Merge Patch, `If-Match` guarded).
+/// to redeem (JSON Merge Patch, `If-Match` guarded). A fulfilment naming a location is refused
+/// (422) when the cart's channel does not sell from it (`not_in_channel`) or, for a pickup or a
+/// reservation in store, when customers cannot pick up there (`no_pickup`); stock is weighed at
+/// checkout.
 #[utoipa::path(patch, path = "/api/v1/carts/{id}", tag = "orders", request_body = CartDetails,
     params(("id" = String, Path), ("If-Match" = Option<i64>, Header)),
-    responses((status = 200, body = Cart), (status = 412, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Cart), (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_cart(
     State(state): State<AppState>,
     caller: Caller,

@@ -344,10 +344,27 @@ async fn pickup_where_the_stock_is_not_names_stores_that_have_it(app: TestApp) {
         "active"
     );
 
-    let at_warehouse = json!({"fulfillment": {"method": "pickup", "location_id": shop.warehouse}});
-    json(app.patch(&format!("/carts/{cart_id}"), &at_warehouse).await, 200).await;
+    // Nobody picks up at the warehouse, and the web shop does not sell from an outlet elsewhere:
+    // the choice itself is refused and the cart keeps its store.
+    let path = format!("/carts/{cart_id}");
+    let before = json(app.get(&path).await, 200).await;
+    let outlet = id(&fixtures::location(&app, "Outlet", "store").await).to_owned();
+    for (at, code) in [(&shop.warehouse, "no_pickup"), (&outlet, "not_in_channel")] {
+        let pickup = json!({"fulfillment": {"method": "pickup", "location_id": at}});
+        let refused = problem(app.patch(&path, &pickup).await, 422, "validation_failed").await;
+        assert_eq!(refused["errors"][0]["field"], "fulfillment.location_id");
+        assert_eq!(refused["errors"][0]["code"], code);
+    }
+    assert_eq!(json(app.get(&path).await, 200).await, before);
+
+    // A store that stops offering pickup after it was chosen: the cart's other details still
+    // change, and its checkout is refused.
+    let no_more = json!({"pickup": false});
+    json(app.patch(&format!("/locations/{}", shop.berlin), &no_more).await, 200).await;
+    let email = json!({"email": "buyer@example.com"});
+    json(app.patch(&path, &email).await, 200).await;
     let refused = problem(
-        app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await,
+        app.post(&format!("{path}/checkout"), &json!({})).await,
         422,
         "validation_failed",
     )
