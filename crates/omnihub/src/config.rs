@@ -29,7 +29,7 @@ pub struct Settings {
     /// Largest request body accepted, in bytes [default: 2097152].
     #[arg(long, env = "OMNIHUB_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
-    /// Database connections per server process [default: 16].
+    /// Database connections per server process [default: 4 per CPU core on PostgreSQL, 16 on SQLite].
     #[arg(long, env = "OMNIHUB_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
     /// Log format: `text` or `json` [default: text].
@@ -132,10 +132,6 @@ impl Settings {
         Duration::from_millis(self.webhook_timeout_ms.unwrap_or(10_000))
     }
 
-    pub fn max_connections(&self) -> u32 {
-        self.db_max_connections.unwrap_or(16)
-    }
-
     pub fn phone_region(&self) -> Result<Region, ConfigError> {
         match &self.phone_region {
             None => Ok(Region::DE),
@@ -216,7 +212,7 @@ mod tests {
         let merged = flags.over(file);
         assert_eq!(merged.listen().port(), 9000);
         assert_eq!(merged.body_limit(), 20);
-        assert_eq!(merged.max_connections(), 16);
+        assert_eq!(merged.db_max_connections, None);
     }
 
     #[test]

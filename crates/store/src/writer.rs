@@ -172,7 +172,7 @@ mod tests {
 
     async fn database() -> (Db, Scratch) {
         let scratch = Scratch::new();
-        let db = Db::connect(&format!("sqlite://{}", scratch.0.display()), 2)
+        let db = Db::connect(&format!("sqlite://{}", scratch.0.display()), Some(2))
             .await
             .unwrap();
         let mut tx = db.begin().await.unwrap();

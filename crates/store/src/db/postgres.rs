@@ -331,7 +331,7 @@ mod tests {
             eprintln!("skipped: OMNIHUB_TEST_POSTGRES_URL is not set");
             return None;
         };
-        match Db::connect(&url, 2).await {
+        match Db::connect(&url, Some(2)).await {
             Ok(db) => Some(db),
             Err(error) => {
                 assert!(
