@@ -86,6 +86,7 @@ pub fn router_with(state: AppState, more: Router) -> Router {
         // Providers prove themselves by their signatures, not by our API keys.
         .merge(routes::hooks())
         .merge(routes::ops())
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .with_state(state.clone())
         .merge(more)

@@ -23,7 +23,7 @@ use crate::json::merge_patch;
 use crate::problem::ApiError;
 
 pub use hooks::hooks;
-pub use ops::{not_found, ops};
+pub use ops::{method_not_allowed, not_found, ops};
 pub(crate) use {
     answers::*, catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, keys::*, ops::*,
     orders::*, webchat::*, webhooks::*,

@@ -65,3 +65,12 @@ pub async fn docs() -> Html<&'static str> {
 pub async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
+
+/// A known path asked with a method it does not take (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this path does not take {method}"),
+    )
+}

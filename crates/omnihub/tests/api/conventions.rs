@@ -85,6 +85,11 @@ async fn bad_bodies_get_their_codes_and_change_nothing(app: TestApp) {
     let events = json(app.get("/events").await, 200).await;
     assert_eq!(events["data"], json!([]), "no event for refused requests");
     problem(app.get("/nowhere").await, 404, "not_found").await;
+
+    let not_taken = app.request(Method::DELETE, "/products/prd_x").send().await.unwrap();
+    let allowed = not_taken.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allowed.contains("GET") && allowed.contains("PATCH"), "{allowed}");
+    problem(not_taken, 405, "method_not_allowed").await;
 }
 
 async fn oversize_bodies_are_refused(app: TestApp) {
