@@ -672,6 +672,16 @@ impl Store {
         read_order(&mut tx, id).await
     }
 
+    /// An order by its number (1001 for `#1001`).
+    pub async fn order_numbered(&self, number: i64) -> Result<Order, Error> {
+        let mut tx = self.db.begin_read().await?;
+        let row = tx
+            .fetch_optional(sql("SELECT id FROM orders WHERE number = $1").bind(number))
+            .await?
+            .ok_or(Error::NotFound("order"))?;
+        read_order(&mut tx, &row.text("id")?).await
+    }
+
     /// An order taken in from another system, by its channel and external id.
     pub async fn external_order(&self, channel_id: &str, external_id: &str) -> Result<Option<Order>, Error> {
         let mut tx = self.db.begin_read().await?;

@@ -309,8 +309,9 @@ pub async fn list_orders(
     Ok(Json(List::new(state.store.orders(&filter, &params.page()?).await?)))
 }
 
-/// Read an order with its lines, allocations per location, fulfilments and returns.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(("id" = String, Path)),
+/// Read an order with its lines, allocations per location, fulfilments and returns, by its id
+/// or by its number as customers quote it (`%231001` for `#1001`, or `1001`).
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", params(("id" = String, Path, description = "ord_…, #1001 or 1001")),
     responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_order(
     State(state): State<AppState>,
@@ -318,7 +319,12 @@ pub async fn get_order(
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
     caller.require_secret("orders:read")?;
-    Ok(Json(state.store.order(&id).await?))
+    // What a customer quotes: `#1001` (or `1001`), beside the id.
+    let order = match id.strip_prefix('#').unwrap_or(&id).parse::<i64>() {
+        Ok(number) => state.store.order_numbered(number).await?,
+        Err(_) => state.store.order(&id).await?,
+    };
+    Ok(Json(order))
 }
 
 /// Cancel an order that has not left yet; every hold is released. Otherwise 409.
@@ -394,13 +400,19 @@ pub async fn advance_fulfillment(
     } else {
         crate::json::parse(&body)?
     };
-    let carrier = match (step, details.carrier, details.tracking_number) {
+    // Blank is missing: a parcel cannot be followed with an empty carrier or number.
+    let filled = |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let carrier = match (step, filled(details.carrier), filled(details.tracking_number)) {
         (Step::Ship, Some(carrier), Some(tracking)) => Some((carrier, tracking)),
-        (Step::Ship, _, _)
+        (Step::Ship, carrier, _)
             if state.store.order(&id).await?.fulfillment.method == omnihub_domain::orders::Method::Ship =>
         {
             return Err(ApiError::invalid_field(
-                "tracking_number",
+                if carrier.is_none() {
+                    "carrier"
+                } else {
+                    "tracking_number"
+                },
                 "required",
                 "a shipment needs its carrier and tracking number",
             ));

@@ -155,6 +155,10 @@ async fn web_order_ships_from_two_locations(app: TestApp) {
     let cart_id = cart(&app, &shop.web, &[("A", 2), ("B", 1)], details).await;
     let order = checkout(&app, &cart_id).await;
     assert_eq!(order["number"], "#1001");
+    for quoted in ["%231001", "1001"] {
+        assert_eq!(json(app.get(&format!("/orders/{quoted}")).await, 200).await, order);
+    }
+    problem(app.get("/orders/%231002").await, 404, "not_found").await;
     assert_eq!(order["status"], "allocated");
     assert_eq!(order["email"], "kim@example.com");
     assert_eq!(
@@ -186,12 +190,19 @@ async fn web_order_ships_from_two_locations(app: TestApp) {
     )
     .await;
     let first = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
-    problem(
-        step(&app, &order, &first, "ship", json!({})).await,
-        422,
-        "validation_failed",
-    )
-    .await;
+    for (details, missing) in [
+        (json!({}), "carrier"),
+        (json!({"carrier": " ", "tracking_number": "00340434"}), "carrier"),
+        (json!({"carrier": "DHL", "tracking_number": ""}), "tracking_number"),
+    ] {
+        let refused = problem(
+            step(&app, &order, &first, "ship", details).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(refused["errors"][0]["field"], missing);
+    }
     let order = json(
         step(
             &app,
