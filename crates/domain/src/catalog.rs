@@ -133,6 +133,19 @@ pub struct Channel {
     pub updated_at: crate::Timestamp,
 }
 
+impl Channel {
+    /// What the channel charges for a variant priced `base`: its listing's override while the
+    /// channel's policy allows it (a policy tightened since, or a base price moved, puts the
+    /// base price back), else the base price; `None` when neither is in the channel's currency.
+    pub fn charged(&self, base: &Money, price_override: Option<&Money>) -> Option<Money> {
+        let currency = &self.draft.currency;
+        price_override
+            .filter(|o| &o.currency == currency && self.draft.price_policy.allows(base, o).is_ok())
+            .or((&base.currency == currency).then_some(base))
+            .cloned()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -432,6 +445,25 @@ impl ListingDraft {
                 check.fail(price_field, "price_policy", message);
             }
         }
+        if self.published {
+            let overridden = |v: &Variant| self.variants.iter().any(|o| o.variant_id == v.id);
+            for v in product
+                .variants
+                .iter()
+                .filter(|v| channel.charged(&v.price, None).is_none())
+            {
+                if !overridden(v) {
+                    check.fail(
+                        "variants",
+                        "price_required",
+                        format!(
+                            "{} is priced in {} and the channel sells in {}: give it a price_override",
+                            v.sku, v.price.currency, channel.draft.currency
+                        ),
+                    );
+                }
+            }
+        }
         check.done()
     }
 }
@@ -495,6 +527,37 @@ mod tests {
         let policy = PricePolicy::default();
         assert!(policy.allows(&eur(1000), &eur(1000)).is_ok());
         assert!(policy.allows(&eur(1000), &eur(999)).is_err());
+    }
+
+    #[test]
+    fn a_channel_charges_an_override_only_while_its_policy_allows_it() {
+        let channel = |currency: &str, parity| Channel {
+            id: "chn_1".into(),
+            draft: ChannelDraft {
+                name: "Shop".into(),
+                kind: ChannelKind::Web,
+                currency: currency.into(),
+                location_ids: Vec::new(),
+                stock_buffer: StockBuffer::default(),
+                price_policy: PricePolicy {
+                    parity,
+                    max_deviation_percent: None,
+                },
+            },
+            version: 1,
+            created_at: crate::Timestamp(0),
+            updated_at: crate::Timestamp(0),
+        };
+        let open = channel("EUR", Parity::AllowOverride);
+        assert_eq!(open.charged(&eur(1000), Some(&eur(1100))), Some(eur(1100)));
+        let strict = channel("EUR", Parity::Strict);
+        assert_eq!(strict.charged(&eur(1000), Some(&eur(1100))), Some(eur(1000)));
+        assert_eq!(strict.charged(&eur(1000), None), Some(eur(1000)));
+        let dollars = channel("USD", Parity::Strict);
+        let usd = Money::new(1200, "USD");
+        assert_eq!(dollars.charged(&eur(1000), Some(&usd)), Some(usd));
+        assert_eq!(dollars.charged(&eur(1000), None), None);
+        assert_eq!(dollars.charged(&eur(1000), Some(&eur(1000))), None);
     }
 
     #[test]

@@ -53,7 +53,8 @@ async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Opt
     let row = db
         .fetch_optional(
             sql(
-                "SELECT v.price_amount, v.price_currency, lp.amount AS override_amount FROM variants v \
+                "SELECT v.price_amount, v.price_currency, lp.amount AS override_amount, lp.currency AS override_currency \
+                 FROM variants v \
                  JOIN listings l ON l.product_id = v.product_id AND l.channel_id = $2 AND l.published \
                  LEFT JOIN listing_prices lp ON lp.variant_id = v.id AND lp.channel_id = $2 \
                  WHERE v.sku = $1",
@@ -63,11 +64,14 @@ async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Opt
         )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    if let Some(amount) = row.opt_int("override_amount")? {
-        return Ok(Some(amount));
-    }
-    let same_currency = row.text("price_currency")? == channel.draft.currency;
-    Ok(same_currency.then_some(row.int("price_amount")?))
+    let base = Money::new(row.int("price_amount")?, &row.text("price_currency")?);
+    let price_override = match row.opt_int("override_amount")? {
+        Some(amount) => Some(Money::new(amount, &row.text("override_currency")?)),
+        None => None,
+    };
+    Ok(channel
+        .charged(&base, price_override.as_ref())
+        .map(|price| price.amount))
 }
 
 /// A cart and its lines in one statement: one row per line, or one row without a line.

@@ -567,7 +567,7 @@ impl Store {
             if !listing.published {
                 return Err(Error::NotFound("product"));
             }
-            apply_channel_prices(&mut product, &listing);
+            apply_channel_prices(&mut product, &listing, &self.channel(channel_id).await?);
         }
         Ok(product)
     }
@@ -602,6 +602,10 @@ impl Store {
         for row in &variant_rows {
             all_variants.push((row.text("product_id")?, variant(row)?));
         }
+        let channel = match channel_id {
+            Some(id) => Some(self.channel(id).await?),
+            None => None,
+        };
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = row.text("id")?;
@@ -611,9 +615,9 @@ impl Store {
                 .map(|(_, v)| v.clone())
                 .collect();
             let mut product = product(row, variants)?;
-            if let Some(channel_id) = channel_id {
-                let listing = self.listing(&id, channel_id).await?;
-                apply_channel_prices(&mut product, &listing);
+            if let Some(channel) = &channel {
+                let listing = self.listing(&id, &channel.id).await?;
+                apply_channel_prices(&mut product, &listing, channel);
             }
             items.push(product);
         }
@@ -635,10 +639,10 @@ async fn read_product(tx: &mut Tx, id: &str) -> Result<Product, Error> {
     product(&row, variants)
 }
 
-fn apply_channel_prices(product: &mut Product, listing: &Listing) {
+fn apply_channel_prices(product: &mut Product, listing: &Listing, channel: &Channel) {
     for v in &mut product.variants {
         let over = listing.variants.iter().find(|o| o.variant_id == v.id);
-        v.channel_price = Some(over.map_or_else(|| v.price.clone(), |o| o.price_override.clone()));
+        v.channel_price = channel.charged(&v.price, over.map(|o| &o.price_override));
     }
 }
 

@@ -235,7 +235,10 @@ pub async fn patch_product(
 }
 
 /// Publish a product in a sales channel (or withdraw it), with optional channel prices that
-/// the channel's price policy must allow (422 otherwise).
+/// the channel's price policy must allow (422 `price_policy` otherwise). A variant priced in
+/// another currency than the channel's needs a channel price (422 `price_required`). An
+/// override the policy no longer allows (tightened since, or the base price moved) is not
+/// charged: the channel sells at the base price until the listing is put right.
 #[utoipa::path(put, path = "/api/v1/products/{id}/listings/{channel_id}", tag = "catalog", request_body = ListingDraft,
     params(("id" = String, Path), ("channel_id" = String, Path), ("If-Match" = Option<i64>, Header)),
     responses((status = 200, body = Listing), (status = 404, body = Problem, content_type = "application/problem+json"),

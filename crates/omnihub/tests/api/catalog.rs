@@ -160,11 +160,56 @@ async fn listings_follow_the_channel_price_policy(app: TestApp) {
     assert_eq!(parity["data"][0]["deviation_basis_points"], 500);
     assert_eq!(parity["data"][0]["within_policy"], true);
 
-    // Tightening the policy afterwards shows the listing outside it.
+    let adjustment = json!({"sku": "SH-1", "location_id": id(&warehouse), "delta": 5, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &adjustment).await, 200).await;
+    assert_eq!(price_in_a_cart(&app, &market, "SH-1").await, json!(2100));
+
+    // Tightening the policy afterwards shows the listing outside it, and the channel charges
+    // the base price again.
     let tighter = json!({"price_policy": {"parity": "allow_override", "max_deviation_percent": 2}});
     json(app.patch(&format!("/channels/{}", id(&market)), &tighter).await, 200).await;
     let parity = json(app.get("/price-parity").await, 200).await;
     assert_eq!(parity["data"][0]["within_policy"], false);
+    let priced = json(
+        app.get(&format!("/products/{}?channel_id={}", id(&shirt), id(&market)))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(priced["variants"][0]["channel_price"]["amount"], 2000);
+    assert_eq!(price_in_a_cart(&app, &market, "SH-1").await, json!(2000));
+
+    // A channel selling in another currency lists a product only with prices in its own.
+    let us = json!({"name": "US shop", "kind": "web", "currency": "USD", "location_ids": [id(&warehouse)]});
+    let us = json(app.post("/channels", &us).await, 201).await;
+    let refused = problem(
+        app.put(&path(&us), &json!({"published": true})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["code"], "price_required");
+    let in_dollars = json!({"published": true, "variants": [{"variant_id": variant, "price_override": {"amount": 2300, "currency": "USD"}}]});
+    json(app.put(&path(&us), &in_dollars).await, 200).await;
+    let priced = json(
+        app.get(&format!("/products/{}?channel_id={}", id(&shirt), id(&us)))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        priced["variants"][0]["channel_price"],
+        json!({"amount": 2300, "currency": "USD"})
+    );
+    assert_eq!(price_in_a_cart(&app, &us, "SH-1").await, json!(2300));
+}
+
+/// The unit price a new cart in `channel` gives one unit of `sku`.
+async fn price_in_a_cart(app: &TestApp, channel: &serde_json::Value, sku: &str) -> serde_json::Value {
+    let cart = json(app.post("/carts", &json!({"channel_id": id(channel)})).await, 201).await;
+    let line = json!({"sku": sku, "quantity": 1});
+    let cart = json(app.post(&format!("/carts/{}/lines", id(&cart)), &line).await, 200).await;
+    cart["lines"][0]["unit_price"]["amount"].clone()
 }
 
 async fn publishable_keys_read_their_own_channel_only(app: TestApp) {
