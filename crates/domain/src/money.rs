@@ -30,9 +30,45 @@ impl Money {
     }
 }
 
-/// A currency code is three upper-case ASCII letters.
+/// A currency code is one of ISO 4217's that prices can be in (no funds, metals or test codes).
 pub fn check_currency(field: &str, code: &str, check: &mut Check) {
-    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+    if CURRENCIES.binary_search(&code).is_err() {
         check.fail(field, "invalid", "must be an ISO 4217 code such as EUR");
+    }
+}
+
+/// ISO 4217's active currencies, sorted.
+const CURRENCIES: [&str; 156] = [
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC",
+    "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS",
+    "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD",
+    "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL",
+    "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD",
+    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD",
+    "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP",
+    "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES",
+    "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_iso_4217_currencies_are_accepted() {
+        assert!(CURRENCIES.is_sorted(), "binary search needs the list sorted");
+        for (code, known) in [
+            ("EUR", true),
+            ("JPY", true),
+            ("XOF", true),
+            ("XYZ", false),
+            ("eur", false),
+            ("EURO", false),
+        ] {
+            let mut check = Check::new();
+            check_currency("currency", code, &mut check);
+            assert_eq!(check.done().is_ok(), known, "{code}");
+        }
     }
 }

@@ -78,7 +78,7 @@ impl Role {
     pub const fn home(self) -> Area {
         match self {
             Role::Owner | Role::Manager => Area::Dashboard,
-            Role::Agent => Area::Orders,
+            Role::Agent => Area::Inbox,
             Role::StoreStaff => Area::PickupDesk,
         }
     }

@@ -15,7 +15,7 @@ pub struct FieldError {
 
 /// A request that breaks the rules; carries every field error found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("validation failed: {}", .0.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", "))]
+#[error("validation failed: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
 pub struct Invalid(pub Vec<FieldError>);
 
 impl Invalid {
@@ -66,5 +66,22 @@ impl Check {
         } else {
             Err(Invalid(self.0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_request_reads_as_each_field_with_its_message() {
+        let mut invalid = Invalid::one("email", "taken", "is used by another account");
+        invalid
+            .0
+            .extend(Invalid::one("name", "required", "must not be empty").0);
+        assert_eq!(
+            invalid.to_string(),
+            "validation failed: email: is used by another account; name: must not be empty"
+        );
     }
 }

@@ -152,7 +152,7 @@ async fn managers_open_and_change_channels_and_locations(shop: Shop) {
     assert!(stale.has("someone changed this meanwhile"));
 
     // Agents and store staff do not set the shop up.
-    for (role, home) in [(Role::Agent, "/admin/orders"), (Role::StoreStaff, "/admin/desk")] {
+    for (role, home) in [(Role::Agent, "/admin/inbox"), (Role::StoreStaff, "/admin/desk")] {
         let mut other = signed_in(&shop, role).await;
         let refused = other.submit(home, "/admin/settings/channels", &good).await;
         assert_eq!(refused.status, 403, "{role:?}");

@@ -19,7 +19,7 @@ async fn each_role_lands_on_its_home_page(shop: Shop) {
     for (role, home) in [
         (Role::Owner, "/admin/dashboard"),
         (Role::Manager, "/admin/dashboard"),
-        (Role::Agent, "/admin/orders"),
+        (Role::Agent, "/admin/inbox"),
         (Role::StoreStaff, "/admin/desk"),
     ] {
         let mut browser = Browser::new(&shop.base);
