@@ -65,6 +65,13 @@ fn deviation(basis_points: Option<i64>) -> String {
     })
 }
 
+/// The channel prices off their base price that a page shows: an overview (the API pages
+/// through every one).
+const PRICES_SHOWN: Page = Page {
+    after: None,
+    limit: 500,
+};
+
 fn parity_view(row: &ParityRow, names: &Names) -> ParityView {
     ParityView {
         product_id: row.product_id.clone(),
@@ -89,13 +96,8 @@ async fn catalog(
     };
     let (products, next) = admin.store.products(&page, None).await?;
     let names = Names::load(&admin.store).await?;
-    let mut parity: Vec<ParityView> = admin
-        .store
-        .price_parity()
-        .await?
-        .iter()
-        .map(|r| parity_view(r, &names))
-        .collect();
+    let (parity, _) = admin.store.price_parity(None, &PRICES_SHOWN).await?;
+    let mut parity: Vec<ParityView> = parity.iter().map(|r| parity_view(r, &names)).collect();
     // What breaks a channel's policy comes first: that needs someone's attention.
     parity.sort_by_key(|p| p.within_policy);
     let page = CatalogPage {
@@ -179,14 +181,8 @@ async fn product(State(admin): State<Admin>, staff: Staff, Path(id): Path<String
             prices,
         });
     }
-    let parity = admin
-        .store
-        .price_parity()
-        .await?
-        .iter()
-        .filter(|r| r.product_id == id)
-        .map(|r| parity_view(r, &names))
-        .collect();
+    let (parity, _) = admin.store.price_parity(Some(&id), &PRICES_SHOWN).await?;
+    let parity = parity.iter().map(|r| parity_view(r, &names)).collect();
     let page = ProductPage {
         layout: Layout::new(&staff, Area::Catalog, product.title.clone()),
         description: product.description.clone(),

@@ -767,37 +767,52 @@ impl Store {
         Ok(listing)
     }
 
-    /// Every channel price that differs from its base price.
-    pub async fn price_parity(&self) -> Result<Vec<ParityRow>, Error> {
+    /// Channel prices that differ from their base price (of one product, if named), by variant
+    /// and channel.
+    pub async fn price_parity(
+        &self,
+        product_id: Option<&str>,
+        page: &Page,
+    ) -> Result<(Vec<ParityRow>, Option<String>), Error> {
+        // Ids are of one length, so the joined key sorts as the pair does.
         let rows = self
             .db
-            .fetch_all(sql(
-                "SELECT lp.product_id, lp.channel_id, lp.variant_id, v.sku, v.price_amount, v.price_currency, lp.amount, lp.currency, \
-                        c.parity, c.max_deviation_percent \
-                 FROM listing_prices lp JOIN variants v ON v.id = lp.variant_id JOIN channels c ON c.id = lp.channel_id \
-                 WHERE lp.amount <> v.price_amount OR lp.currency <> v.price_currency \
-                 ORDER BY lp.product_id, lp.channel_id, v.position",
-            ))
+            .fetch_all(
+                sql("SELECT lp.product_id, lp.channel_id, lp.variant_id, v.sku, v.price_amount, v.price_currency, lp.amount, lp.currency, \
+                            c.parity, c.max_deviation_percent, lp.variant_id || ':' || lp.channel_id AS position_key \
+                     FROM listing_prices lp JOIN variants v ON v.id = lp.variant_id JOIN channels c ON c.id = lp.channel_id \
+                     WHERE (lp.amount <> v.price_amount OR lp.currency <> v.price_currency) \
+                       AND lp.variant_id || ':' || lp.channel_id > $1 AND ($3 = '' OR lp.product_id = $3) \
+                     ORDER BY lp.variant_id, lp.channel_id LIMIT $2")
+                .bind(page.after())
+                .bind(page.limit + 1)
+                .bind(product_id.unwrap_or("")),
+            )
             .await?;
-        rows.iter()
-            .map(|r| {
-                let base = Money::new(r.int("price_amount")?, &r.text("price_currency")?);
-                let channel_price = Money::new(r.int("amount")?, &r.text("currency")?);
-                let policy = PricePolicy {
-                    parity: parse_enum(r.text("parity")?)?,
-                    max_deviation_percent: r.opt_int("max_deviation_percent")?,
-                };
-                Ok(ParityRow {
-                    product_id: r.text("product_id")?,
-                    channel_id: r.text("channel_id")?,
-                    variant_id: r.text("variant_id")?,
-                    sku: r.text("sku")?,
-                    deviation_basis_points: deviation_basis_points(&base, &channel_price),
-                    within_policy: policy.allows(&base, &channel_price).is_ok(),
-                    base_price: base,
-                    channel_price,
-                })
-            })
-            .collect()
+        let keyed = rows
+            .iter()
+            .map(|r| Ok((r.text("position_key")?, parity_row(r)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let (keyed, next) = page.finish(keyed, |(key, _)| key);
+        Ok((keyed.into_iter().map(|(_, row)| row).collect(), next))
     }
+}
+
+fn parity_row(r: &Row) -> Result<ParityRow, Error> {
+    let base = Money::new(r.int("price_amount")?, &r.text("price_currency")?);
+    let channel_price = Money::new(r.int("amount")?, &r.text("currency")?);
+    let policy = PricePolicy {
+        parity: parse_enum(r.text("parity")?)?,
+        max_deviation_percent: r.opt_int("max_deviation_percent")?,
+    };
+    Ok(ParityRow {
+        product_id: r.text("product_id")?,
+        channel_id: r.text("channel_id")?,
+        variant_id: r.text("variant_id")?,
+        sku: r.text("sku")?,
+        deviation_basis_points: deviation_basis_points(&base, &channel_price),
+        within_policy: policy.allows(&base, &channel_price).is_ok(),
+        base_price: base,
+        channel_price,
+    })
 }

@@ -269,16 +269,26 @@ pub async fn get_listing(
     Ok(Json(state.store.listing(&id, &channel_id).await?))
 }
 
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ParityReport {
-    pub data: Vec<ParityRow>,
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ParityParams {
+    /// Only this product's channel prices.
+    pub product_id: Option<String>,
 }
 
-/// Every listing whose channel price differs from the base price, with the deviation.
-#[utoipa::path(get, path = "/api/v1/price-parity", tag = "catalog", responses((status = 200, body = ParityReport)))]
-pub async fn price_parity(State(state): State<AppState>, caller: Caller) -> Result<Json<ParityReport>, ApiError> {
+/// Every channel price that differs from its variant's base price, with the deviation and
+/// whether the channel's policy allows it now; by variant, then channel.
+#[utoipa::path(get, path = "/api/v1/price-parity", tag = "catalog", params(ParityParams, ListParams),
+    responses((status = 200, body = List<ParityRow>)))]
+pub async fn price_parity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<ParityParams>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<ParityRow>>, ApiError> {
     caller.require_secret("catalog:read")?;
-    Ok(Json(ParityReport {
-        data: state.store.price_parity().await?,
-    }))
+    let page = params.page()?;
+    Ok(Json(List::new(
+        state.store.price_parity(filter.product_id.as_deref(), &page).await?,
+    )))
 }

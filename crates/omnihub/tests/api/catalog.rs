@@ -160,6 +160,25 @@ async fn listings_follow_the_channel_price_policy(app: TestApp) {
     assert_eq!(parity["data"][0]["deviation_basis_points"], 500);
     assert_eq!(parity["data"][0]["within_policy"], true);
 
+    // The report pages like every list, and tells one product's prices.
+    let cap = fixtures::product(&app, "Cap", &["CAP-1"], 1000).await;
+    let cap_price = json!({"published": true, "variants": [{"variant_id": cap["variants"][0]["id"], "price_override": {"amount": 1050, "currency": "EUR"}}]});
+    json(
+        app.put(&format!("/products/{}/listings/{}", id(&cap), id(&market)), &cap_price)
+            .await,
+        200,
+    )
+    .await;
+    let first = json(app.get("/price-parity?limit=1").await, 200).await;
+    assert_eq!(first["data"][0]["sku"], "SH-1");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = json(app.get(&format!("/price-parity?limit=1&cursor={cursor}")).await, 200).await;
+    assert_eq!(second["data"][0]["sku"], "CAP-1");
+    assert_eq!(second["next_cursor"], serde_json::Value::Null);
+    let caps = json(app.get(&format!("/price-parity?product_id={}", id(&cap))).await, 200).await;
+    assert_eq!(caps["data"].as_array().unwrap().len(), 1);
+    assert_eq!(caps["data"][0]["sku"], "CAP-1");
+
     let adjustment = json!({"sku": "SH-1", "location_id": id(&warehouse), "delta": 5, "reason": "receipt"});
     json(app.post("/inventory/adjustments", &adjustment).await, 200).await;
     assert_eq!(price_in_a_cart(&app, &market, "SH-1").await, json!(2100));
