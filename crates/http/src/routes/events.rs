@@ -1,7 +1,7 @@
 //! The event log, as pages and as a live Server-Sent Events stream.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,6 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use omnihub_domain::events::Event;
+use omnihub_store::KEYS_TRUSTED_FOR;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -107,6 +108,9 @@ pub async fn stream_events(
         types: params.types(),
         pending: Vec::new().into_iter(),
         wake: state.store.watch_log(),
+        key_id: caller.0.key_id().to_owned(),
+        revocations: state.store.watch_revocations(),
+        key_checked: Instant::now(),
     };
     let events = stream::unfold(follow, |mut follow| async move {
         follow.next().await.map(|event| (Ok(event), follow))
@@ -121,15 +125,28 @@ struct Follow {
     types: Vec<String>,
     pending: std::vec::IntoIter<Event>,
     wake: tokio::sync::watch::Receiver<u64>,
+    /// The key the stream was opened with: revoking it ends the stream.
+    key_id: String,
+    revocations: tokio::sync::watch::Receiver<u64>,
+    /// When the database last said the key is live.
+    key_checked: Instant,
 }
 
 /// Other server processes' events are seen by polling this often.
 const POLL: Duration = Duration::from_millis(250);
 
+/// A stream asks the database whether its key is still live this often, so that a key revoked
+/// on another server ends the stream within the time other servers trust a key (10 s).
+const KEY_CHECK: Duration = Duration::from_secs(KEYS_TRUSTED_FOR.as_secs() / 2);
+
 impl Follow {
-    /// The next event to send, waiting for one; `None` ends the stream (shutdown).
+    /// The next event to send, waiting for one; `None` ends the stream (shutdown, or the key
+    /// was revoked).
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
+            if !self.key_is_live().await {
+                return None;
+            }
             if let Some(event) = self.pending.next() {
                 self.after = event.seq;
                 return Some(sse_event(&event));
@@ -148,8 +165,32 @@ impl Follow {
             let mut shutdown = self.state.shutdown.clone();
             tokio::select! {
                 _ = self.wake.changed() => {}
+                _ = self.revocations.changed() => {}
                 _ = shutdown.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+impl Follow {
+    /// Whether the stream's key may still read: revoked here is seen at once, revoked on
+    /// another server at the next check of the database.
+    async fn key_is_live(&mut self) -> bool {
+        if self.state.store.key_revoked_here(&self.key_id) {
+            return false;
+        }
+        if self.key_checked.elapsed() < KEY_CHECK {
+            return true;
+        }
+        match self.state.store.key_is_live(&self.key_id).await {
+            Ok(live) => {
+                self.key_checked = Instant::now();
+                live
+            }
+            Err(error) => {
+                tracing::warn!(%error, "event stream could not check its key");
+                true
             }
         }
     }
