@@ -31,13 +31,24 @@ pub fn routes() -> Router<AppState> {
 pub struct EventParams {
     /// Only events with a larger `seq` (default 0: from the start).
     pub after: Option<i64>,
+    /// The `next_cursor` of the previous page (the same as `after`; it wins over `after`).
+    pub cursor: Option<String>,
     /// Comma-separated event types to keep (`order.placed,order.cancelled`).
     pub types: Option<String>,
-    /// At most this many (1–500, default 100).
+    /// At most this many (1–500, default 50).
     pub limit: Option<i64>,
 }
 
 impl EventParams {
+    /// Where reading starts: `cursor`, else `after`, else the start of the log.
+    fn after(&self) -> Result<i64, ApiError> {
+        match &self.cursor {
+            Some(cursor) => seq(cursor)
+                .ok_or_else(|| ApiError::invalid_field("cursor", "invalid", "is not a cursor this server gave")),
+            None => Ok(self.after.unwrap_or(0)),
+        }
+    }
+
     fn types(&self) -> Vec<String> {
         self.types
             .as_deref()
@@ -53,7 +64,8 @@ impl EventParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub data: Vec<Event>,
-    /// The `seq` to pass as `after` for the next page; null when there is nothing more yet.
+    /// Pass as `cursor` (it is the `seq` to pass as `after`) for the next page; null when there
+    /// is nothing more yet.
     pub next_cursor: Option<String>,
 }
 
@@ -66,7 +78,7 @@ pub async fn list_events(
     Query(params): Query<EventParams>,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require_secret("events:read")?;
-    let limit = params.limit.unwrap_or(100);
+    let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field(
             "limit",
@@ -76,7 +88,7 @@ pub async fn list_events(
     }
     let data = state
         .store
-        .events_after(params.after.unwrap_or(0), &params.types(), limit)
+        .events_after(params.after()?, &params.types(), limit)
         .await?;
     let next_cursor = if data.len() as i64 == limit {
         data.last().map(|e| e.seq.to_string())
@@ -97,11 +109,16 @@ pub async fn stream_events(
     Query(params): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     caller.require_secret("events:read")?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let after = resume.or(params.after).unwrap_or(0);
+    let after = match headers.get("last-event-id").filter(|v| !v.is_empty()) {
+        Some(resume) => resume.to_str().ok().and_then(seq).ok_or_else(|| {
+            ApiError::invalid_field(
+                "Last-Event-ID",
+                "invalid",
+                "must be the id (seq) of an event this stream sent",
+            )
+        })?,
+        None => params.after()?,
+    };
     let follow = Follow {
         state: state.clone(),
         after,
@@ -116,6 +133,11 @@ pub async fn stream_events(
         follow.next().await.map(|event| (Ok(event), follow))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A `seq` as given back by a client (a cursor, a `Last-Event-ID`).
+fn seq(text: &str) -> Option<i64> {
+    text.trim().parse().ok().filter(|seq: &i64| *seq >= 0)
 }
 
 /// The reader behind one SSE connection.
