@@ -336,13 +336,14 @@ async fn create_in(
 ) -> Result<(String, Attached), Error> {
     let id = id::new(Kind::Customer);
     tx.execute(
-        sql("INSERT INTO customers (id, name, tags, preferred_channel, loyalty_balance, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 0, 1, $5, $5)")
+        sql("INSERT INTO customers (id, name, tags, preferred_channel, loyalty_balance, version, created_at, updated_at, search_name) \
+             VALUES ($1, $2, $3, $4, 0, 1, $5, $5, $6)")
         .bind(&id)
         .bind(draft.name.as_deref().map(str::trim))
         .bind(tags_json(&draft.trimmed_tags()))
         .bind(draft.preferred_channel.map(IdentityKind::as_str))
-        .bind(now.millis()),
+        .bind(now.millis())
+        .bind(search_name(draft.name.as_deref())),
     )
     .await?;
     let attached = attach(tx, &id, identities, now).await?;
@@ -615,8 +616,8 @@ impl Store {
                 placeholders(4, values.len())
             )
         };
-        let text = format!("{LIVE} AND (LOWER(name) LIKE $3 ESCAPE '\\'{by_identity}) ORDER BY id LIMIT $2");
-        let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
+        let text = format!("{LIVE} AND (search_name LIKE $3 ESCAPE '\\'{by_identity}) ORDER BY id LIMIT $2");
+        let pattern = format!("%{}%", escape_like(&search_name(Some(query)).unwrap_or_default()));
         values.iter().fold(
             sql_built(text)
                 .bind(page.after.as_deref().unwrap_or(""))
@@ -648,11 +649,12 @@ impl Store {
         let new_version = take_for_change(&mut tx, id, Some(version), now).await?;
         let held = read_customer(&mut tx, id).await?;
         tx.execute(
-            sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4 WHERE id = $1")
+            sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4, search_name = $5 WHERE id = $1")
                 .bind(id)
                 .bind(draft.name.as_deref().map(str::trim))
                 .bind(tags_json(&draft.trimmed_tags()))
-                .bind(draft.preferred_channel.map(IdentityKind::as_str)),
+                .bind(draft.preferred_channel.map(IdentityKind::as_str))
+                .bind(search_name(draft.name.as_deref())),
         )
         .await?;
         let added = replace_identities(&mut tx, id, &held.identities, &identities, now).await?;
@@ -761,7 +763,8 @@ impl Store {
         erase_customer_references(&mut tx, id).await?;
         tx.execute(
             sql(
-                "UPDATE customers SET name = NULL, tags = '[]', preferred_channel = NULL, erased_at = $2 WHERE id = $1",
+                "UPDATE customers SET name = NULL, search_name = NULL, tags = '[]', preferred_channel = NULL, erased_at = $2 \
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(now.millis()),
@@ -832,6 +835,31 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A name as the name search compares it: lower-cased in every script (SQLite's `LOWER()`
+/// knows ASCII alone), so that `Özdemir`, `özdemir` and `ÖZDEMIR` find each other.
+pub(crate) fn search_name(name: Option<&str>) -> Option<String> {
+    name.map(|name| name.trim().to_lowercase())
+}
+
+/// Fills the search names of customers written before the column existed.
+pub(crate) async fn fill_search_names(tx: &mut Tx) -> Result<(), Error> {
+    let rows = tx
+        .fetch_all(sql(
+            "SELECT id, name FROM customers WHERE name IS NOT NULL AND search_name IS NULL",
+        ))
+        .await?;
+    for row in &rows {
+        let name = row.opt_text("name")?;
+        tx.execute(
+            sql("UPDATE customers SET search_name = $2 WHERE id = $1")
+                .bind(row.text("id")?)
+                .bind(search_name(name.as_deref())),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn escape_like(text: &str) -> String {
@@ -941,7 +969,7 @@ async fn absorb(
     )
     .await?;
     tx.execute(
-        sql("UPDATE customers SET merged_into = $2, name = NULL, tags = '[]', preferred_channel = NULL, updated_at = $3 \
+        sql("UPDATE customers SET merged_into = $2, name = NULL, search_name = NULL, tags = '[]', preferred_channel = NULL, updated_at = $3 \
              WHERE id = $1")
         .bind(from)
         .bind(to)
@@ -957,11 +985,12 @@ async fn take_over_profile(tx: &mut Tx, survivor: &Customer, absorbed: &Customer
     let name = survivor.name.as_ref().or(absorbed.name.as_ref());
     let preferred = survivor.preferred_channel.or(absorbed.preferred_channel);
     tx.execute(
-        sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4 WHERE id = $1")
+        sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4, search_name = $5 WHERE id = $1")
             .bind(&survivor.id)
             .bind(name)
             .bind(tags_json(&merge_tags(&survivor.tags, &absorbed.tags)))
-            .bind(preferred.map(IdentityKind::as_str)),
+            .bind(preferred.map(IdentityKind::as_str))
+            .bind(search_name(name.map(String::as_str))),
     )
     .await?;
     Ok(())

@@ -11,6 +11,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     phone_and_email_variants_find_one_customer,
+    names_are_found_in_any_script_and_case,
     resolve_finds_attaches_creates_or_answers_404,
     one_identity_belongs_to_one_customer,
     identities_of_two_customers_suggest_a_merge_instead_of_merging,
@@ -106,6 +107,37 @@ async fn phone_and_email_variants_find_one_customer(app: TestApp) {
     assert_eq!(other["data"], json!([]));
     let count = get(&app, "/customers").await;
     assert_eq!(count["data"].as_array().unwrap().len(), 1);
+}
+
+async fn names_are_found_in_any_script_and_case(app: TestApp) {
+    let kemal = json(app.post("/customers", &json!({"name": "Kemal Özdemir"})).await, 201).await;
+    let anders = json(app.post("/customers", &json!({"name": "Anders Ångström"})).await, 201).await;
+    json(app.post("/customers", &json!({"name": "Olga Петрова"})).await, 201).await;
+    for (query, who) in [
+        ("Özdemir", &kemal),
+        ("özdemir", &kemal),
+        ("ÖZDEMIR", &kemal),
+        ("Ångström", &anders),
+        ("ångström", &anders),
+        ("ÅNGSTRÖM", &anders),
+    ] {
+        let url = reqwest::Url::parse_with_params("http://x/customers", [("q", query)]).unwrap();
+        let listed = get(&app, &format!("/customers?{}", url.query().unwrap())).await;
+        assert_eq!(ids(&listed["data"]), [id(who)], "{query}");
+    }
+    let url = reqwest::Url::parse_with_params("http://x/customers", [("q", "ПЕТРОВА")]).unwrap();
+    let listed = get(&app, &format!("/customers?{}", url.query().unwrap())).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let patched = json(
+        app.patch(&format!("/customers/{}", id(&kemal)), &json!({"name": "Kemal Çelik"}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(patched["name"], "Kemal Çelik");
+    let url = reqwest::Url::parse_with_params("http://x/customers", [("q", "çelik")]).unwrap();
+    let listed = get(&app, &format!("/customers?{}", url.query().unwrap())).await;
+    assert_eq!(ids(&listed["data"]), [id(&kemal)]);
 }
 
 async fn resolve_finds_attaches_creates_or_answers_404(app: TestApp) {
