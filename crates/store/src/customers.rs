@@ -496,12 +496,20 @@ pub(crate) async fn move_customer_references(
 /// Removes the personal data other domains hold next to an erased customer's id, inside the
 /// erasure's transaction, keeping what the books need (order lines, totals, points).
 ///
-/// Every domain that stores personal data with a customer id adds its statement here.
+/// Every domain that stores personal data with a customer id adds its statement here. Runs
+/// before the customer's identities go, as carts are also found by e-mail.
 pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(), Error> {
     for statement in [
         sql("DELETE FROM customer_timeline WHERE customer_id = $1"),
         sql("UPDATE orders SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
-        sql("UPDATE carts SET email = NULL, shipping_address = NULL, version = version + 1 WHERE customer_id = $1"),
+        // Their carts: those made for them, those that became their orders (a guest's cart
+        // checked out under their identity) and any other carrying one of their e-mails.
+        sql(
+            "UPDATE carts SET email = NULL, shipping_address = NULL, version = version + 1 \
+             WHERE customer_id = $1 \
+                OR order_id IN (SELECT id FROM orders WHERE customer_id = $1) \
+                OR email IN (SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = 'email')",
+        ),
         sql("UPDATE messages SET text = NULL, template = NULL \
              WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
         // The provider's id of the person goes too; the conversation stays for the books.
@@ -752,6 +760,7 @@ impl Store {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         take_for_change(&mut tx, id, None, now).await?;
+        erase_customer_references(&mut tx, id).await?;
         for statement in [
             sql("DELETE FROM customer_identities WHERE customer_id = $1"),
             sql("DELETE FROM customer_consents WHERE customer_id = $1"),
@@ -760,7 +769,6 @@ impl Store {
         ] {
             tx.execute(statement.bind(id)).await?;
         }
-        erase_customer_references(&mut tx, id).await?;
         tx.execute(
             sql(
                 "UPDATE customers SET name = NULL, search_name = NULL, tags = '[]', preferred_channel = NULL, erased_at = $2 \

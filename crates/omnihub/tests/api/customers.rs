@@ -24,6 +24,7 @@ on_both_backends!(
     timeline_pages_newest_first,
     export_holds_everything,
     erasure_removes_personal_data_once,
+    erasure_scrubs_the_customers_carts,
     scopes_guard_customers,
     customers_are_documented,
     other_domains_resolve_without_failing_on_two_customers,
@@ -713,6 +714,54 @@ async fn erasure_removes_personal_data_once(app: TestApp) {
         json!([]),
         "lists leave erased customers out"
     );
+}
+
+async fn erasure_scrubs_the_customers_carts(app: TestApp) {
+    let warehouse = crate::fixtures::location(&app, "Warehouse", "warehouse").await;
+    let web = crate::fixtures::channel(&app, "Web", "web", &[id(&warehouse)]).await;
+    let tea = crate::fixtures::product(&app, "Tea", &["TEA-1"], 500).await;
+    let listing = format!("/products/{}/listings/{}", id(&tea), id(&web));
+    json(app.put(&listing, &json!({"published": true})).await, 200).await;
+    let stock = json!({"sku": "TEA-1", "location_id": id(&warehouse), "delta": 5, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &stock).await, 200).await;
+    let lena = create(
+        &app,
+        json!({"name": "Lena", "identities": [identity("email", "lena@example.com")]}),
+    )
+    .await;
+    let address =
+        json!({"name": "Lena Berg", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"});
+    let details = json!({"email": "Lena@Example.com", "shipping_address": address, "fulfillment": {"method": "ship"}});
+
+    // A cart of hers, and a guest cart with her e-mail that became her order.
+    let hers = json(
+        app.post("/carts", &json!({"channel_id": id(&web), "customer_id": id(&lena)}))
+            .await,
+        201,
+    )
+    .await;
+    let hers = format!("/carts/{}", id(&hers));
+    json(app.patch(&hers, &details).await, 200).await;
+    let guest = json(app.post("/carts", &json!({"channel_id": id(&web)})).await, 201).await;
+    let guest = format!("/carts/{}", id(&guest));
+    json(
+        app.post(&format!("{guest}/lines"), &json!({"sku": "TEA-1", "quantity": 1}))
+            .await,
+        200,
+    )
+    .await;
+    json(app.patch(&guest, &details).await, 200).await;
+    let order = json(app.post(&format!("{guest}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(order["customer_id"], lena["id"], "{order}");
+
+    assert_eq!(app.delete(&format!("/customers/{}", id(&lena))).await.status(), 204);
+    for cart in [&hers, &guest] {
+        let read = get(&app, cart).await;
+        assert_eq!(read["email"], Value::Null, "{read}");
+        assert_eq!(read["shipping_address"], Value::Null, "{read}");
+    }
+    let order = get(&app, &format!("/orders/{}", id(&order))).await;
+    assert!(!order.to_string().to_lowercase().contains("lena"), "{order}");
 }
 
 async fn scopes_guard_customers(app: TestApp) {
