@@ -37,6 +37,75 @@ const MAX_PATTERN_CHARS: usize = 100;
 const MIN_SECRET_CHARS: usize = 16;
 const MAX_SECRET_CHARS: usize = 200;
 
+/// Every type of event the hub writes to its log. An endpoint's filter must match at least one.
+pub const EVENT_TYPES: &[&str] = &[
+    "api_key.revoked",
+    "availability.changed",
+    "canned_reply.created",
+    "cart.created",
+    "cart.updated",
+    "channel.created",
+    "channel.updated",
+    "conversation.assigned",
+    "conversation.created",
+    "conversation.reopened",
+    "conversation.resolved",
+    "conversation.updated",
+    "customer.created",
+    "customer.erased",
+    "customer.identity_added",
+    "customer.merge_suggested",
+    "customer.merged",
+    "customer.updated",
+    "faq_entry.created",
+    "fulfillment.collected",
+    "fulfillment.created",
+    "fulfillment.delivered",
+    "fulfillment.ready_for_pickup",
+    "fulfillment.shipped",
+    "inbox.created",
+    "inventory.level_changed",
+    "listing.updated",
+    "location.created",
+    "location.updated",
+    "loyalty.points_changed",
+    "message.created",
+    "message.received",
+    "message.sent",
+    "message.status_changed",
+    "order.cancelled",
+    "order.completed",
+    "order.placed",
+    "order.status_changed",
+    "product.created",
+    "product.updated",
+    "reservation.created",
+    "reservation.expired",
+    "reservation.released",
+    "return.received",
+    "user.created",
+    "user.deactivated",
+    "user.password_set",
+    "webhook_endpoint.created",
+    "webhook_endpoint.deleted",
+    "webhook_endpoint.replayed",
+    "webhook_endpoint.updated",
+];
+
+/// Whether a well-formed pattern matches some event type.
+fn matches_a_type(pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => EVENT_TYPES.iter().any(|kind| kind.starts_with(prefix)),
+        None => EVENT_TYPES.contains(&pattern),
+    }
+}
+
+/// The patterns without repeats, in their first order.
+fn unique(patterns: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    patterns.retain(|pattern| seen.insert(pattern.clone()));
+}
+
 // ───────────────────────────── endpoints ─────────────────────────────
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -80,6 +149,11 @@ pub struct EndpointDraft {
 }
 
 impl EndpointDraft {
+    /// Drops repeated event types.
+    pub fn tidy(&mut self) {
+        unique(&mut self.events);
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         let mut check = Check::new();
         check_url(&mut check, &self.url);
@@ -104,6 +178,11 @@ pub struct NewEndpoint {
 }
 
 impl NewEndpoint {
+    /// Drops repeated event types.
+    pub fn tidy(&mut self) {
+        unique(&mut self.events);
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         let mut check = Check::new();
         check_url(&mut check, &self.url);
@@ -167,6 +246,12 @@ fn check_patterns(check: &mut Check, patterns: &[String]) {
                 format!("events[{i}]"),
                 "invalid",
                 "must be *, an event type such as order.placed, or a resource's types such as order.*",
+            );
+        } else if !matches_a_type(pattern) {
+            check.fail(
+                format!("events[{i}]"),
+                "unknown",
+                format!("{pattern} matches no event type"),
             );
         }
     }

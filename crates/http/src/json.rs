@@ -35,23 +35,41 @@ fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
-/// Parses a JSON body, naming the field that has the wrong type or is missing.
+/// Parses a JSON body, naming the field that has the wrong type or is missing. Only a body
+/// that is not JSON at all is `malformed_json`; valid JSON of the wrong shape is
+/// `validation_failed`.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_data() {
-            let field = if path == "." { String::new() } else { path };
-            let message = inner.to_string();
-            let message = message.split(" at line ").next().unwrap_or_default().to_owned();
-            ApiError::invalid_field(&field, "invalid", message)
-        } else {
-            malformed(&inner)
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer.end().map_err(|e| malformed(&e))?;
+            Ok(value)
         }
-    })?;
-    deserializer.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+        Err(error) if error.inner().is_data() => Err(invalid(error)),
+        Err(error) => {
+            // serde_json reports some wrong types as syntax errors (an enum given a number:
+            // "expected value"); read from the parsed document, they are named as the data
+            // errors they are.
+            match serde_json::from_slice::<serde_json::Value>(bytes) {
+                Ok(document) => from_value(document),
+                Err(_) => Err(malformed(error.inner())),
+            }
+        }
+    }
+}
+
+/// Reads a parsed JSON document (a body, a patched resource) as `T`, naming the field that has
+/// the wrong type or is missing.
+pub fn from_value<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(document).map_err(invalid)
+}
+
+fn invalid(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let field = if path == "." { String::new() } else { path };
+    let message = error.into_inner().to_string();
+    let message = message.split(" at line ").next().unwrap_or_default().to_owned();
+    ApiError::invalid_field(&field, "invalid", message)
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
@@ -138,5 +156,26 @@ mod tests {
             parse::<Thing>(br#"{"name": "x", "count": 1} x"#).unwrap_err().code,
             "malformed_json"
         );
+        let wrong_enum = parse::<Tagged>(br#"{"status": 5}"#).unwrap_err();
+        assert_eq!(wrong_enum.code, "validation_failed");
+        assert_eq!(wrong_enum.errors[0].field, "status");
+        assert!(
+            !wrong_enum.errors[0].message.contains("line"),
+            "{:?}",
+            wrong_enum.errors
+        );
+        assert_eq!(parse::<Tagged>(br#"{"status": 5"#).unwrap_err().code, "malformed_json");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Tagged {
+        status: Status,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Status {
+        Open,
     }
 }

@@ -423,6 +423,60 @@ fn product(row: &Row, variants: Vec<Variant>) -> Result<Product, Error> {
     })
 }
 
+/// A variant whose SKU still has stock on hand, reserved units or active reservations cannot be
+/// removed (unless the change gives its SKU to another variant): its stock would be orphaned and
+/// go to the next product given that SKU.
+async fn refuse_removing_stocked(tx: &mut Tx, variant_id: &str, draft: &ProductDraft) -> Result<(), Error> {
+    let Some(row) = tx
+        .fetch_optional(sql("SELECT sku FROM variants WHERE id = $1").bind(variant_id))
+        .await?
+    else {
+        return Ok(());
+    };
+    let sku = row.text("sku")?;
+    if draft.variants.iter().any(|v| v.sku == sku) {
+        return Ok(());
+    }
+    let levels = tx
+        .fetch_optional(
+            sql(
+                "SELECT CAST(SUM(on_hand) AS BIGINT) AS on_hand, CAST(SUM(reserved) AS BIGINT) AS reserved \
+                 FROM inventory_levels WHERE sku = $1",
+            )
+            .bind(&sku),
+        )
+        .await?;
+    let (on_hand, reserved) = match &levels {
+        Some(row) => (
+            row.opt_int("on_hand")?.unwrap_or(0),
+            row.opt_int("reserved")?.unwrap_or(0),
+        ),
+        None => (0, 0),
+    };
+    let held = tx
+        .fetch_optional(
+            sql(
+                "SELECT a.reservation_id FROM reservation_allocations a JOIN reservations r ON r.id = a.reservation_id \
+                 WHERE a.sku = $1 AND r.status = 'active' LIMIT 1",
+            )
+            .bind(&sku),
+        )
+        .await?
+        .is_some();
+    let why = if on_hand != 0 {
+        format!("{on_hand} units are on hand")
+    } else if reserved != 0 {
+        format!("{reserved} units are reserved")
+    } else if held {
+        "it has active reservations".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::Conflict(format!(
+        "the variant {sku} cannot be removed: {why}; adjust its stock to 0 and release its reservations first"
+    )))
+}
+
 /// Writes the draft's variants: keeps those named by id, adds new ones, removes the rest.
 async fn write_variants(tx: &mut Tx, product_id: &str, draft: &ProductDraft) -> Result<(), Error> {
     let existing: Vec<String> = tx
@@ -447,10 +501,14 @@ async fn write_variants(tx: &mut Tx, product_id: &str, draft: &ProductDraft) -> 
         )
         .into());
     }
-    for gone in existing
+    let gone: Vec<&String> = existing
         .iter()
         .filter(|id| !draft.variants.iter().any(|v| v.id.as_ref() == Some(id)))
-    {
+        .collect();
+    for id in &gone {
+        refuse_removing_stocked(tx, id, draft).await?;
+    }
+    for gone in gone {
         tx.execute(sql("DELETE FROM listing_prices WHERE variant_id = $1").bind(gone))
             .await?;
         tx.execute(sql("DELETE FROM variants WHERE id = $1").bind(gone)).await?;

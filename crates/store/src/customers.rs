@@ -336,13 +336,14 @@ async fn create_in(
 ) -> Result<(String, Attached), Error> {
     let id = id::new(Kind::Customer);
     tx.execute(
-        sql("INSERT INTO customers (id, name, tags, preferred_channel, loyalty_balance, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 0, 1, $5, $5)")
+        sql("INSERT INTO customers (id, name, tags, preferred_channel, loyalty_balance, version, created_at, updated_at, search_name) \
+             VALUES ($1, $2, $3, $4, 0, 1, $5, $5, $6)")
         .bind(&id)
         .bind(draft.name.as_deref().map(str::trim))
         .bind(tags_json(&draft.trimmed_tags()))
         .bind(draft.preferred_channel.map(IdentityKind::as_str))
-        .bind(now.millis()),
+        .bind(now.millis())
+        .bind(search_name(draft.name.as_deref())),
     )
     .await?;
     let attached = attach(tx, &id, identities, now).await?;
@@ -495,12 +496,20 @@ pub(crate) async fn move_customer_references(
 /// Removes the personal data other domains hold next to an erased customer's id, inside the
 /// erasure's transaction, keeping what the books need (order lines, totals, points).
 ///
-/// Every domain that stores personal data with a customer id adds its statement here.
+/// Every domain that stores personal data with a customer id adds its statement here. Runs
+/// before the customer's identities go, as carts are also found by e-mail.
 pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(), Error> {
     for statement in [
         sql("DELETE FROM customer_timeline WHERE customer_id = $1"),
         sql("UPDATE orders SET email = NULL, shipping_address = NULL WHERE customer_id = $1"),
-        sql("UPDATE carts SET email = NULL, shipping_address = NULL, version = version + 1 WHERE customer_id = $1"),
+        // Their carts: those made for them, those that became their orders (a guest's cart
+        // checked out under their identity) and any other carrying one of their e-mails.
+        sql(
+            "UPDATE carts SET email = NULL, shipping_address = NULL, version = version + 1 \
+             WHERE customer_id = $1 \
+                OR order_id IN (SELECT id FROM orders WHERE customer_id = $1) \
+                OR email IN (SELECT value FROM customer_identities WHERE customer_id = $1 AND kind = 'email')",
+        ),
         sql("UPDATE messages SET text = NULL, template = NULL \
              WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
         // The provider's id of the person goes too; the conversation stays for the books.
@@ -615,8 +624,8 @@ impl Store {
                 placeholders(4, values.len())
             )
         };
-        let text = format!("{LIVE} AND (LOWER(name) LIKE $3 ESCAPE '\\'{by_identity}) ORDER BY id LIMIT $2");
-        let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
+        let text = format!("{LIVE} AND (search_name LIKE $3 ESCAPE '\\'{by_identity}) ORDER BY id LIMIT $2");
+        let pattern = format!("%{}%", escape_like(&search_name(Some(query)).unwrap_or_default()));
         values.iter().fold(
             sql_built(text)
                 .bind(page.after.as_deref().unwrap_or(""))
@@ -648,11 +657,12 @@ impl Store {
         let new_version = take_for_change(&mut tx, id, Some(version), now).await?;
         let held = read_customer(&mut tx, id).await?;
         tx.execute(
-            sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4 WHERE id = $1")
+            sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4, search_name = $5 WHERE id = $1")
                 .bind(id)
                 .bind(draft.name.as_deref().map(str::trim))
                 .bind(tags_json(&draft.trimmed_tags()))
-                .bind(draft.preferred_channel.map(IdentityKind::as_str)),
+                .bind(draft.preferred_channel.map(IdentityKind::as_str))
+                .bind(search_name(draft.name.as_deref())),
         )
         .await?;
         let added = replace_identities(&mut tx, id, &held.identities, &identities, now).await?;
@@ -750,6 +760,7 @@ impl Store {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         take_for_change(&mut tx, id, None, now).await?;
+        erase_customer_references(&mut tx, id).await?;
         for statement in [
             sql("DELETE FROM customer_identities WHERE customer_id = $1"),
             sql("DELETE FROM customer_consents WHERE customer_id = $1"),
@@ -758,10 +769,10 @@ impl Store {
         ] {
             tx.execute(statement.bind(id)).await?;
         }
-        erase_customer_references(&mut tx, id).await?;
         tx.execute(
             sql(
-                "UPDATE customers SET name = NULL, tags = '[]', preferred_channel = NULL, erased_at = $2 WHERE id = $1",
+                "UPDATE customers SET name = NULL, search_name = NULL, tags = '[]', preferred_channel = NULL, erased_at = $2 \
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(now.millis()),
@@ -832,6 +843,31 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A name as the name search compares it: lower-cased in every script (SQLite's `LOWER()`
+/// knows ASCII alone), so that `Özdemir`, `özdemir` and `ÖZDEMIR` find each other.
+pub(crate) fn search_name(name: Option<&str>) -> Option<String> {
+    name.map(|name| name.trim().to_lowercase())
+}
+
+/// Fills the search names of customers written before the column existed.
+pub(crate) async fn fill_search_names(tx: &mut Tx) -> Result<(), Error> {
+    let rows = tx
+        .fetch_all(sql(
+            "SELECT id, name FROM customers WHERE name IS NOT NULL AND search_name IS NULL",
+        ))
+        .await?;
+    for row in &rows {
+        let name = row.opt_text("name")?;
+        tx.execute(
+            sql("UPDATE customers SET search_name = $2 WHERE id = $1")
+                .bind(row.text("id")?)
+                .bind(search_name(name.as_deref())),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn escape_like(text: &str) -> String {
@@ -941,7 +977,7 @@ async fn absorb(
     )
     .await?;
     tx.execute(
-        sql("UPDATE customers SET merged_into = $2, name = NULL, tags = '[]', preferred_channel = NULL, updated_at = $3 \
+        sql("UPDATE customers SET merged_into = $2, name = NULL, search_name = NULL, tags = '[]', preferred_channel = NULL, updated_at = $3 \
              WHERE id = $1")
         .bind(from)
         .bind(to)
@@ -957,11 +993,12 @@ async fn take_over_profile(tx: &mut Tx, survivor: &Customer, absorbed: &Customer
     let name = survivor.name.as_ref().or(absorbed.name.as_ref());
     let preferred = survivor.preferred_channel.or(absorbed.preferred_channel);
     tx.execute(
-        sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4 WHERE id = $1")
+        sql("UPDATE customers SET name = $2, tags = $3, preferred_channel = $4, search_name = $5 WHERE id = $1")
             .bind(&survivor.id)
             .bind(name)
             .bind(tags_json(&merge_tags(&survivor.tags, &absorbed.tags)))
-            .bind(preferred.map(IdentityKind::as_str)),
+            .bind(preferred.map(IdentityKind::as_str))
+            .bind(search_name(name.map(String::as_str))),
     )
     .await?;
     Ok(())

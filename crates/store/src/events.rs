@@ -13,6 +13,11 @@ use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
 pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
+    debug_assert!(
+        omnihub_domain::webhooks::EVENT_TYPES.contains(&event.kind),
+        "{} is missing from the event types webhooks may ask for",
+        event.kind
+    );
     tx.events.push((at, event));
 }
 

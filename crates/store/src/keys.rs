@@ -4,6 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use omnihub_domain::Timestamp;
 use omnihub_domain::access::Principal;
 use omnihub_domain::events::NewEvent;
@@ -184,6 +186,30 @@ impl Store {
         Ok(())
     }
 
+    /// Whether this process has revoked the key since it started (no database asked).
+    pub fn key_revoked_here(&self, key_id: &str) -> bool {
+        self.known_keys.is_revoked(key_id)
+    }
+
+    /// Whether the key is still live, asking the database: a key another server revoked is
+    /// seen here too.
+    pub async fn key_is_live(&self, key_id: &str) -> Result<bool, Error> {
+        if self.key_revoked_here(key_id) {
+            return Ok(false);
+        }
+        let row = self
+            .db
+            .fetch_optional(sql("SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL").bind(key_id))
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Wakes whenever this process revokes a key, so that long-lived streams of that key end
+    /// at once.
+    pub fn watch_revocations(&self) -> watch::Receiver<u64> {
+        self.known_keys.revocations.subscribe()
+    }
+
     /// Whether any key exists yet (the first start creates the owner's).
     pub async fn has_api_keys(&self) -> Result<bool, Error> {
         Ok(self
@@ -206,7 +232,11 @@ impl Store {
 /// Keys recently seen, by token hash, and the keys revoked since this server started (so that
 /// a lookup racing a revocation cannot put the key back).
 #[derive(Default)]
-pub(crate) struct KnownKeys(Mutex<Known>);
+pub(crate) struct KnownKeys {
+    known: Mutex<Known>,
+    /// Counts the revocations made here.
+    revocations: watch::Sender<u64>,
+}
 
 #[derive(Default)]
 struct Known {
@@ -214,19 +244,20 @@ struct Known {
     revoked: HashSet<String>,
 }
 
-/// How long a key is trusted without asking the database again.
-const KNOWN_FOR: Duration = Duration::from_secs(10);
+/// How long a key is trusted without asking the database again: a key revoked on another server
+/// is refused here within this time, and long-lived streams check their key this often.
+pub const KNOWN_FOR: Duration = Duration::from_secs(10);
 const MAX_KNOWN: usize = 10_000;
 
 impl KnownKeys {
     fn get(&self, hash: &str) -> Option<Principal> {
-        let known = self.0.lock().ok()?;
+        let known = self.known.lock().ok()?;
         let (principal, since) = known.keys.get(hash)?;
         (since.elapsed() < KNOWN_FOR).then(|| principal.clone())
     }
 
     fn remember(&self, hash: String, principal: Principal) {
-        if let Ok(mut known) = self.0.lock() {
+        if let Ok(mut known) = self.known.lock() {
             if known.revoked.contains(principal.key_id()) {
                 return;
             }
@@ -238,9 +269,17 @@ impl KnownKeys {
     }
 
     fn forget(&self, key_id: &str) {
-        if let Ok(mut known) = self.0.lock() {
+        if let Ok(mut known) = self.known.lock() {
             known.keys.retain(|_, (principal, _)| principal.key_id() != key_id);
             known.revoked.insert(key_id.to_owned());
         }
+        self.revocations.send_modify(|count| *count += 1);
+    }
+
+    fn is_revoked(&self, key_id: &str) -> bool {
+        self.known
+            .lock()
+            .map(|known| known.revoked.contains(key_id))
+            .unwrap_or(false)
     }
 }

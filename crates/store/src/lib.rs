@@ -43,7 +43,7 @@ use db::Sql;
 pub use db::{Backend, Db};
 pub use idempotency::Claim;
 pub use inventory::{Discrepancy, LevelFilter};
-pub use keys::{ApiKey, NewApiKey};
+pub use keys::{ApiKey, KNOWN_FOR as KEYS_TRUSTED_FOR, NewApiKey};
 pub use orders::{FulfillmentDraft, OrderFilter};
 pub use sealed::{BadSecretKey, SecretKey};
 use stock_view::KnownStock;

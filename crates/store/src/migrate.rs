@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0012_event_seq_cached.sql"),
     ),
     (13, "cart_updates", include_str!("../migrations/0013_cart_updates.sql")),
+    (
+        14,
+        "customer_search_name",
+        include_str!("../migrations/0014_customer_search_name.sql"),
+    ),
 ];
 
 /// The words that differ between the backends: each placeholder, SQLite's, PostgreSQL's.
@@ -115,6 +120,9 @@ pub async fn run(db: &Db) -> Result<usize, Error> {
             continue;
         }
         tx.execute_script(dialect(script, db.backend())).await?;
+        if *version == 14 {
+            crate::customers::fill_search_names(&mut tx).await?;
+        }
         tx.execute(
             sql("INSERT INTO omnihub_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                 .bind(*version)

@@ -81,7 +81,8 @@ fn events_text(events: &[String]) -> String {
 impl Store {
     /// Registers an endpoint. It receives the events committed from now on; the answer is the
     /// only one that shows its secret.
-    pub async fn create_webhook_endpoint(&self, new: NewEndpoint) -> Result<Endpoint, Error> {
+    pub async fn create_webhook_endpoint(&self, mut new: NewEndpoint) -> Result<Endpoint, Error> {
+        new.tidy();
         new.validate()?;
         let now = self.now();
         let secret = new.secret.clone().unwrap_or_else(generate_secret);
@@ -147,9 +148,10 @@ impl Store {
     pub async fn update_webhook_endpoint(
         &self,
         id: &str,
-        draft: EndpointDraft,
+        mut draft: EndpointDraft,
         version: i64,
     ) -> Result<Endpoint, Error> {
+        draft.tidy();
         draft.validate()?;
         let now = self.now();
         let mut tx = self.db.begin().await?;

@@ -1,7 +1,7 @@
 //! The event log, as pages and as a live Server-Sent Events stream.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,6 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use omnihub_domain::events::Event;
+use omnihub_store::KEYS_TRUSTED_FOR;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -30,13 +31,24 @@ pub fn routes() -> Router<AppState> {
 pub struct EventParams {
     /// Only events with a larger `seq` (default 0: from the start).
     pub after: Option<i64>,
+    /// The `next_cursor` of the previous page (the same as `after`; it wins over `after`).
+    pub cursor: Option<String>,
     /// Comma-separated event types to keep (`order.placed,order.cancelled`).
     pub types: Option<String>,
-    /// At most this many (1–500, default 100).
+    /// At most this many (1–500, default 50).
     pub limit: Option<i64>,
 }
 
 impl EventParams {
+    /// Where reading starts: `cursor`, else `after`, else the start of the log.
+    fn after(&self) -> Result<i64, ApiError> {
+        match &self.cursor {
+            Some(cursor) => seq(cursor)
+                .ok_or_else(|| ApiError::invalid_field("cursor", "invalid", "is not a cursor this server gave")),
+            None => Ok(self.after.unwrap_or(0)),
+        }
+    }
+
     fn types(&self) -> Vec<String> {
         self.types
             .as_deref()
@@ -52,7 +64,8 @@ impl EventParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub data: Vec<Event>,
-    /// The `seq` to pass as `after` for the next page; null when there is nothing more yet.
+    /// Pass as `cursor` (it is the `seq` to pass as `after`) for the next page; null when there
+    /// is nothing more yet.
     pub next_cursor: Option<String>,
 }
 
@@ -65,7 +78,7 @@ pub async fn list_events(
     Query(params): Query<EventParams>,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require_secret("events:read")?;
-    let limit = params.limit.unwrap_or(100);
+    let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field(
             "limit",
@@ -75,7 +88,7 @@ pub async fn list_events(
     }
     let data = state
         .store
-        .events_after(params.after.unwrap_or(0), &params.types(), limit)
+        .events_after(params.after()?, &params.types(), limit)
         .await?;
     let next_cursor = if data.len() as i64 == limit {
         data.last().map(|e| e.seq.to_string())
@@ -96,22 +109,35 @@ pub async fn stream_events(
     Query(params): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     caller.require_secret("events:read")?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let after = resume.or(params.after).unwrap_or(0);
+    let after = match headers.get("last-event-id").filter(|v| !v.is_empty()) {
+        Some(resume) => resume.to_str().ok().and_then(seq).ok_or_else(|| {
+            ApiError::invalid_field(
+                "Last-Event-ID",
+                "invalid",
+                "must be the id (seq) of an event this stream sent",
+            )
+        })?,
+        None => params.after()?,
+    };
     let follow = Follow {
         state: state.clone(),
         after,
         types: params.types(),
         pending: Vec::new().into_iter(),
         wake: state.store.watch_log(),
+        key_id: caller.0.key_id().to_owned(),
+        revocations: state.store.watch_revocations(),
+        key_checked: Instant::now(),
     };
     let events = stream::unfold(follow, |mut follow| async move {
         follow.next().await.map(|event| (Ok(event), follow))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A `seq` as given back by a client (a cursor, a `Last-Event-ID`).
+fn seq(text: &str) -> Option<i64> {
+    text.trim().parse().ok().filter(|seq: &i64| *seq >= 0)
 }
 
 /// The reader behind one SSE connection.
@@ -121,15 +147,28 @@ struct Follow {
     types: Vec<String>,
     pending: std::vec::IntoIter<Event>,
     wake: tokio::sync::watch::Receiver<u64>,
+    /// The key the stream was opened with: revoking it ends the stream.
+    key_id: String,
+    revocations: tokio::sync::watch::Receiver<u64>,
+    /// When the database last said the key is live.
+    key_checked: Instant,
 }
 
 /// Other server processes' events are seen by polling this often.
 const POLL: Duration = Duration::from_millis(250);
 
+/// A stream asks the database whether its key is still live this often, so that a key revoked
+/// on another server ends the stream within the time other servers trust a key (10 s).
+const KEY_CHECK: Duration = Duration::from_secs(KEYS_TRUSTED_FOR.as_secs() / 2);
+
 impl Follow {
-    /// The next event to send, waiting for one; `None` ends the stream (shutdown).
+    /// The next event to send, waiting for one; `None` ends the stream (shutdown, or the key
+    /// was revoked).
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
+            if !self.key_is_live().await {
+                return None;
+            }
             if let Some(event) = self.pending.next() {
                 self.after = event.seq;
                 return Some(sse_event(&event));
@@ -148,8 +187,32 @@ impl Follow {
             let mut shutdown = self.state.shutdown.clone();
             tokio::select! {
                 _ = self.wake.changed() => {}
+                _ = self.revocations.changed() => {}
                 _ = shutdown.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+impl Follow {
+    /// Whether the stream's key may still read: revoked here is seen at once, revoked on
+    /// another server at the next check of the database.
+    async fn key_is_live(&mut self) -> bool {
+        if self.state.store.key_revoked_here(&self.key_id) {
+            return false;
+        }
+        if self.key_checked.elapsed() < KEY_CHECK {
+            return true;
+        }
+        match self.state.store.key_is_live(&self.key_id).await {
+            Ok(live) => {
+                self.key_checked = Instant::now();
+                live
+            }
+            Err(error) => {
+                tracing::warn!(%error, "event stream could not check its key");
+                true
             }
         }
     }

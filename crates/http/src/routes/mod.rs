@@ -64,7 +64,7 @@ fn patched<D: Serialize + DeserializeOwned>(current: &D, patch: &serde_json::Val
     }
     let mut doc = serde_json::to_value(current).map_err(|_| ApiError::conflict("the resource cannot be patched"))?;
     merge_patch(&mut doc, patch);
-    crate::json::parse(&serde_json::to_vec(&doc).unwrap_or_default())
+    crate::json::from_value(doc)
 }
 
 /// A lost race without `If-Match` is a conflict to retry, not a stale precondition.

@@ -9,6 +9,7 @@ on_both_backends!(
     a_channel_cannot_sell_from_an_unknown_location,
     products_keep_skus_unique_across_the_catalog,
     product_variants_change_by_merge_patch,
+    a_variant_with_stock_or_reservations_is_not_removed,
     listings_follow_the_channel_price_policy,
     publishable_keys_read_their_own_channel_only,
 );
@@ -286,4 +287,45 @@ async fn publishable_keys_read_their_own_channel_only(app: TestApp) {
         .await
         .unwrap();
     problem(write, 403, "forbidden").await;
+}
+
+async fn a_variant_with_stock_or_reservations_is_not_removed(app: TestApp) {
+    let warehouse = fixtures::location(&app, "Warehouse", "warehouse").await;
+    let web = fixtures::channel(&app, "Web", "web", &[id(&warehouse)]).await;
+    let product = fixtures::product(&app, "Mug", &["MUG-S", "MUG-L"], 900).await;
+    let path = format!("/products/{}", id(&product));
+    let small_only = json!({"variants": [product["variants"][0]]});
+    let stock = |sku: &str, units: i64| json!({"sku": sku, "location_id": id(&warehouse), "set_on_hand": units, "reason": "count"});
+    json(app.post("/inventory/adjustments", &stock("MUG-L", 4)).await, 200).await;
+
+    let refused = problem(app.patch(&path, &small_only).await, 409, "conflict").await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("MUG-L") && detail.contains("on hand"), "{detail}");
+    let unchanged = json(app.get(&path).await, 200).await;
+    assert_eq!(unchanged["variants"].as_array().unwrap().len(), 2);
+    assert_eq!(unchanged["version"], product["version"]);
+
+    let reserve = json!({"channel_id": id(&web), "lines": [{"sku": "MUG-L", "quantity": 1}], "ttl_seconds": 600});
+    let reservation = json(app.post("/reservations", &reserve).await, 201).await;
+    json(app.post("/inventory/adjustments", &stock("MUG-L", 1)).await, 200).await;
+    let refused = problem(app.patch(&path, &small_only).await, 409, "conflict").await;
+    assert!(refused["detail"].as_str().unwrap().contains("MUG-L"), "{refused}");
+
+    assert_eq!(
+        app.delete(&format!("/reservations/{}", id(&reservation)))
+            .await
+            .status(),
+        200
+    );
+    json(app.post("/inventory/adjustments", &stock("MUG-L", 0)).await, 200).await;
+    let patched = json(app.patch(&path, &small_only).await, 200).await;
+    assert_eq!(patched["variants"].as_array().unwrap().len(), 1);
+    // A new product given that SKU starts with nothing.
+    fixtures::product(&app, "Big mug", &["MUG-L"], 1200).await;
+    let levels = json(app.get("/inventory/levels?sku=MUG-L").await, 200).await;
+    let levels = levels["data"].as_array().cloned().unwrap_or_default();
+    assert!(
+        levels.iter().all(|l| l["on_hand"] == 0 && l["reserved"] == 0),
+        "{levels:?}"
+    );
 }

@@ -10,6 +10,7 @@ use crate::on_both_backends;
 on_both_backends!(
     keys_and_scopes_are_checked,
     bad_bodies_get_their_codes_and_change_nothing,
+    valid_json_of_wrong_types_is_a_validation_error,
     oversize_bodies_are_refused,
     idempotency_keys_replay_and_refuse_other_bodies,
     idempotency_keys_are_forgotten_after_a_day,
@@ -90,6 +91,44 @@ async fn bad_bodies_get_their_codes_and_change_nothing(app: TestApp) {
     let allowed = not_taken.headers()["allow"].to_str().unwrap().to_owned();
     assert!(allowed.contains("GET") && allowed.contains("PATCH"), "{allowed}");
     problem(not_taken, 405, "method_not_allowed").await;
+}
+
+async fn valid_json_of_wrong_types_is_a_validation_error(app: TestApp) {
+    let field_of = |problem: &serde_json::Value| {
+        assert!(
+            !problem["detail"].as_str().unwrap_or_default().contains("line"),
+            "no position in a text the client never sent: {problem}"
+        );
+        problem["errors"][0]["field"].as_str().unwrap_or_default().to_owned()
+    };
+    let inbox = problem(
+        app.post("/inboxes", &json!({"kind": 5, "name": "Support"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_of(&inbox), "kind", "{inbox}");
+
+    let endpoint = json!({"url": "https://example.com/hook", "events": ["*"]});
+    let endpoint = json(app.post("/webhook-endpoints", &endpoint).await, 201).await;
+    let path = format!("/webhook-endpoints/{}", id(&endpoint));
+    let status = problem(app.patch(&path, &json!({"status": 5})).await, 422, "validation_failed").await;
+    assert_eq!(field_of(&status), "status", "{status}");
+
+    let location = fixtures::location(&app, "Store", "store").await;
+    let channel = fixtures::channel(&app, "Web", "web", &[id(&location)]).await;
+    let path = format!("/channels/{}", id(&channel));
+    let kind = problem(app.patch(&path, &json!({"kind": 5})).await, 422, "validation_failed").await;
+    assert_eq!(field_of(&kind), "kind", "{kind}");
+    let kind = problem(
+        app.patch(&path, &json!({"kind": "fax"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_of(&kind), "kind", "{kind}");
+    let unchanged = json(app.get(&path).await, 200).await;
+    assert_eq!(unchanged["kind"], "web");
 }
 
 async fn oversize_bodies_are_refused(app: TestApp) {

@@ -11,6 +11,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     phone_and_email_variants_find_one_customer,
+    names_are_found_in_any_script_and_case,
     resolve_finds_attaches_creates_or_answers_404,
     one_identity_belongs_to_one_customer,
     identities_of_two_customers_suggest_a_merge_instead_of_merging,
@@ -23,6 +24,7 @@ on_both_backends!(
     timeline_pages_newest_first,
     export_holds_everything,
     erasure_removes_personal_data_once,
+    erasure_scrubs_the_customers_carts,
     scopes_guard_customers,
     customers_are_documented,
     other_domains_resolve_without_failing_on_two_customers,
@@ -106,6 +108,37 @@ async fn phone_and_email_variants_find_one_customer(app: TestApp) {
     assert_eq!(other["data"], json!([]));
     let count = get(&app, "/customers").await;
     assert_eq!(count["data"].as_array().unwrap().len(), 1);
+}
+
+async fn names_are_found_in_any_script_and_case(app: TestApp) {
+    let kemal = json(app.post("/customers", &json!({"name": "Kemal Özdemir"})).await, 201).await;
+    let anders = json(app.post("/customers", &json!({"name": "Anders Ångström"})).await, 201).await;
+    json(app.post("/customers", &json!({"name": "Olga Петрова"})).await, 201).await;
+    for (query, who) in [
+        ("Özdemir", &kemal),
+        ("özdemir", &kemal),
+        ("ÖZDEMIR", &kemal),
+        ("Ångström", &anders),
+        ("ångström", &anders),
+        ("ÅNGSTRÖM", &anders),
+    ] {
+        let url = reqwest::Url::parse_with_params("http://x/customers", [("q", query)]).unwrap();
+        let listed = get(&app, &format!("/customers?{}", url.query().unwrap())).await;
+        assert_eq!(ids(&listed["data"]), [id(who)], "{query}");
+    }
+    let url = reqwest::Url::parse_with_params("http://x/customers", [("q", "ПЕТРОВА")]).unwrap();
+    let listed = get(&app, &format!("/customers?{}", url.query().unwrap())).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let patched = json(
+        app.patch(&format!("/customers/{}", id(&kemal)), &json!({"name": "Kemal Çelik"}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(patched["name"], "Kemal Çelik");
+    let url = reqwest::Url::parse_with_params("http://x/customers", [("q", "çelik")]).unwrap();
+    let listed = get(&app, &format!("/customers?{}", url.query().unwrap())).await;
+    assert_eq!(ids(&listed["data"]), [id(&kemal)]);
 }
 
 async fn resolve_finds_attaches_creates_or_answers_404(app: TestApp) {
@@ -681,6 +714,54 @@ async fn erasure_removes_personal_data_once(app: TestApp) {
         json!([]),
         "lists leave erased customers out"
     );
+}
+
+async fn erasure_scrubs_the_customers_carts(app: TestApp) {
+    let warehouse = crate::fixtures::location(&app, "Warehouse", "warehouse").await;
+    let web = crate::fixtures::channel(&app, "Web", "web", &[id(&warehouse)]).await;
+    let tea = crate::fixtures::product(&app, "Tea", &["TEA-1"], 500).await;
+    let listing = format!("/products/{}/listings/{}", id(&tea), id(&web));
+    json(app.put(&listing, &json!({"published": true})).await, 200).await;
+    let stock = json!({"sku": "TEA-1", "location_id": id(&warehouse), "delta": 5, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &stock).await, 200).await;
+    let lena = create(
+        &app,
+        json!({"name": "Lena", "identities": [identity("email", "lena@example.com")]}),
+    )
+    .await;
+    let address =
+        json!({"name": "Lena Berg", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"});
+    let details = json!({"email": "Lena@Example.com", "shipping_address": address, "fulfillment": {"method": "ship"}});
+
+    // A cart of hers, and a guest cart with her e-mail that became her order.
+    let hers = json(
+        app.post("/carts", &json!({"channel_id": id(&web), "customer_id": id(&lena)}))
+            .await,
+        201,
+    )
+    .await;
+    let hers = format!("/carts/{}", id(&hers));
+    json(app.patch(&hers, &details).await, 200).await;
+    let guest = json(app.post("/carts", &json!({"channel_id": id(&web)})).await, 201).await;
+    let guest = format!("/carts/{}", id(&guest));
+    json(
+        app.post(&format!("{guest}/lines"), &json!({"sku": "TEA-1", "quantity": 1}))
+            .await,
+        200,
+    )
+    .await;
+    json(app.patch(&guest, &details).await, 200).await;
+    let order = json(app.post(&format!("{guest}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(order["customer_id"], lena["id"], "{order}");
+
+    assert_eq!(app.delete(&format!("/customers/{}", id(&lena))).await.status(), 204);
+    for cart in [&hers, &guest] {
+        let read = get(&app, cart).await;
+        assert_eq!(read["email"], Value::Null, "{read}");
+        assert_eq!(read["shipping_address"], Value::Null, "{read}");
+    }
+    let order = get(&app, &format!("/orders/{}", id(&order))).await;
+    assert!(!order.to_string().to_lowercase().contains("lena"), "{order}");
 }
 
 async fn scopes_guard_customers(app: TestApp) {

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::fixtures::{self, id};
-use crate::helpers::{TestApp, json, types};
+use crate::helpers::{TestApp, json, problem, types};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -16,7 +16,8 @@ on_both_backends!(
     a_later_event_never_shows_before_an_earlier_one,
     a_new_cart_is_logged_as_answered_and_a_refused_one_not_at_all,
     the_stream_follows_live_and_resumes,
-    shutting_down_ends_live_streams
+    shutting_down_ends_live_streams,
+    pages_follow_the_cursor_and_bad_positions_are_refused,
 );
 
 async fn every_change_appends_its_event(app: TestApp) {
@@ -173,4 +174,43 @@ async fn shutting_down_ends_live_streams(mut app: TestApp) {
             .expect("the stream ends")
             .unwrap()
     );
+}
+
+async fn pages_follow_the_cursor_and_bad_positions_are_refused(app: TestApp) {
+    for n in 0..53 {
+        fixtures::location(&app, &format!("Store {n}"), "store").await;
+    }
+    let first = json(app.get("/events").await, 200).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 50, "the lists' default limit");
+    let mut seqs = Vec::new();
+    let mut page = json(app.get("/events?limit=20").await, 200).await;
+    loop {
+        seqs.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap()),
+        );
+        let Some(cursor) = page["next_cursor"].as_str().map(str::to_owned) else {
+            break;
+        };
+        assert!(seqs.len() <= 53, "the cursor moves on");
+        page = json(app.get(&format!("/events?limit=20&cursor={cursor}")).await, 200).await;
+    }
+    assert_eq!(seqs.len(), 53);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let from = json(app.get(&format!("/events?after=1&cursor={}", seqs[49])).await, 200).await;
+    assert_eq!(from["data"].as_array().unwrap().len(), 3, "the cursor wins over after");
+
+    let garbage = problem(app.get("/events?cursor=abc").await, 422, "validation_failed").await;
+    assert_eq!(garbage["errors"][0]["field"], "cursor");
+    let resume = app
+        .request(Method::GET, "/events/stream")
+        .header("last-event-id", "abc")
+        .send()
+        .await
+        .unwrap();
+    let garbage = problem(resume, 422, "validation_failed").await;
+    assert_eq!(garbage["errors"][0]["field"], "Last-Event-ID");
 }

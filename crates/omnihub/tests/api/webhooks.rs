@@ -288,6 +288,35 @@ async fn endpoints_are_checked_and_need_the_admin_scope(app: TestApp) {
         "validation_failed",
     )
     .await;
+    let unknown = problem(
+        app.post(
+            "/webhook-endpoints",
+            &json!({"url": "https://x.example", "events": ["order.*", "nonsense", "orders.*"]}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<(&str, &str)> = unknown["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(fields, [("events[1]", "unknown"), ("events[2]", "unknown")]);
+    let repeated = json!({"url": "https://y.example", "events": ["order.placed", "order.*", "order.placed"]});
+    let repeated = json(app.post("/webhook-endpoints", &repeated).await, 201).await;
+    assert_eq!(repeated["events"], json!(["order.placed", "order.*"]));
+    let path = format!("/webhook-endpoints/{}", id(&repeated));
+    let patched = json(app.patch(&path, &json!({"events": ["*", "*"]})).await, 200).await;
+    assert_eq!(patched["events"], json!(["*"]));
+    problem(
+        app.patch(&path, &json!({"events": ["cart.exploded"]})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     problem(
         app.patch(&format!("/webhook-endpoints/{}", id(&made)), &json!({"status": "gone"}))
             .await,
