@@ -1,0 +1,176 @@
+//! Who may name a cart's customer and spend their points, what carts show, money limits, and
+//! what cancelling and returning give back.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fixtures::{self, id};
+use crate::helpers::{TestApp, json, problem};
+use crate::on_both_backends;
+
+on_both_backends!(a_publishable_key_cannot_spend_a_customers_points,);
+
+struct Shop {
+    warehouse: String,
+    web: String,
+    /// The product of SKU `A`.
+    product_a: String,
+}
+
+/// A warehouse with 20 of `A` (1000) and `B` (2500) published in a web channel.
+async fn shop(app: &TestApp) -> Shop {
+    let warehouse = id(&fixtures::location(app, "Warehouse", "warehouse").await).to_owned();
+    let web = id(&fixtures::channel(app, "Web", "web", &[&warehouse]).await).to_owned();
+    let mut product_a = String::new();
+    for (sku, price) in [("A", 1000), ("B", 2500)] {
+        let product = id(&fixtures::product(app, sku, &[sku], price).await).to_owned();
+        let listing = json!({"published": true});
+        json(
+            app.put(&format!("/products/{product}/listings/{web}"), &listing).await,
+            200,
+        )
+        .await;
+        let receipt = json!({"sku": sku, "location_id": warehouse, "delta": 20, "reason": "receipt"});
+        json(app.post("/inventory/adjustments", &receipt).await, 200).await;
+        if sku == "A" {
+            product_a = product;
+        }
+    }
+    Shop {
+        warehouse,
+        web,
+        product_a,
+    }
+}
+
+/// A customer with `points` loyalty points.
+async fn customer_with_points(app: &TestApp, email: &str, points: i64) -> String {
+    let body = json!({"name": "Vic", "identities": [{"kind": "email", "value": email}]});
+    let customer = id(&json(app.post("/customers", &body).await, 201).await).to_owned();
+    let adjustment = json!({"points": points, "reason": "goodwill"});
+    json(
+        app.post(&format!("/customers/{customer}/loyalty/adjustments"), &adjustment)
+            .await,
+        201,
+    )
+    .await;
+    customer
+}
+
+async fn balance(app: &TestApp, customer: &str) -> i64 {
+    let loyalty = json(app.get(&format!("/customers/{customer}/loyalty")).await, 200).await;
+    loyalty["balance"].as_i64().expect("a balance")
+}
+
+/// A cart in `channel` with `lines`, made with the owner key.
+async fn cart_with(app: &TestApp, channel: &str, lines: &[(&str, i64)]) -> String {
+    let cart = json(app.post("/carts", &json!({"channel_id": channel})).await, 201).await;
+    let cart_id = id(&cart).to_owned();
+    for (sku, quantity) in lines {
+        let line = json!({"sku": sku, "quantity": quantity});
+        json(app.post(&format!("/carts/{cart_id}/lines"), &line).await, 200).await;
+    }
+    cart_id
+}
+
+fn address() -> Value {
+    json!({"name": "Vic Lee", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"})
+}
+
+async fn publishable_key(app: &TestApp, channel: &str) -> String {
+    app.store()
+        .generate_api_key("storefront", &[], Some(channel))
+        .await
+        .expect("key")
+        .token
+}
+
+async fn as_key(app: &TestApp, key: &str, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+    let request = app
+        .client
+        .request(method, format!("{}/api/v1{path}", app.base))
+        .bearer_auth(key);
+    let request = match body {
+        Some(body) => request.json(body),
+        None => request,
+    };
+    request.send().await.expect("request")
+}
+
+async fn a_publishable_key_cannot_spend_a_customers_points(app: TestApp) {
+    let shop = shop(&app).await;
+    let victim = customer_with_points(&app, "vic@example.com", 2000).await;
+    let pk = publishable_key(&app, &shop.web).await;
+
+    let named = json!({"channel_id": shop.web, "customer_id": victim});
+    problem(
+        as_key(&app, &pk, Method::POST, "/carts", Some(&named)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    let cart = json(
+        as_key(
+            &app,
+            &pk,
+            Method::POST,
+            "/carts",
+            Some(&json!({"channel_id": shop.web})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let path = format!("/carts/{}", id(&cart));
+    let line = json!({"sku": "B", "quantity": 1});
+    json(
+        as_key(&app, &pk, Method::POST, &format!("{path}/lines"), Some(&line)).await,
+        200,
+    )
+    .await;
+    let shipping = json!({"shipping_address": address()});
+    json(as_key(&app, &pk, Method::PATCH, &path, Some(&shipping)).await, 200).await;
+    let claim = json!({"customer_id": victim});
+    problem(
+        as_key(&app, &pk, Method::PATCH, &path, Some(&claim)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let spend = json!({"loyalty_points": 2000, "email": "vic@example.com"});
+    problem(
+        as_key(&app, &pk, Method::PATCH, &path, Some(&spend)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let order = json(
+        as_key(&app, &pk, Method::POST, &format!("{path}/checkout"), Some(&json!({}))).await,
+        201,
+    )
+    .await;
+    assert_eq!(order["loyalty_points_redeemed"], 0);
+    assert_eq!(balance(&app, &victim).await, 2000, "nothing was spent");
+
+    // The storefront's backend, with a secret key, names the signed-in customer and their points.
+    let cart_id = cart_with(&app, &shop.web, &[("B", 1)]).await;
+    let path = format!("/carts/{cart_id}");
+    json(
+        app.patch(&path, &json!({"customer_id": victim, "loyalty_points": 500}))
+            .await,
+        200,
+    )
+    .await;
+    // The storefront may still change other details, and check the cart out.
+    let shipping = json!({"email": "vic@example.com", "shipping_address": address()});
+    json(as_key(&app, &pk, Method::PATCH, &path, Some(&shipping)).await, 200).await;
+    let order = json(
+        as_key(&app, &pk, Method::POST, &format!("{path}/checkout"), Some(&json!({}))).await,
+        201,
+    )
+    .await;
+    assert_eq!(order["loyalty_points_redeemed"], 500);
+    assert_eq!(balance(&app, &victim).await, 1500);
+    let _ = (&shop.warehouse, &shop.product_a);
+}
