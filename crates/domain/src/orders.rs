@@ -304,30 +304,37 @@ pub struct Totals {
     pub total: Money,
 }
 
+/// The sum of `(quantity, unit price)` lines; `None` when it would overflow.
+pub fn subtotal(lines: &[(i64, i64)]) -> Option<i64> {
+    lines.iter().try_fold(0i64, |sum, (quantity, unit)| {
+        sum.checked_add(quantity.checked_mul(*unit)?)
+    })
+}
+
 /// Totals of `(quantity, unit price)` lines less a discount, which never exceeds the subtotal.
-pub fn totals(lines: &[(i64, i64)], discount: i64, currency: &str) -> Totals {
-    let subtotal: i64 = lines
-        .iter()
-        .map(|(quantity, unit)| quantity.saturating_mul(*unit))
-        .sum();
+/// Lines adding up to more than an `i64` holds are refused on field `lines` (`out_of_range`),
+/// never wrapped.
+pub fn totals(lines: &[(i64, i64)], discount: i64, currency: &str) -> Result<Totals, Invalid> {
+    let subtotal = subtotal(lines).ok_or_else(|| crate::money::too_large("lines"))?;
     let discount = discount.clamp(0, subtotal.max(0));
-    Totals {
+    Ok(Totals {
         subtotal: Money::new(subtotal, currency),
         discount: Money::new(discount, currency),
         total: Money::new(subtotal - discount, currency),
-    }
+    })
 }
 
 /// What to pay back for returning `quantity` units bought at `unit` each: the price paid less
 /// the line's share of the order's discount. The share is rounded down, so returning every
-/// line never refunds less than was paid (at most a cent a line more).
-pub fn refund(quantity: i64, unit: i64, subtotal: i64, discount: i64) -> i64 {
-    let gross = quantity * unit;
+/// line never refunds less than was paid (at most a cent a line more). `None` when the amounts
+/// are beyond what can be worked with.
+pub fn refund(quantity: i64, unit: i64, subtotal: i64, discount: i64) -> Option<i64> {
+    let gross = quantity.checked_mul(unit)?;
     if subtotal <= 0 || discount <= 0 {
-        return gross;
+        return Some(gross);
     }
     let share = (i128::from(discount) * i128::from(gross)).div_euclid(i128::from(subtotal));
-    gross - share as i64
+    gross.checked_sub(i64::try_from(share).ok()?)
 }
 
 /// A line to put in a cart.
@@ -609,10 +616,19 @@ mod tests {
 
     #[test]
     fn totals_never_discount_below_zero() {
-        let t = totals(&[(2, 1000), (1, 550)], 3000, "EUR");
+        let t = totals(&[(2, 1000), (1, 550)], 3000, "EUR").unwrap();
         assert_eq!((t.subtotal.amount, t.discount.amount, t.total.amount), (2550, 2550, 0));
-        let t = totals(&[(2, 1000)], 150, "EUR");
+        let t = totals(&[(2, 1000)], 150, "EUR").unwrap();
         assert_eq!(t.total.amount, 1850);
+    }
+
+    #[test]
+    fn totals_and_refunds_refuse_to_overflow() {
+        let huge = i64::MAX;
+        assert!(totals(&[(1, huge), (1, huge)], 0, "EUR").is_err());
+        assert!(totals(&[(2, huge)], 0, "EUR").is_err());
+        assert_eq!(refund(2, huge, huge, 0), None);
+        assert_eq!(refund(1, huge, huge, 1), Some(huge - 1));
     }
 
     proptest! {
@@ -623,7 +639,7 @@ mod tests {
         ) {
             let subtotal: i64 = lines.iter().map(|(q, u)| q * u).sum();
             let discount = subtotal * discount_share / 100;
-            let refunded: i64 = lines.iter().map(|(q, u)| refund(*q, *u, subtotal, discount)).sum();
+            let refunded: i64 = lines.iter().map(|(q, u)| refund(*q, *u, subtotal, discount).unwrap()).sum();
             let paid = subtotal - discount;
             // Each line rounds down its discount share: at most a cent per line in the customer's favour.
             prop_assert!(refunded >= paid && refunded - paid <= lines.len() as i64, "{refunded} vs {paid}");

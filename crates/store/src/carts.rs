@@ -136,7 +136,7 @@ fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> 
         id: row.text("id")?,
         channel_id: row.text("channel_id")?,
         status,
-        totals: totals(&sums, 0, currency),
+        totals: totals(&sums, 0, currency)?,
         details,
         lines,
         order_id: row.opt_text("order_id")?,
@@ -151,7 +151,7 @@ const LINE_ATTEMPTS: usize = 8;
 
 /// `current` with `draft`'s units added at `price`, as written at `now`, and the line as
 /// changed: a SKU already in the cart adds to its line, a new one gets a line of its own.
-fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> (Cart, CartLine) {
+fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> Result<(Cart, CartLine), Error> {
     let currency = &current.totals.total.currency;
     let mut lines: Vec<CartLine> = current.lines.iter().filter(|l| l.sku != draft.sku).cloned().collect();
     let line = match current.lines.iter().find(|l| l.sku == draft.sku) {
@@ -172,13 +172,13 @@ fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) 
     lines.sort_by(|a, b| a.id.cmp(&b.id));
     let sums: Vec<(i64, i64)> = lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
     let changed = Cart {
-        totals: totals(&sums, 0, currency),
+        totals: totals(&sums, 0, currency)?,
         lines,
         version: current.version + 1,
         updated_at: now,
         ..current.clone()
     };
-    (changed, line)
+    Ok((changed, line))
 }
 
 /// Binds a line's id, SKU, quantity and price, in that order.
@@ -283,7 +283,7 @@ impl Store {
             id: id::new(Kind::Cart),
             channel_id: channel.id.clone(),
             status: CartStatus::Active,
-            totals: totals(&[], 0, &channel.draft.currency),
+            totals: totals(&[], 0, &channel.draft.currency)?,
             details: CartDetails {
                 customer_id: customer_id.map(str::to_owned),
                 ..CartDetails::default()
@@ -382,7 +382,7 @@ impl Store {
             if current.status != CartStatus::Active {
                 return Err(checked_out());
             }
-            let (changed, line) = with_line(&current, draft, price, self.clock.now());
+            let (changed, line) = with_line(&current, draft, price, self.clock.now())?;
             self.check_sellable(&channel, &line.sku, line.quantity).await?;
             if self.write_line(&changed, current.version, line).await? {
                 self.recent_carts.remember(&changed);
@@ -664,16 +664,20 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
+        let mut check = omnihub_domain::validation::Check::new();
         for (i, line) in intake.lines.iter().enumerate() {
-            if line.unit_price.currency != channel.draft.currency || line.unit_price.amount < 0 {
-                return Err(Invalid::one(
+            if line.unit_price.currency != channel.draft.currency {
+                check.fail(
                     format!("lines[{i}].unit_price"),
                     "invalid",
                     format!("must be a price in {}", channel.draft.currency),
-                )
-                .into());
+                );
+            } else {
+                let field = format!("lines[{i}].unit_price.amount");
+                omnihub_domain::money::check_amount(&field, line.unit_price.amount, &mut check);
             }
         }
+        check.done()?;
         if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
             return Ok((order, false));
         }

@@ -236,7 +236,7 @@ async fn place_in(
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;
     let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
-    let totals = totals(&sums, discount, currency);
+    let totals = totals(&sums, discount, currency)?;
     let order = |insert: Sql| {
         insert
             .bind(&order_id)
@@ -399,7 +399,7 @@ async fn redeem(
         ))
     })?;
     let program = LoyaltyProgram::default();
-    let subtotal: i64 = lines.iter().map(|(quantity, unit)| quantity * unit).sum();
+    let subtotal = omnihub_domain::orders::subtotal(lines).ok_or_else(|| omnihub_domain::money::too_large("lines"))?;
     let discount = program.redemption_value(points);
     if discount > subtotal {
         return Err(Invalid::one("loyalty_points", "out_of_range", "more points than the order is worth").into());
@@ -992,13 +992,15 @@ impl Store {
                 .iter()
                 .find(|l| l.sku == line.sku)
                 .map_or(0, |l| l.unit_price.amount);
+            let too_large = || Error::from(omnihub_domain::money::too_large(&format!("lines[{i}].quantity")));
             let amount = refund(
                 line.quantity,
                 unit,
                 order.totals.subtotal.amount,
                 order.totals.discount.amount,
-            );
-            total_refund += amount;
+            )
+            .ok_or_else(too_large)?;
+            total_refund = amount.checked_add(total_refund).ok_or_else(too_large)?;
             priced.push((line, amount));
         }
         tx.execute(

@@ -8,7 +8,10 @@ use crate::fixtures::{self, id};
 use crate::helpers::{TestApp, json, problem};
 use crate::on_both_backends;
 
-on_both_backends!(a_publishable_key_cannot_spend_a_customers_points,);
+on_both_backends!(
+    a_publishable_key_cannot_spend_a_customers_points,
+    amounts_beyond_the_largest_price_are_refused_not_wrapped,
+);
 
 struct Shop {
     warehouse: String,
@@ -172,5 +175,63 @@ async fn a_publishable_key_cannot_spend_a_customers_points(app: TestApp) {
     .await;
     assert_eq!(order["loyalty_points_redeemed"], 500);
     assert_eq!(balance(&app, &victim).await, 1500);
-    let _ = (&shop.warehouse, &shop.product_a);
+}
+
+/// The `(field, code)` of each error of a problem.
+fn errors(problem: &Value) -> Vec<(String, String)> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn amounts_beyond_the_largest_price_are_refused_not_wrapped(app: TestApp) {
+    let shop = shop(&app).await;
+    let max = i64::MAX;
+    let line = |sku: &str, amount: i64| json!({"sku": sku, "quantity": 1, "unit_price": {"amount": amount, "currency": "EUR"}});
+    let intake = json!({
+        "channel_id": shop.web, "external_id": "MP-1",
+        "lines": [line("A", max), line("B", max)],
+        "shipping_address": address(),
+    });
+    let refused = problem(app.post("/orders", &intake).await, 422, "validation_failed").await;
+    assert_eq!(
+        errors(&refused),
+        [
+            ("lines[0].unit_price.amount".to_owned(), "out_of_range".to_owned()),
+            ("lines[1].unit_price.amount".to_owned(), "out_of_range".to_owned())
+        ]
+    );
+    let orders = json(app.get("/orders").await, 200).await;
+    assert_eq!(orders["data"].as_array().unwrap().len(), 0, "nothing was taken in");
+
+    let product =
+        json!({"title": "Gold", "variants": [{"sku": "G", "title": "G", "price": {"amount": max, "currency": "EUR"}}]});
+    let refused = problem(app.post("/products", &product).await, 422, "validation_failed").await;
+    assert_eq!(
+        errors(&refused),
+        [("variants[0].price.amount".to_owned(), "out_of_range".to_owned())]
+    );
+    let variant = json(app.get(&format!("/products/{}", shop.product_a)).await, 200).await["variants"][0]["id"].clone();
+    let listing = json!({"published": true, "variants": [{"variant_id": variant, "price_override": {"amount": max, "currency": "EUR"}}]});
+    let path = format!("/products/{}/listings/{}", shop.product_a, shop.web);
+    problem(app.put(&path, &listing).await, 422, "validation_failed").await;
+
+    // The largest price is fine, and its totals add up.
+    let largest = 100_000_000_000i64;
+    let intake = json!({
+        "channel_id": shop.web, "external_id": "MP-2",
+        "lines": [line("A", largest), line("B", largest)],
+        "shipping_address": address(),
+    });
+    let order = json(app.post("/orders", &intake).await, 201).await;
+    assert_eq!(order["total"]["amount"], 2 * largest);
+    let _ = &shop.warehouse;
 }
