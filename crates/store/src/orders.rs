@@ -11,7 +11,7 @@ use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft, ReservationStatus};
 use omnihub_domain::orders::{
     Fulfillment, FulfillmentKind, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order, OrderLine, Progress,
-    ReturnRecord, ShippingAddress, Status, Step, check_item_lines, derive_status, order_number, refund, totals,
+    ReturnRecord, ShippingAddress, Status, Step, check_item_lines, derive_status, order_number, return_split, totals,
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
@@ -408,6 +408,25 @@ async fn redeem(
     Ok(discount)
 }
 
+/// Gives the customer back `points` they redeemed on `order` (all of them when it is
+/// cancelled, their share of a return). A customer merged away or erased since keeps nothing:
+/// the order still goes on.
+async fn give_back_points(
+    tx: &mut Tx,
+    order: &Order,
+    points: i64,
+    reason: LoyaltyReason,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let Some(customer) = &order.customer_id else {
+        return Ok(());
+    };
+    match add_loyalty_points_in(tx, customer, points, reason, Some(&order.id), now).await {
+        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// A completed order earns its customer points and counts towards the tier.
 async fn reward(tx: &mut Tx, order: &Order, now: Timestamp) -> Result<(), Error> {
     let Some(customer) = &order.customer_id else {
@@ -787,6 +806,14 @@ async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) ->
     )
     .await?;
     let order = read_order(tx, order_id).await?;
+    give_back_points(
+        tx,
+        &order,
+        order.loyalty_points_redeemed,
+        LoyaltyReason::OrderCancelled,
+        now,
+    )
+    .await?;
     append(
         tx,
         now,
@@ -975,8 +1002,15 @@ impl Store {
             return Err(Invalid::one("location_id", "not_found", "there is no such location").into());
         }
         let return_id = id::new(Kind::Return);
-        let mut total_refund = 0;
-        let mut priced = Vec::with_capacity(lines.len());
+        let unit_of = |sku: &str| {
+            order
+                .lines
+                .iter()
+                .find(|l| l.sku == sku)
+                .map_or(0, |l| l.unit_price.amount)
+        };
+        let too_large = |field: String| Error::from(omnihub_domain::money::too_large(&field));
+        let mut gross = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
             let returnable = order.returnable(&line.sku);
             if line.quantity > returnable {
@@ -987,22 +1021,22 @@ impl Store {
                 )
                 .into());
             }
-            let unit = order
-                .lines
-                .iter()
-                .find(|l| l.sku == line.sku)
-                .map_or(0, |l| l.unit_price.amount);
-            let too_large = || Error::from(omnihub_domain::money::too_large(&format!("lines[{i}].quantity")));
-            let amount = refund(
-                line.quantity,
-                unit,
-                order.totals.subtotal.amount,
-                order.totals.discount.amount,
-            )
-            .ok_or_else(too_large)?;
-            total_refund = amount.checked_add(total_refund).ok_or_else(too_large)?;
-            priced.push((line, amount));
+            let amount = line.quantity.checked_mul(unit_of(&line.sku));
+            gross.push(amount.ok_or_else(|| too_large(format!("lines[{i}].quantity")))?);
         }
+        let returned_before = (order.returns.iter().flat_map(|r| &r.lines))
+            .try_fold(0i64, |sum, l| sum.checked_add(l.quantity.checked_mul(unit_of(&l.sku))?))
+            .ok_or_else(|| too_large("lines".into()))?;
+        let split = return_split(
+            &gross,
+            returned_before,
+            order.totals.subtotal.amount,
+            order.loyalty_points_redeemed,
+            LoyaltyProgram::default().point_value_minor,
+        )
+        .ok_or_else(|| too_large("lines".into()))?;
+        let total_refund = split.cash_total();
+        let priced: Vec<(&ItemLine, i64)> = lines.iter().zip(split.cash.iter().copied()).collect();
         tx.execute(
             sql("INSERT INTO returns (id, order_id, location_id, restock, reason, refund_amount, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&return_id)
@@ -1040,6 +1074,7 @@ impl Store {
                 watch.finish(&mut tx, now).await?;
             }
         }
+        give_back_points(&mut tx, &order, split.points, LoyaltyReason::RedemptionReturned, now).await?;
         take_back(&mut tx, &order, total_refund, now).await?;
         let updated = refresh_status(&mut tx, order_id, now).await?;
         let record = updated.returns.iter().find(|r| r.id == return_id).cloned();

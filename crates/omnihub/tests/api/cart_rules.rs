@@ -11,6 +11,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_publishable_key_cannot_spend_a_customers_points,
     amounts_beyond_the_largest_price_are_refused_not_wrapped,
+    cancelling_or_returning_gives_redeemed_points_back,
 );
 
 struct Shop {
@@ -233,5 +234,89 @@ async fn amounts_beyond_the_largest_price_are_refused_not_wrapped(app: TestApp) 
     });
     let order = json(app.post("/orders", &intake).await, 201).await;
     assert_eq!(order["total"]["amount"], 2 * largest);
-    let _ = &shop.warehouse;
+}
+
+/// An order of one `A` (1000) and one `B` (2500) for `customer`, 700 of it paid with points.
+async fn order_paid_with_points(app: &TestApp, shop: &Shop, customer: &str) -> Value {
+    let cart_id = cart_with(app, &shop.web, &[("A", 1), ("B", 1)]).await;
+    let details = json!({"customer_id": customer, "loyalty_points": 700, "shipping_address": address()});
+    json(app.patch(&format!("/carts/{cart_id}"), &details).await, 200).await;
+    let order = json(app.post(&format!("/carts/{cart_id}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(
+        (order["discount"]["amount"].as_i64(), order["total"]["amount"].as_i64()),
+        (Some(700), Some(2800))
+    );
+    order
+}
+
+/// The (points, reason) of a customer's ledger, newest first.
+async fn ledger(app: &TestApp, customer: &str) -> Vec<(i64, String)> {
+    let loyalty = json(app.get(&format!("/customers/{customer}/loyalty")).await, 200).await;
+    loyalty["movements"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["points"].as_i64().unwrap(), m["reason"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn cancelling_or_returning_gives_redeemed_points_back(app: TestApp) {
+    let shop = shop(&app).await;
+    let customer = customer_with_points(&app, "vic@example.com", 2000).await;
+
+    let order = order_paid_with_points(&app, &shop, &customer).await;
+    assert_eq!(balance(&app, &customer).await, 1300);
+    json(
+        app.post(&format!("/orders/{}/cancel", id(&order)), &json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        balance(&app, &customer).await,
+        2000,
+        "the cancellation gave the points back"
+    );
+    assert_eq!(ledger(&app, &customer).await[0], (700, "order_cancelled".to_owned()));
+    let timeline = json(app.get(&format!("/customers/{customer}/timeline")).await, 200).await;
+    assert_eq!(timeline["data"][0]["type"], "loyalty.points_changed");
+    assert_eq!(timeline["data"][0]["summary"]["reason"], "order_cancelled");
+
+    // Delivered, then returned in two goes: each return gives back the points' share of it.
+    let order = order_paid_with_points(&app, &shop, &customer).await;
+    let lines = json!([{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}]);
+    let body = json!({"location_id": shop.warehouse, "kind": "shipment", "lines": lines});
+    let path = format!("/orders/{}", id(&order));
+    let order = json(app.post(&format!("{path}/fulfillments"), &body).await, 201).await;
+    let fulfillment = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
+    let ship = json!({"carrier": "DHL", "tracking_number": "1"});
+    json(
+        app.post(&format!("{path}/fulfillments/{fulfillment}/ship"), &ship)
+            .await,
+        200,
+    )
+    .await;
+    json(
+        app.post(&format!("{path}/fulfillments/{fulfillment}/deliver"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        balance(&app, &customer).await,
+        1300 + 28,
+        "28.00 paid in cash earned 28 points"
+    );
+
+    let back = json!({"lines": [{"sku": "B", "quantity": 1}], "location_id": shop.warehouse, "restock": true});
+    let returned = json(app.post(&format!("{path}/returns"), &back).await, 201).await;
+    // B is 2500 of 3500: 500 of the 700 points come back as points, 2000 as cash.
+    assert_eq!(returned["returns"][0]["refund"]["amount"], 2000);
+    assert_eq!(balance(&app, &customer).await, 1300 + 28 + 500 - 20);
+    let back = json!({"lines": [{"sku": "A", "quantity": 1}], "location_id": shop.warehouse, "restock": true});
+    let returned = json(app.post(&format!("{path}/returns"), &back).await, 201).await;
+    assert_eq!(returned["status"], "returned");
+    assert_eq!(returned["returns"][1]["refund"]["amount"], 800);
+    assert_eq!(balance(&app, &customer).await, 2000, "everything came back");
+    let reasons: Vec<String> = ledger(&app, &customer).await.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(reasons.iter().filter(|r| *r == "redemption_returned").count(), 2);
 }
