@@ -814,6 +814,10 @@ async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) ->
         now,
     )
     .await?;
+    if let Some(customer) = &order.customer_id {
+        let summary = serde_json::json!({"number": order.number, "reason": reason, "total": order.totals.total});
+        timeline::record(tx, customer, now, "order.cancelled", Some(order_id), &summary).await?;
+    }
     append(
         tx,
         now,
