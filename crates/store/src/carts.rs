@@ -2,7 +2,7 @@
 //! across channels; checkout turns one into an order.
 
 use omnihub_domain::catalog::{Channel, ChannelKind};
-use omnihub_domain::customers::{Identity, IdentityKind};
+use omnihub_domain::customers::{Identity, IdentityKind, LoyaltyProgram};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{
@@ -40,6 +40,25 @@ pub struct ExternalLine {
 }
 
 impl Store {
+    /// The cart as checkout would charge it: an active cart's lines at the channel's current
+    /// prices (priced as checkout prices them, from the catalog cache), and the discount its
+    /// loyalty points are worth. A line no longer sold in the channel keeps the price it was
+    /// added at (checkout refuses it).
+    pub async fn priced_cart(&self, mut cart: Cart) -> Result<Cart, Error> {
+        if cart.status == CartStatus::Active && !cart.lines.is_empty() {
+            let channel = self.channel(&cart.channel_id).await?;
+            for line in &mut cart.lines {
+                if let Some(price) = self.channel_price(&channel, &line.sku).await? {
+                    line.unit_price.amount = price;
+                }
+            }
+        }
+        let sums: Vec<(i64, i64)> = cart.lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
+        let discount = LoyaltyProgram::default().redemption_value(cart.details.loyalty_points);
+        cart.totals = totals(&sums, discount, &cart.totals.total.currency)?;
+        Ok(cart)
+    }
+
     /// A variant's price in a channel: its listing's override, or the base price. `None` when
     /// the product is not published there.
     async fn channel_price(&self, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
@@ -68,6 +87,15 @@ async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Opt
     }
     let same_currency = row.text("price_currency")? == channel.draft.currency;
     Ok(same_currency.then_some(row.int("price_amount")?))
+}
+
+/// The refusal of redeeming more points than the customer has, named after the cart's field.
+pub(crate) fn insufficient_points(points: i64, balance: i64) -> Invalid {
+    Invalid::one(
+        "loyalty_points",
+        "insufficient_points",
+        format!("the customer has {balance} points; {points} cannot be redeemed"),
+    )
 }
 
 /// A cart and its lines in one statement: one row per line, or one row without a line.
@@ -493,7 +521,11 @@ impl Store {
     pub async fn update_cart(&self, current: &Cart, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
         if let Some(customer_id) = &details.customer_id {
-            self.check_live_customer("customer_id", customer_id).await?;
+            let balance = self.check_live_customer("customer_id", customer_id).await?;
+            // Refused now on the field the client set, rather than only at checkout.
+            if details.loyalty_points > balance {
+                return Err(insufficient_points(details.loyalty_points, balance).into());
+            }
         }
         if details.fulfillment != current.details.fulfillment {
             self.check_fulfillment(&current.channel_id, &details.fulfillment)

@@ -404,8 +404,16 @@ async fn redeem(
     if discount > subtotal {
         return Err(Invalid::one("loyalty_points", "out_of_range", "more points than the order is worth").into());
     }
-    add_loyalty_points_in(tx, customer, -points, LoyaltyReason::Redeemed, Some(order_id), now).await?;
-    Ok(discount)
+    let redeemed = add_loyalty_points_in(tx, customer, -points, LoyaltyReason::Redeemed, Some(order_id), now).await;
+    match redeemed {
+        Ok(_) => Ok(discount),
+        // Named after the field the client set, as a cart's PATCH names it.
+        Err(Error::Invalid(invalid)) if invalid.0.iter().any(|e| e.code == "insufficient_points") => {
+            let balance = customer_balance(tx, customer).await?;
+            Err(carts::insufficient_points(points, balance).into())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Gives the customer back `points` they redeemed on `order` (all of them when it is
@@ -425,6 +433,15 @@ async fn give_back_points(
         Ok(_) | Err(Error::Conflict(_)) => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+async fn customer_balance(tx: &mut Tx, customer: &str) -> Result<i64, Error> {
+    Ok(tx
+        .fetch_optional(sql("SELECT loyalty_balance FROM customers WHERE id = $1").bind(customer))
+        .await?
+        .map(|r| r.int("loyalty_balance"))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 /// A completed order earns its customer points and counts towards the tier.
@@ -455,12 +472,7 @@ async fn take_back(tx: &mut Tx, order: &Order, refunded: i64, now: Timestamp) ->
         return Ok(());
     };
     if order.status == Status::Completed || order.status == Status::Returned {
-        let balance = tx
-            .fetch_optional(sql("SELECT loyalty_balance FROM customers WHERE id = $1").bind(customer))
-            .await?
-            .map(|r| r.int("loyalty_balance"))
-            .transpose()?
-            .unwrap_or(0);
+        let balance = customer_balance(tx, customer).await?;
         let points = LoyaltyProgram::default().points_for_return(refunded).min(balance);
         add_loyalty_points_in(
             tx,

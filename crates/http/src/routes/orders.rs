@@ -92,7 +92,8 @@ pub async fn create_cart(
     ))
 }
 
-/// Read a cart.
+/// Read a cart, as checkout would charge it: lines at the channel's current prices, and the
+/// discount its `loyalty_points` are worth.
 #[utoipa::path(get, path = "/api/v1/carts/{id}", tag = "orders", params(("id" = String, Path)),
     responses((status = 200, body = Cart), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_cart(
@@ -100,7 +101,8 @@ pub async fn get_cart(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
-    Ok(Json(own_cart(&state, &caller, &id).await?))
+    let cart = own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.priced_cart(cart).await?))
 }
 
 /// Set the cart's e-mail, customer, shipping address, fulfilment method and loyalty points
@@ -110,6 +112,7 @@ pub async fn get_cart(
 /// checkout. Naming another `customer_id` or redeeming `loyalty_points` takes a secret key
 /// (the storefront's backend, which knows who is signed in): a publishable key is refused
 /// with 403 `forbidden` (it may still clear them).
+/// `loyalty_points` above the customer's balance are refused (422 `insufficient_points`).
 #[utoipa::path(patch, path = "/api/v1/carts/{id}", tag = "orders", request_body = CartDetails,
     params(("id" = String, Path), ("If-Match" = Option<i64>, Header)),
     responses((status = 200, body = Cart), (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -126,7 +129,8 @@ pub async fn patch_cart(
     let current = own_cart_to_change(&state, &caller, &id).await?;
     let (state, patch, caller) = (&state, &patch, &caller);
     let patch_from = |current: Cart| async move { patch_from(state, caller, &current, patch, asked).await };
-    Ok(Json(state.store.change_latest(&current, patch_from).await?))
+    let changed = state.store.change_latest(&current, patch_from).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 async fn patch_from(
@@ -163,7 +167,8 @@ pub async fn add_line(
     Json(draft): Json<CartLineDraft>,
 ) -> Result<Json<Cart>, ApiError> {
     let cart = own_cart_to_change(&state, &caller, &id).await?;
-    Ok(Json(state.store.add_cart_line(&cart, draft).await?))
+    let changed = state.store.add_cart_line(&cart, draft).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -182,7 +187,8 @@ pub async fn set_line(
     Json(body): Json<LineQuantity>,
 ) -> Result<Json<Cart>, ApiError> {
     let cart = own_cart(&state, &caller, &id).await?;
-    Ok(Json(state.store.set_cart_line(&cart, &line_id, body.quantity).await?))
+    let changed = state.store.set_cart_line(&cart, &line_id, body.quantity).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 /// Remove a line.
@@ -194,7 +200,8 @@ pub async fn remove_line(
     Path((id, line_id)): Path<(String, String)>,
 ) -> Result<Json<Cart>, ApiError> {
     own_cart(&state, &caller, &id).await?;
-    Ok(Json(state.store.remove_cart_line(&id, &line_id).await?))
+    let changed = state.store.remove_cart_line(&id, &line_id).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 /// Check out: holds the stock and places the order in one atomic step. `409
@@ -221,7 +228,8 @@ pub async fn customer_cart(
     Path(id): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
     caller.require_secret("customers:read")?;
-    Ok(Json(state.store.customer_cart(&id).await?))
+    let cart = state.store.customer_cart(&id).await?;
+    Ok(Json(state.store.priced_cart(cart).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -13,6 +13,7 @@ on_both_backends!(
     amounts_beyond_the_largest_price_are_refused_not_wrapped,
     cancelling_or_returning_gives_redeemed_points_back,
     a_cancelled_order_is_on_the_customers_timeline,
+    a_cart_shows_what_checkout_charges,
 );
 
 struct Shop {
@@ -345,4 +346,59 @@ async fn a_cancelled_order_is_on_the_customers_timeline(app: TestApp) {
     assert_eq!(newest["reference"], id(&order));
     assert_eq!(newest["summary"]["number"], order["number"]);
     assert_eq!(newest["summary"]["total"]["amount"], 2000);
+}
+
+/// The (subtotal, discount, total) amounts of a cart or an order.
+fn sums(of: &Value) -> (i64, i64, i64) {
+    let amount = |field: &str| of[field]["amount"].as_i64().expect("an amount");
+    (amount("subtotal"), amount("discount"), amount("total"))
+}
+
+async fn a_cart_shows_what_checkout_charges(app: TestApp) {
+    let shop = shop(&app).await;
+    let customer = customer_with_points(&app, "vic@example.com", 500).await;
+    let cart_id = cart_with(&app, &shop.web, &[("A", 2)]).await;
+    let path = format!("/carts/{cart_id}");
+
+    let product = json(app.get(&format!("/products/{}", shop.product_a)).await, 200).await;
+    let repriced = json!({"variants": [{"sku": "A", "title": "A", "price": {"amount": 3000, "currency": "EUR"}}]});
+    let changed = app
+        .request(Method::PATCH, &format!("/products/{}", shop.product_a))
+        .header("If-Match", product["version"].to_string())
+        .json(&repriced)
+        .send()
+        .await
+        .unwrap();
+    json(changed, 200).await;
+    let cart = json(app.get(&path).await, 200).await;
+    assert_eq!(cart["lines"][0]["unit_price"]["amount"], 3000);
+    assert_eq!(sums(&cart), (6000, 0, 6000));
+
+    let too_many = json!({"customer_id": customer, "loyalty_points": 501, "shipping_address": address()});
+    let refused = problem(app.patch(&path, &too_many).await, 422, "validation_failed").await;
+    assert_eq!(refused["errors"][0]["field"], "loyalty_points", "{refused}");
+    let details = json!({"customer_id": customer, "loyalty_points": 400, "shipping_address": address()});
+    let cart = json(app.patch(&path, &details).await, 200).await;
+    assert_eq!(sums(&cart), (6000, 400, 5600), "{cart}");
+    let cart = json(app.get(&path).await, 200).await;
+    assert_eq!(sums(&cart), (6000, 400, 5600));
+
+    // Points spent elsewhere meanwhile: checkout names the cart's field too.
+    let spent = json!({"points": -200, "reason": "correction"});
+    json(
+        app.post(&format!("/customers/{customer}/loyalty/adjustments"), &spent)
+            .await,
+        201,
+    )
+    .await;
+    let refused = problem(
+        app.post(&format!("{path}/checkout"), &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "loyalty_points", "{refused}");
+    json(app.patch(&path, &json!({"loyalty_points": 300})).await, 200).await;
+    let order = json(app.post(&format!("{path}/checkout"), &json!({})).await, 201).await;
+    assert_eq!(sums(&order), (6000, 300, 5700));
 }
