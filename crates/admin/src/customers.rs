@@ -173,16 +173,19 @@ fn entry_view(entry: &TimelineEntry) -> EntryView {
 
 async fn active_cart(admin: &Admin, id: &str, names: &Names) -> Result<Option<CartView>, PageError> {
     match admin.store.customer_cart(id).await {
-        Ok(cart) => Ok(Some(CartView {
-            channel: names.channel(&cart.channel_id),
-            updated: show::when(cart.updated_at),
-            lines: cart
-                .lines
-                .iter()
-                .map(|l| format!("{} × {}", l.quantity, l.sku))
-                .collect(),
-            total: show::money(&cart.totals.total),
-        })),
+        Ok(cart) => {
+            let cart = admin.store.priced_cart(cart).await?;
+            Ok(Some(CartView {
+                channel: names.channel(&cart.channel_id),
+                updated: show::when(cart.updated_at),
+                lines: cart
+                    .lines
+                    .iter()
+                    .map(|l| format!("{} × {}", l.quantity, l.sku))
+                    .collect(),
+                total: show::money(&cart.totals.total),
+            }))
+        }
         Err(omnihub_store::Error::NotFound(_)) => Ok(None),
         Err(error) => Err(error.into()),
     }

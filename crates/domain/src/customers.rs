@@ -737,6 +737,10 @@ pub enum LoyaltyReason {
     OrderReturned,
     /// Spent as a discount at checkout.
     Redeemed,
+    /// Redeemed points given back when their order was cancelled.
+    OrderCancelled,
+    /// The redeemed points' share of a return, given back as points (the rest is refunded).
+    RedemptionReturned,
     Goodwill,
     Correction,
     Expired,

@@ -304,30 +304,83 @@ pub struct Totals {
     pub total: Money,
 }
 
+/// The sum of `(quantity, unit price)` lines; `None` when it would overflow.
+pub fn subtotal(lines: &[(i64, i64)]) -> Option<i64> {
+    lines.iter().try_fold(0i64, |sum, (quantity, unit)| {
+        sum.checked_add(quantity.checked_mul(*unit)?)
+    })
+}
+
 /// Totals of `(quantity, unit price)` lines less a discount, which never exceeds the subtotal.
-pub fn totals(lines: &[(i64, i64)], discount: i64, currency: &str) -> Totals {
-    let subtotal: i64 = lines
-        .iter()
-        .map(|(quantity, unit)| quantity.saturating_mul(*unit))
-        .sum();
+/// Lines adding up to more than an `i64` holds are refused on field `lines` (`out_of_range`),
+/// never wrapped.
+pub fn totals(lines: &[(i64, i64)], discount: i64, currency: &str) -> Result<Totals, Invalid> {
+    let subtotal = subtotal(lines).ok_or_else(|| crate::money::too_large("lines"))?;
     let discount = discount.clamp(0, subtotal.max(0));
-    Totals {
+    Ok(Totals {
         subtotal: Money::new(subtotal, currency),
         discount: Money::new(discount, currency),
         total: Money::new(subtotal - discount, currency),
+    })
+}
+
+/// What a return gives back: the redeemed points' share of what comes back, as points, and
+/// the rest, per line, as cash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnSplit {
+    /// Redeemed points given back.
+    pub points: i64,
+    /// The cash refund of each returned line, in the order given.
+    pub cash: Vec<i64>,
+}
+
+impl ReturnSplit {
+    /// The cash refund of the whole return.
+    pub fn cash_total(&self) -> i64 {
+        self.cash.iter().sum()
     }
 }
 
-/// What to pay back for returning `quantity` units bought at `unit` each: the price paid less
-/// the line's share of the order's discount. The share is rounded down, so returning every
-/// line never refunds less than was paid (at most a cent a line more).
-pub fn refund(quantity: i64, unit: i64, subtotal: i64, discount: i64) -> i64 {
-    let gross = quantity * unit;
-    if subtotal <= 0 || discount <= 0 {
-        return gross;
+/// Splits a return between redeemed points and cash. `lines` are the gross amounts (units ×
+/// unit price) of the returned lines, `returned_before` the gross amount of the order's earlier
+/// returns, `subtotal` the order's, `points_redeemed` what it was partly paid with, each point
+/// worth `point_value` minor units. The points due grow with everything returned so far,
+/// rounded down, so returns of every unit give back exactly the points redeemed and exactly
+/// the cash paid. `None` when the amounts are beyond what can be worked with.
+pub fn return_split(
+    lines: &[i64],
+    returned_before: i64,
+    subtotal: i64,
+    points_redeemed: i64,
+    point_value: i64,
+) -> Option<ReturnSplit> {
+    let gross = lines.iter().try_fold(0i64, |sum, g| sum.checked_add(*g))?;
+    if subtotal <= 0 || points_redeemed <= 0 || point_value <= 0 || gross <= 0 {
+        return Some(ReturnSplit {
+            points: 0,
+            cash: lines.to_vec(),
+        });
     }
-    let share = (i128::from(discount) * i128::from(gross)).div_euclid(i128::from(subtotal));
-    gross - share as i64
+    let due = |returned: i64| -> i128 {
+        let returned = i128::from(returned.clamp(0, subtotal));
+        (i128::from(points_redeemed) * returned).div_euclid(i128::from(subtotal))
+    };
+    let points = due(returned_before.checked_add(gross)?) - due(returned_before);
+    let value = (points * i128::from(point_value)).min(i128::from(gross));
+    // The value is spread over the lines by their running sum: the shares add up to it exactly.
+    let mut cash = Vec::with_capacity(lines.len());
+    let (mut running, mut shared) = (0i128, 0i128);
+    for line in lines {
+        running += i128::from(*line);
+        let share_so_far = (value * running).div_euclid(i128::from(gross));
+        let share = share_so_far - shared;
+        shared = share_so_far;
+        cash.push(i64::try_from((i128::from(*line) - share).max(0)).ok()?);
+    }
+    Some(ReturnSplit {
+        points: i64::try_from(points).ok()?,
+        cash,
+    })
 }
 
 /// A line to put in a cart.
@@ -496,7 +549,8 @@ pub struct ReturnRecord {
     pub restock: bool,
     pub reason: String,
     pub lines: Vec<ItemLine>,
-    /// What is paid back: the price paid for these units, less their share of the discount.
+    /// The cash paid back: the price of these units less the redeemed loyalty points' share,
+    /// which comes back as points (a `redemption_returned` entry of the customer's ledger).
     pub refund: Money,
     pub created_at: Timestamp,
 }
@@ -609,24 +663,42 @@ mod tests {
 
     #[test]
     fn totals_never_discount_below_zero() {
-        let t = totals(&[(2, 1000), (1, 550)], 3000, "EUR");
+        let t = totals(&[(2, 1000), (1, 550)], 3000, "EUR").unwrap();
         assert_eq!((t.subtotal.amount, t.discount.amount, t.total.amount), (2550, 2550, 0));
-        let t = totals(&[(2, 1000)], 150, "EUR");
+        let t = totals(&[(2, 1000)], 150, "EUR").unwrap();
         assert_eq!(t.total.amount, 1850);
+    }
+
+    #[test]
+    fn totals_and_refunds_refuse_to_overflow() {
+        let huge = i64::MAX;
+        assert!(totals(&[(1, huge), (1, huge)], 0, "EUR").is_err());
+        assert!(totals(&[(2, huge)], 0, "EUR").is_err());
+        assert_eq!(return_split(&[huge, huge], 0, huge, 0, 1), None);
+        assert_eq!(return_split(&[huge], huge, huge, 1, 1), None);
     }
 
     proptest! {
         #[test]
-        fn refunds_of_every_line_add_up_to_what_was_paid(
+        fn returns_of_every_unit_give_back_the_points_and_the_cash_paid(
             lines in proptest::collection::vec((1i64..20, 1i64..50_000), 1..6),
-            discount_share in 0i64..100,
+            points_share in 0i64..=100,
+            split in 1usize..6,
         ) {
-            let subtotal: i64 = lines.iter().map(|(q, u)| q * u).sum();
-            let discount = subtotal * discount_share / 100;
-            let refunded: i64 = lines.iter().map(|(q, u)| refund(*q, *u, subtotal, discount)).sum();
-            let paid = subtotal - discount;
-            // Each line rounds down its discount share: at most a cent per line in the customer's favour.
-            prop_assert!(refunded >= paid && refunded - paid <= lines.len() as i64, "{refunded} vs {paid}");
+            let gross: Vec<i64> = lines.iter().map(|(q, u)| q * u).collect();
+            let subtotal: i64 = gross.iter().sum();
+            let points = subtotal * points_share / 100;
+            let (mut returned, mut points_back, mut cash_back) = (0, 0, 0);
+            for chunk in gross.chunks(split) {
+                let back = return_split(chunk, returned, subtotal, points, 1).unwrap();
+                prop_assert!(back.cash.iter().zip(chunk).all(|(cash, g)| (0..=*g).contains(cash)));
+                prop_assert_eq!(back.points + back.cash_total(), chunk.iter().sum::<i64>());
+                returned += chunk.iter().sum::<i64>();
+                points_back += back.points;
+                cash_back += back.cash_total();
+            }
+            prop_assert_eq!(points_back, points);
+            prop_assert_eq!(cash_back, subtotal - points);
         }
     }
 }

@@ -68,6 +68,17 @@ impl Caller {
         self.require(scope)
     }
 
+    /// Refuses a publishable key what only the shop's backend, which knows who is signed in,
+    /// may do: naming the customer of a cart, spending a customer's loyalty points.
+    pub fn forbid_publishable(&self, what: &str) -> Result<(), ApiError> {
+        if self.0.channel().is_some() {
+            return Err(ApiError::forbidden(format!(
+                "a publishable key cannot {what}; use a secret key"
+            )));
+        }
+        Ok(())
+    }
+
     /// The channel a request acts in: a publishable key's own channel, which a request may
     /// name but never change.
     pub fn channel<'a>(&'a self, asked: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {

@@ -2,7 +2,7 @@
 //! across channels; checkout turns one into an order.
 
 use omnihub_domain::catalog::{Channel, ChannelKind};
-use omnihub_domain::customers::{Identity, IdentityKind};
+use omnihub_domain::customers::{Identity, IdentityKind, LoyaltyProgram};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{
@@ -40,6 +40,25 @@ pub struct ExternalLine {
 }
 
 impl Store {
+    /// The cart as checkout would charge it: an active cart's lines at the channel's current
+    /// prices (priced as checkout prices them, from the catalog cache), and the discount its
+    /// loyalty points are worth. A line no longer sold in the channel keeps the price it was
+    /// added at (checkout refuses it).
+    pub async fn priced_cart(&self, mut cart: Cart) -> Result<Cart, Error> {
+        if cart.status == CartStatus::Active && !cart.lines.is_empty() {
+            let channel = self.channel(&cart.channel_id).await?;
+            for line in &mut cart.lines {
+                if let Some(price) = self.channel_price(&channel, &line.sku).await? {
+                    line.unit_price.amount = price;
+                }
+            }
+        }
+        let sums: Vec<(i64, i64)> = cart.lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
+        let discount = LoyaltyProgram::default().redemption_value(cart.details.loyalty_points);
+        cart.totals = totals(&sums, discount, &cart.totals.total.currency)?;
+        Ok(cart)
+    }
+
     /// A variant's price in a channel: its listing's override, or the base price. `None` when
     /// the product is not published there.
     async fn channel_price(&self, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
@@ -72,6 +91,15 @@ async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Opt
     Ok(channel
         .charged(&base, price_override.as_ref())
         .map(|price| price.amount))
+}
+
+/// The refusal of redeeming more points than the customer has, named after the cart's field.
+pub(crate) fn insufficient_points(points: i64, balance: i64) -> Invalid {
+    Invalid::one(
+        "loyalty_points",
+        "insufficient_points",
+        format!("the customer has {balance} points; {points} cannot be redeemed"),
+    )
 }
 
 /// A cart and its lines in one statement: one row per line, or one row without a line.
@@ -140,7 +168,7 @@ fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> 
         id: row.text("id")?,
         channel_id: row.text("channel_id")?,
         status,
-        totals: totals(&sums, 0, currency),
+        totals: totals(&sums, 0, currency)?,
         details,
         lines,
         order_id: row.opt_text("order_id")?,
@@ -155,7 +183,7 @@ const LINE_ATTEMPTS: usize = 8;
 
 /// `current` with `draft`'s units added at `price`, as written at `now`, and the line as
 /// changed: a SKU already in the cart adds to its line, a new one gets a line of its own.
-fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> (Cart, CartLine) {
+fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> Result<(Cart, CartLine), Error> {
     let currency = &current.totals.total.currency;
     let mut lines: Vec<CartLine> = current.lines.iter().filter(|l| l.sku != draft.sku).cloned().collect();
     let line = match current.lines.iter().find(|l| l.sku == draft.sku) {
@@ -176,13 +204,13 @@ fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) 
     lines.sort_by(|a, b| a.id.cmp(&b.id));
     let sums: Vec<(i64, i64)> = lines.iter().map(|l| (l.quantity, l.unit_price.amount)).collect();
     let changed = Cart {
-        totals: totals(&sums, 0, currency),
+        totals: totals(&sums, 0, currency)?,
         lines,
         version: current.version + 1,
         updated_at: now,
         ..current.clone()
     };
-    (changed, line)
+    Ok((changed, line))
 }
 
 /// Binds a line's id, SKU, quantity and price, in that order.
@@ -287,7 +315,7 @@ impl Store {
             id: id::new(Kind::Cart),
             channel_id: channel.id.clone(),
             status: CartStatus::Active,
-            totals: totals(&[], 0, &channel.draft.currency),
+            totals: totals(&[], 0, &channel.draft.currency)?,
             details: CartDetails {
                 customer_id: customer_id.map(str::to_owned),
                 ..CartDetails::default()
@@ -386,7 +414,7 @@ impl Store {
             if current.status != CartStatus::Active {
                 return Err(checked_out());
             }
-            let (changed, line) = with_line(&current, draft, price, self.clock.now());
+            let (changed, line) = with_line(&current, draft, price, self.clock.now())?;
             self.check_sellable(&channel, &line.sku, line.quantity).await?;
             if self.write_line(&changed, current.version, line).await? {
                 self.recent_carts.remember(&changed);
@@ -497,7 +525,11 @@ impl Store {
     pub async fn update_cart(&self, current: &Cart, details: CartDetails, version: i64) -> Result<Cart, Error> {
         details.validate()?;
         if let Some(customer_id) = &details.customer_id {
-            self.check_live_customer("customer_id", customer_id).await?;
+            let balance = self.check_live_customer("customer_id", customer_id).await?;
+            // Refused now on the field the client set, rather than only at checkout.
+            if details.loyalty_points > balance {
+                return Err(insufficient_points(details.loyalty_points, balance).into());
+            }
         }
         if details.fulfillment != current.details.fulfillment {
             self.check_fulfillment(&current.channel_id, &details.fulfillment)
@@ -668,16 +700,20 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
+        let mut check = omnihub_domain::validation::Check::new();
         for (i, line) in intake.lines.iter().enumerate() {
-            if line.unit_price.currency != channel.draft.currency || line.unit_price.amount < 0 {
-                return Err(Invalid::one(
+            if line.unit_price.currency != channel.draft.currency {
+                check.fail(
                     format!("lines[{i}].unit_price"),
                     "invalid",
                     format!("must be a price in {}", channel.draft.currency),
-                )
-                .into());
+                );
+            } else {
+                let field = format!("lines[{i}].unit_price.amount");
+                omnihub_domain::money::check_amount(&field, line.unit_price.amount, &mut check);
             }
         }
+        check.done()?;
         if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
             return Ok((order, false));
         }

@@ -572,11 +572,11 @@ impl Store {
     }
 
     /// Refuses `id`, the value of `field`, unless it names a customer that exists and is still
-    /// in use: neither merged into another nor erased.
-    pub(crate) async fn check_live_customer(&self, field: &str, id: &str) -> Result<(), Error> {
+    /// in use: neither merged into another nor erased. Answers the customer's points balance.
+    pub(crate) async fn check_live_customer(&self, field: &str, id: &str) -> Result<i64, Error> {
         let rows = self
             .db
-            .fetch_by_key(sql("SELECT merged_into, erased_at FROM customers WHERE id = $1").bind(id))
+            .fetch_by_key(sql("SELECT merged_into, erased_at, loyalty_balance FROM customers WHERE id = $1").bind(id))
             .await?;
         let refuse = |code: &str, message: String| Error::from(Invalid::one(field, code, message));
         let Some(row) = rows.first() else {
@@ -591,7 +591,7 @@ impl Store {
         if row.opt_int("erased_at")?.is_some() {
             return Err(refuse("erased", "this customer was erased".into()));
         }
-        Ok(())
+        row.int("loyalty_balance")
     }
 
     /// A customer; one merged into another answers with `merged_into` naming the survivor.

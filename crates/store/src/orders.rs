@@ -11,7 +11,7 @@ use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft, ReservationStatus};
 use omnihub_domain::orders::{
     Fulfillment, FulfillmentKind, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order, OrderLine, Progress,
-    ReturnRecord, ShippingAddress, Status, Step, check_item_lines, derive_status, order_number, refund, totals,
+    ReturnRecord, ShippingAddress, Status, Step, check_item_lines, derive_status, order_number, return_split, totals,
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
@@ -236,7 +236,7 @@ async fn place_in(
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;
     let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
-    let totals = totals(&sums, discount, currency);
+    let totals = totals(&sums, discount, currency)?;
     let order = |insert: Sql| {
         insert
             .bind(&order_id)
@@ -399,13 +399,49 @@ async fn redeem(
         ))
     })?;
     let program = LoyaltyProgram::default();
-    let subtotal: i64 = lines.iter().map(|(quantity, unit)| quantity * unit).sum();
+    let subtotal = omnihub_domain::orders::subtotal(lines).ok_or_else(|| omnihub_domain::money::too_large("lines"))?;
     let discount = program.redemption_value(points);
     if discount > subtotal {
         return Err(Invalid::one("loyalty_points", "out_of_range", "more points than the order is worth").into());
     }
-    add_loyalty_points_in(tx, customer, -points, LoyaltyReason::Redeemed, Some(order_id), now).await?;
-    Ok(discount)
+    let redeemed = add_loyalty_points_in(tx, customer, -points, LoyaltyReason::Redeemed, Some(order_id), now).await;
+    match redeemed {
+        Ok(_) => Ok(discount),
+        // Named after the field the client set, as a cart's PATCH names it.
+        Err(Error::Invalid(invalid)) if invalid.0.iter().any(|e| e.code == "insufficient_points") => {
+            let balance = customer_balance(tx, customer).await?;
+            Err(carts::insufficient_points(points, balance).into())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Gives the customer back `points` they redeemed on `order` (all of them when it is
+/// cancelled, their share of a return). A customer merged away or erased since keeps nothing:
+/// the order still goes on.
+async fn give_back_points(
+    tx: &mut Tx,
+    order: &Order,
+    points: i64,
+    reason: LoyaltyReason,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let Some(customer) = &order.customer_id else {
+        return Ok(());
+    };
+    match add_loyalty_points_in(tx, customer, points, reason, Some(&order.id), now).await {
+        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+async fn customer_balance(tx: &mut Tx, customer: &str) -> Result<i64, Error> {
+    Ok(tx
+        .fetch_optional(sql("SELECT loyalty_balance FROM customers WHERE id = $1").bind(customer))
+        .await?
+        .map(|r| r.int("loyalty_balance"))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 /// A completed order earns its customer points and counts towards the tier.
@@ -436,12 +472,7 @@ async fn take_back(tx: &mut Tx, order: &Order, refunded: i64, now: Timestamp) ->
         return Ok(());
     };
     if order.status == Status::Completed || order.status == Status::Returned {
-        let balance = tx
-            .fetch_optional(sql("SELECT loyalty_balance FROM customers WHERE id = $1").bind(customer))
-            .await?
-            .map(|r| r.int("loyalty_balance"))
-            .transpose()?
-            .unwrap_or(0);
+        let balance = customer_balance(tx, customer).await?;
         let points = LoyaltyProgram::default().points_for_return(refunded).min(balance);
         add_loyalty_points_in(
             tx,
@@ -797,6 +828,18 @@ async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) ->
     )
     .await?;
     let order = read_order(tx, order_id).await?;
+    give_back_points(
+        tx,
+        &order,
+        order.loyalty_points_redeemed,
+        LoyaltyReason::OrderCancelled,
+        now,
+    )
+    .await?;
+    if let Some(customer) = &order.customer_id {
+        let summary = serde_json::json!({"number": order.number, "reason": reason, "total": order.totals.total});
+        timeline::record(tx, customer, now, "order.cancelled", Some(order_id), &summary).await?;
+    }
     append(
         tx,
         now,
@@ -985,8 +1028,15 @@ impl Store {
             return Err(Invalid::one("location_id", "not_found", "there is no such location").into());
         }
         let return_id = id::new(Kind::Return);
-        let mut total_refund = 0;
-        let mut priced = Vec::with_capacity(lines.len());
+        let unit_of = |sku: &str| {
+            order
+                .lines
+                .iter()
+                .find(|l| l.sku == sku)
+                .map_or(0, |l| l.unit_price.amount)
+        };
+        let too_large = |field: String| Error::from(omnihub_domain::money::too_large(&field));
+        let mut gross = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
             let returnable = order.returnable(&line.sku);
             if line.quantity > returnable {
@@ -997,20 +1047,22 @@ impl Store {
                 )
                 .into());
             }
-            let unit = order
-                .lines
-                .iter()
-                .find(|l| l.sku == line.sku)
-                .map_or(0, |l| l.unit_price.amount);
-            let amount = refund(
-                line.quantity,
-                unit,
-                order.totals.subtotal.amount,
-                order.totals.discount.amount,
-            );
-            total_refund += amount;
-            priced.push((line, amount));
+            let amount = line.quantity.checked_mul(unit_of(&line.sku));
+            gross.push(amount.ok_or_else(|| too_large(format!("lines[{i}].quantity")))?);
         }
+        let returned_before = (order.returns.iter().flat_map(|r| &r.lines))
+            .try_fold(0i64, |sum, l| sum.checked_add(l.quantity.checked_mul(unit_of(&l.sku))?))
+            .ok_or_else(|| too_large("lines".into()))?;
+        let split = return_split(
+            &gross,
+            returned_before,
+            order.totals.subtotal.amount,
+            order.loyalty_points_redeemed,
+            LoyaltyProgram::default().point_value_minor,
+        )
+        .ok_or_else(|| too_large("lines".into()))?;
+        let total_refund = split.cash_total();
+        let priced: Vec<(&ItemLine, i64)> = lines.iter().zip(split.cash.iter().copied()).collect();
         tx.execute(
             sql("INSERT INTO returns (id, order_id, location_id, restock, reason, refund_amount, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&return_id)
@@ -1048,6 +1100,7 @@ impl Store {
                 watch.finish(&mut tx, now).await?;
             }
         }
+        give_back_points(&mut tx, &order, split.points, LoyaltyReason::RedemptionReturned, now).await?;
         take_back(&mut tx, &order, total_refund, now).await?;
         let updated = refresh_status(&mut tx, order_id, now).await?;
         let record = updated.returns.iter().find(|r| r.id == return_id).cloned();

@@ -83,7 +83,7 @@ mod tests {
             id: id.into(),
             channel_id: "ch_web".into(),
             status: CartStatus::Active,
-            totals: totals(&[], 0, "EUR"),
+            totals: totals(&[], 0, "EUR").unwrap(),
             details: CartDetails::default(),
             lines: Vec::new(),
             order_id: None,

@@ -105,7 +105,7 @@ pub async fn context(admin: &Admin, conversation: &Conversation, names: &Names) 
     let customer = admin.store.customer(customer_id).await?;
     let standing = admin.store.loyalty_standing(customer_id).await?;
     let cart = match admin.store.customer_cart(customer_id).await {
-        Ok(cart) => Some(cart_view(&cart, names)),
+        Ok(cart) => Some(cart_view(&admin.store.priced_cart(cart).await?, names)),
         Err(omnihub_store::Error::NotFound(_)) => None,
         Err(error) => return Err(error.into()),
     };

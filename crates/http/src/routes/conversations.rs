@@ -176,7 +176,7 @@ async fn context(state: &AppState, customer_id: &str) -> Result<CustomerContext,
     let store = &state.store;
     let customer = store.customer(customer_id).await?;
     let cart = match store.customer_cart(customer_id).await {
-        Ok(cart) => Some(cart),
+        Ok(cart) => Some(store.priced_cart(cart).await?),
         Err(omnihub_store::Error::NotFound(_)) => None,
         Err(error) => return Err(error.into()),
     };

@@ -69,9 +69,12 @@ fn owned(caller: &Caller, cart: Cart) -> Result<Cart, ApiError> {
     Ok(cart)
 }
 
-/// Start a cart in a sales channel; prices are that channel's.
+/// Start a cart in a sales channel; prices are that channel's. Only a secret key (the
+/// storefront's backend, which knows who is signed in) may name the `customer_id`: a
+/// publishable key naming one is refused with 403 `forbidden`.
 #[utoipa::path(post, path = "/api/v1/carts", tag = "orders", request_body = NewCart,
-    responses((status = 201, body = Cart), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Cart), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_cart(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,12 +84,16 @@ pub async fn create_cart(
     let channel = caller
         .channel(body.channel_id.as_deref())?
         .ok_or_else(|| ApiError::invalid_field("channel_id", "required", "name the sales channel"))?;
+    if body.customer_id.is_some() {
+        caller.forbid_publishable("name the customer of a cart")?;
+    }
     Ok(Created(
         state.store.create_cart(channel, body.customer_id.as_deref()).await?,
     ))
 }
 
-/// Read a cart.
+/// Read a cart, as checkout would charge it: lines at the channel's current prices, and the
+/// discount its `loyalty_points` are worth.
 #[utoipa::path(get, path = "/api/v1/carts/{id}", tag = "orders", params(("id" = String, Path)),
     responses((status = 200, body = Cart), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_cart(
@@ -94,17 +101,22 @@ pub async fn get_cart(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
-    Ok(Json(own_cart(&state, &caller, &id).await?))
+    let cart = own_cart(&state, &caller, &id).await?;
+    Ok(Json(state.store.priced_cart(cart).await?))
 }
 
 /// Set the cart's e-mail, customer, shipping address, fulfilment method and loyalty points
 /// to redeem (JSON Merge Patch, `If-Match` guarded). A fulfilment naming a location is refused
 /// (422) when the cart's channel does not sell from it (`not_in_channel`) or, for a pickup or a
 /// reservation in store, when customers cannot pick up there (`no_pickup`); stock is weighed at
-/// checkout.
+/// checkout. Naming another `customer_id` or redeeming `loyalty_points` takes a secret key
+/// (the storefront's backend, which knows who is signed in): a publishable key is refused
+/// with 403 `forbidden` (it may still clear them).
+/// `loyalty_points` above the customer's balance are refused (422 `insufficient_points`).
 #[utoipa::path(patch, path = "/api/v1/carts/{id}", tag = "orders", request_body = CartDetails,
     params(("id" = String, Path), ("If-Match" = Option<i64>, Header)),
-    responses((status = 200, body = Cart), (status = 412, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Cart), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_cart(
     State(state): State<AppState>,
@@ -115,18 +127,27 @@ pub async fn patch_cart(
 ) -> Result<Json<Cart>, ApiError> {
     let asked = if_match(&headers)?;
     let current = own_cart_to_change(&state, &caller, &id).await?;
-    let (state, patch) = (&state, &patch);
-    let patch_from = |current: Cart| async move { patch_from(state, &current, patch, asked).await };
-    Ok(Json(state.store.change_latest(&current, patch_from).await?))
+    let (state, patch, caller) = (&state, &patch, &caller);
+    let patch_from = |current: Cart| async move { patch_from(state, caller, &current, patch, asked).await };
+    let changed = state.store.change_latest(&current, patch_from).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 async fn patch_from(
     state: &AppState,
+    caller: &Caller,
     current: &Cart,
     patch: &serde_json::Value,
     asked: Option<i64>,
 ) -> Result<Cart, ApiError> {
     let details: CartDetails = patched(&current.details, patch)?;
+    // Whoever holds the storefront's public key could otherwise spend anyone's points.
+    if details.customer_id.is_some() && details.customer_id != current.details.customer_id {
+        caller.forbid_publishable("name the customer of a cart")?;
+    }
+    if details.loyalty_points > 0 && details.loyalty_points != current.details.loyalty_points {
+        caller.forbid_publishable("redeem loyalty points")?;
+    }
     let version = asked.unwrap_or(current.version);
     state
         .store
@@ -146,7 +167,8 @@ pub async fn add_line(
     Json(draft): Json<CartLineDraft>,
 ) -> Result<Json<Cart>, ApiError> {
     let cart = own_cart_to_change(&state, &caller, &id).await?;
-    Ok(Json(state.store.add_cart_line(&cart, draft).await?))
+    let changed = state.store.add_cart_line(&cart, draft).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -165,7 +187,8 @@ pub async fn set_line(
     Json(body): Json<LineQuantity>,
 ) -> Result<Json<Cart>, ApiError> {
     let cart = own_cart(&state, &caller, &id).await?;
-    Ok(Json(state.store.set_cart_line(&cart, &line_id, body.quantity).await?))
+    let changed = state.store.set_cart_line(&cart, &line_id, body.quantity).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 /// Remove a line.
@@ -177,7 +200,8 @@ pub async fn remove_line(
     Path((id, line_id)): Path<(String, String)>,
 ) -> Result<Json<Cart>, ApiError> {
     own_cart(&state, &caller, &id).await?;
-    Ok(Json(state.store.remove_cart_line(&id, &line_id).await?))
+    let changed = state.store.remove_cart_line(&id, &line_id).await?;
+    Ok(Json(state.store.priced_cart(changed).await?))
 }
 
 /// Check out: holds the stock and places the order in one atomic step. `409
@@ -204,7 +228,8 @@ pub async fn customer_cart(
     Path(id): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
     caller.require_secret("customers:read")?;
-    Ok(Json(state.store.customer_cart(&id).await?))
+    let cart = state.store.customer_cart(&id).await?;
+    Ok(Json(state.store.priced_cart(cart).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

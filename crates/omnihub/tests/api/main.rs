@@ -5,6 +5,7 @@ mod helpers;
 mod scratch;
 
 mod answers;
+mod cart_rules;
 mod catalog;
 mod conventions;
 mod customers;
