@@ -88,6 +88,13 @@ impl InboxKind {
         InboxKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
+    /// Whether the channel vouches for who wrote: a provider's account, a signed custom
+    /// channel, a mail relay. A web chat visitor is anyone with a browser, and what they say
+    /// about themselves (an e-mail) is a claim that proves nothing.
+    pub const fn knows_the_sender(self) -> bool {
+        !matches!(self, InboxKind::Webchat)
+    }
+
     /// The provider's public API root, where replies go unless the inbox names another.
     pub const fn default_api_base_url(self) -> Option<&'static str> {
         match self {
@@ -487,6 +494,9 @@ pub struct Conversation {
     /// When the bot last answered the customer by itself (a frequent question, an order's
     /// whereabouts); it stays quiet once an agent replied or was assigned.
     pub answered_automatically_at: Option<Timestamp>,
+    /// The e-mail a web chat visitor gave, unverified: it links the chat to nobody; an agent
+    /// who recognises the customer merges the visitor into them.
+    pub claimed_email: Option<String>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

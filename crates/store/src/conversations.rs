@@ -56,6 +56,7 @@ fn conversation(row: &Row) -> Result<Conversation, Error> {
         resolved_at,
         resolution_seconds: seconds_between(opened_at, resolved_at),
         answered_automatically_at: row.opt_int("answered_automatically_at")?.map(Timestamp),
+        claimed_email: row.opt_text("claimed_email")?,
         version: row.int("version")?,
         created_at: Timestamp(row.int("created_at")?),
         updated_at: Timestamp(row.int("updated_at")?),

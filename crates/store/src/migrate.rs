@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0012_event_seq_cached.sql"),
     ),
     (13, "cart_updates", include_str!("../migrations/0013_cart_updates.sql")),
+    (
+        14,
+        "webchat_claims",
+        include_str!("../migrations/0014_webchat_claims.sql"),
+    ),
 ];
 
 /// The words that differ between the backends: each placeholder, SQLite's, PostgreSQL's.
