@@ -25,6 +25,7 @@ on_both_backends!(
     notes_and_canned_replies,
     one_customer_across_whatsapp_and_the_api_channel_with_their_cart_and_orders,
     a_merge_moves_conversations,
+    no_reply_goes_out_once_the_customer_was_erased,
     inboxes_are_checked_and_never_show_credentials,
 );
 
@@ -898,6 +899,25 @@ async fn a_merge_moves_conversations(app: TestApp) {
         2,
         "a new message starts afresh"
     );
+}
+
+async fn no_reply_goes_out_once_the_customer_was_erased(app: TestApp) {
+    let fake =
+        Fake::start(json!({"status": 0, "status_message": "ok", "message_token": 5741311803571721087_u64})).await;
+    let viber_box = viber_inbox(&app, &fake).await;
+    json(viber(&app, &viber_box, &viber_message(7, "hello")).await, 200).await;
+    let conversation = only_conversation(&app, &viber_box).await;
+    let customer = conversation["customer_id"].as_str().unwrap();
+    let erased = app.delete(&format!("/customers/{customer}")).await;
+    assert_eq!(erased.status(), 204);
+    let calls = fake.seen().len();
+
+    let path = format!("/conversations/{}/messages", id(&conversation));
+    let refused = problem(app.post(&path, &json!({"text": "Still there?"})).await, 409, "conflict").await;
+    assert!(refused["detail"].as_str().unwrap().contains("erased"), "{refused}");
+    assert_eq!(fake.seen().len(), calls, "nothing reached the provider");
+    let kept = get(&app, &format!("/conversations/{}", id(&conversation))).await;
+    assert_eq!(kept["messages"].as_array().unwrap().len(), 1, "nothing queued: {kept}");
 }
 
 // ───────────────────────────── inboxes ─────────────────────────────

@@ -278,4 +278,10 @@ async fn an_email_typed_in_the_chat_reveals_no_order_and_links_nobody(app: TestA
         text,
         "Your order #1001 has shipped. It travels with DHL, tracking number 00340434."
     );
+
+    // Erasing the visitor takes the address they typed with it.
+    let visitor = conversation["customer_id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/customers/{visitor}")).await.status(), 204);
+    let kept = json(app.get(&format!("/conversations/{}", id(conversation))).await, 200).await;
+    assert!(kept["claimed_email"].is_null(), "{kept}");
 }
