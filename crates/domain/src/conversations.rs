@@ -412,10 +412,16 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// The URL to register with the provider: where its webhooks reach this inbox, under the
-    /// server's public URL.
-    pub fn webhook_url(&self, public_url: &str) -> String {
-        format!("{public_url}/hooks/{}", self.id)
+    /// Where the channel delivers this inbox's messages, under the server's public URL: the
+    /// provider's webhook (`/hooks/{id}`), or for a custom channel the signed API that takes
+    /// its messages. `None` for the web chat: the widget talks to `/webchat/{id}/…` itself
+    /// and nothing is registered anywhere.
+    pub fn webhook_url(&self, public_url: &str) -> Option<String> {
+        match self.kind {
+            InboxKind::Webchat => None,
+            InboxKind::Api => Some(format!("{public_url}/api/v1/inboxes/{}/messages", self.id)),
+            _ => Some(format!("{public_url}/hooks/{}", self.id)),
+        }
     }
 
     /// Where calls to the provider go, without a trailing `/`.

@@ -44,8 +44,10 @@ pub fn routes() -> Router<AppState> {
 pub struct InboxView {
     #[serde(flatten)]
     pub inbox: Inbox,
-    /// Where the provider must send its webhooks.
-    pub webhook_url: String,
+    /// Where the channel must deliver its messages: the provider's webhook
+    /// (`/hooks/{id}`), for an `api` inbox `/api/v1/inboxes/{id}/messages`; `null` for the
+    /// web chat, whose widget talks to `/webchat/{id}/…`.
+    pub webhook_url: Option<String>,
 }
 
 fn view(state: &AppState, inbox: Inbox) -> InboxView {
@@ -57,7 +59,8 @@ fn view(state: &AppState, inbox: Inbox) -> InboxView {
 
 /// Connect a messaging channel. `credentials` depend on `kind` (see the API contract); they
 /// are sealed at rest and never shown again. The answer's `webhook_url` is what to register
-/// with the provider.
+/// with the provider (for an `api` inbox, where the custom channel posts its messages; `null`
+/// for the web chat).
 #[utoipa::path(post, path = "/api/v1/inboxes", tag = "conversations", request_body = NewInbox,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses((status = 201, body = InboxView), (status = 422, body = Problem, content_type = "application/problem+json")))]

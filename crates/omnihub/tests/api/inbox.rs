@@ -26,6 +26,7 @@ on_both_backends!(
     one_customer_across_whatsapp_and_the_api_channel_with_their_cart_and_orders,
     a_merge_moves_conversations,
     no_reply_goes_out_once_the_customer_was_erased,
+    each_inbox_names_the_url_that_takes_its_messages,
     inboxes_are_checked_and_never_show_credentials,
 );
 
@@ -921,6 +922,46 @@ async fn no_reply_goes_out_once_the_customer_was_erased(app: TestApp) {
 }
 
 // ───────────────────────────── inboxes ─────────────────────────────
+
+async fn each_inbox_names_the_url_that_takes_its_messages(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true})).await;
+    let api = api_inbox(&app, &fake).await;
+    let url = api["webhook_url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/api/v1/inboxes/{}/messages", id(&api))),
+        "{url}"
+    );
+    let raw = json!({"contact": {"external_id": "u-7"}, "text": "Hello"}).to_string();
+    let signature = webhooks::sign(API_SECRET, unix_now(&app), raw.as_bytes());
+    let posted = app
+        .client
+        .post(url)
+        .header("Omnihub-Signature", signature)
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(posted, 201).await["duplicate"], false);
+    assert_eq!(conversations_of(&app, &api).await.len(), 1);
+
+    let telegram_box = telegram_inbox(&app, &fake).await;
+    let hook = telegram_box["webhook_url"].as_str().unwrap();
+    assert!(hook.ends_with(&format!("/hooks/{}", id(&telegram_box))), "{hook}");
+
+    let webchat = inbox(&app, "webchat", json!({}), None).await;
+    assert!(
+        webchat["webhook_url"].is_null(),
+        "the widget registers nothing: {webchat}"
+    );
+    let listed = get(&app, "/inboxes").await;
+    let shown: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["webhook_url"])
+        .collect();
+    assert_eq!(shown, [&api["webhook_url"], &telegram_box["webhook_url"], &Value::Null]);
+}
 
 async fn inboxes_are_checked_and_never_show_credentials(app: TestApp) {
     let fake = Fake::start(json!({})).await;
