@@ -198,6 +198,8 @@ impl Store {
 
     /// Changes status, assignee, team and tags from version `version`. An assignee of `auto`
     /// is the inbox's next agent in turn. Resolving stamps `resolved_at`; reopening clears it.
+    /// A change to what is already so (resolving a resolved conversation) writes nothing and
+    /// announces nothing.
     pub async fn update_conversation(
         &self,
         id: &str,
@@ -219,6 +221,9 @@ impl Store {
                     Some(omnihub_domain::conversations::AUTO_ASSIGN) => Some(take_turn(tx, &before.inbox_id).await?),
                     other => other.map(|a| a.trim().to_owned()),
                 };
+                if changes_nothing(&before, &draft, assignee.as_deref()) {
+                    return Ok(before);
+                }
                 write_changes(tx, &before, &draft, assignee.as_deref(), now).await?;
                 let after = read_conversation(tx, &id).await?;
                 announce_changes(tx, &before, &after, now);
@@ -284,8 +289,18 @@ async fn write_changes(
     Ok(())
 }
 
+/// Whether the draft leaves the conversation as it is.
+fn changes_nothing(before: &Conversation, draft: &ConversationDraft, assignee: Option<&str>) -> bool {
+    let tags: Vec<&str> = draft.tags.iter().map(|t| t.trim()).collect();
+    before.status == draft.status
+        && before.assignee_id.as_deref() == assignee
+        && before.team.as_deref() == draft.team.as_deref().map(str::trim)
+        && before.tags == tags
+}
+
 /// `conversation.updated` for every change, and the changes agents' screens react to on their
-/// own: an assignment and a resolution.
+/// own: an assignment, a resolution, and a resolved conversation opened again (as when the
+/// customer writes).
 fn announce_changes(tx: &mut Tx, before: &Conversation, after: &Conversation, now: Timestamp) {
     if before.assignee_id != after.assignee_id {
         let data =
@@ -296,6 +311,10 @@ fn announce_changes(tx: &mut Tx, before: &Conversation, after: &Conversation, no
         let data = json!({"conversation_id": after.id, "inbox_id": after.inbox_id, "customer_id": after.customer_id,
                           "resolution_seconds": after.resolution_seconds});
         append(tx, now, NewEvent::new("conversation.resolved", data));
+    }
+    if before.status == ConversationStatus::Resolved && after.status != ConversationStatus::Resolved {
+        let data = json!({"conversation_id": after.id, "customer_id": after.customer_id});
+        append(tx, now, NewEvent::new("conversation.reopened", data));
     }
     append(tx, now, NewEvent::new("conversation.updated", after));
 }

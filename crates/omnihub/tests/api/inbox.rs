@@ -22,6 +22,7 @@ on_both_backends!(
     bad_signatures_and_replays_change_nothing,
     providers_that_fail_are_retried_then_the_reply_fails,
     conversations_are_assigned_resolved_and_reopened,
+    an_agent_reopening_is_announced_and_resolving_twice_changes_nothing,
     notes_and_canned_replies,
     one_customer_across_whatsapp_and_the_api_channel_with_their_cart_and_orders,
     a_merge_moves_conversations,
@@ -734,6 +735,36 @@ async fn conversations_are_assigned_resolved_and_reopened(app: TestApp) {
         (Value::Null, Value::Null)
     );
     assert_eq!(reopened["tags"], json!(["delivery"]));
+}
+
+async fn an_agent_reopening_is_announced_and_resolving_twice_changes_nothing(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true, "result": {"message_id": 100}})).await;
+    let inbox = telegram_inbox(&app, &fake).await;
+    json(telegram(&app, &inbox, &telegram_update(1, 1, "hi")).await, 200).await;
+    let conversation = only_conversation(&app, &inbox).await;
+    let path = format!("/conversations/{}", id(&conversation));
+    let resolved = json(app.patch(&path, &json!({"status": "resolved"})).await, 200).await;
+    let (updates, resolutions) = (
+        event_count(&app, "conversation.updated").await,
+        event_count(&app, "conversation.resolved").await,
+    );
+    assert_eq!(resolutions, 1);
+
+    let again = json(app.patch(&path, &json!({"status": "resolved"})).await, 200).await;
+    assert_eq!(again["version"], resolved["version"], "nothing changed");
+    assert_eq!(again["resolved_at"], resolved["resolved_at"]);
+    assert_eq!(event_count(&app, "conversation.updated").await, updates);
+    assert_eq!(event_count(&app, "conversation.resolved").await, resolutions);
+
+    let reopened = json(app.patch(&path, &json!({"status": "open"})).await, 200).await;
+    assert_eq!(reopened["status"], "open");
+    assert!(reopened["resolved_at"].is_null());
+    let events = get(&app, "/events?types=conversation.reopened").await;
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["conversation_id"], conversation["id"]);
+    assert_eq!(events[0]["data"]["customer_id"], conversation["customer_id"]);
+    assert_eq!(event_count(&app, "conversation.updated").await, updates + 1);
 }
 
 async fn notes_and_canned_replies(app: TestApp) {
