@@ -135,6 +135,26 @@ impl Store {
         read_conversation(&mut tx, id).await
     }
 
+    /// A page of the conversation's whole history, oldest first (message ids are
+    /// time-ordered).
+    pub async fn conversation_message_page(
+        &self,
+        id: &str,
+        page: &Page,
+    ) -> Result<(Vec<Message>, Option<String>), Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT * FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(id)
+                    .bind(page.after.as_deref().unwrap_or(""))
+                    .bind(page.limit + 1),
+            )
+            .await?;
+        let messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(messages, |m| &m.id))
+    }
+
     /// The conversation's latest messages, oldest first.
     pub async fn conversation_messages(&self, id: &str) -> Result<Vec<Message>, Error> {
         let rows = self

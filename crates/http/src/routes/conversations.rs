@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::get;
 use omnihub_domain::conversations::{
     CannedReply, CannedReplyDraft, Conversation, Inbox, Message, NewInbox, ReplyDraft,
 };
@@ -35,7 +35,10 @@ pub fn routes() -> Router<AppState> {
         .route("/inboxes/{id}", get(get_inbox))
         .route("/conversations", get(list_conversations))
         .route("/conversations/{id}", get(get_conversation).patch(patch_conversation))
-        .route("/conversations/{id}/messages", post(reply_to_conversation))
+        .route(
+            "/conversations/{id}/messages",
+            get(list_conversation_messages).post(reply_to_conversation),
+        )
         .route("/canned-replies", get(list_canned_replies).post(create_canned_reply))
 }
 
@@ -150,7 +153,8 @@ pub struct CustomerContext {
 pub struct ConversationView {
     #[serde(flatten)]
     pub conversation: Conversation,
-    /// The latest messages, oldest first.
+    /// The latest messages (up to 200), oldest first; `GET /conversations/{id}/messages`
+    /// pages through the whole history.
     pub messages: Vec<Message>,
     pub context: CustomerContext,
 }
@@ -205,6 +209,26 @@ async fn context(state: &AppState, customer_id: &str) -> Result<CustomerContext,
 
 fn first(limit: i64) -> Page {
     Page { after: None, limit }
+}
+
+/// Page through the conversation's whole history, oldest first, with the list convention
+/// (`limit` 1–500, default 50; `cursor` = the previous page's `next_cursor`).
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path), ListParams),
+    responses((status = 200, body = List<Message>), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_conversation_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<Message>>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    let page = params.page()?;
+    state.store.conversation(&id).await?;
+    Ok(Json(List::new(
+        state.store.conversation_message_page(&id, &page).await?,
+    )))
 }
 
 /// Reply through the conversation's own channel: `{"text"}`, `{"template": {"name", "params"}}`

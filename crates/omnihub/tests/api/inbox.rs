@@ -28,6 +28,7 @@ on_both_backends!(
     a_merge_moves_conversations,
     no_reply_goes_out_once_the_customer_was_erased,
     each_inbox_names_the_url_that_takes_its_messages,
+    the_whole_history_of_a_conversation_pages,
     inboxes_are_checked_and_never_show_credentials,
 );
 
@@ -765,6 +766,64 @@ async fn an_agent_reopening_is_announced_and_resolving_twice_changes_nothing(app
     assert_eq!(events[0]["data"]["conversation_id"], conversation["id"]);
     assert_eq!(events[0]["data"]["customer_id"], conversation["customer_id"]);
     assert_eq!(event_count(&app, "conversation.updated").await, updates + 1);
+}
+
+async fn the_whole_history_of_a_conversation_pages(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true})).await;
+    let inbox = api_inbox(&app, &fake).await;
+    let path = format!("/inboxes/{}/messages", id(&inbox));
+    for n in 0..205 {
+        let body = json!({"contact": {"external_id": "u-1"}, "text": format!("message {n}")});
+        json(app.post(&path, &body).await, 201).await;
+    }
+    let conversation = only_conversation(&app, &inbox).await;
+    assert_eq!(conversation["messages"].as_array().unwrap().len(), 200, "the latest");
+
+    let messages = format!("/conversations/{}/messages", id(&conversation));
+    let mut texts = Vec::new();
+    let mut pages = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page = get(&app, &format!("{messages}?limit=100{query}")).await;
+        pages += 1;
+        for message in page["data"].as_array().unwrap() {
+            texts.push(message["text"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..205).map(|n| format!("message {n}")).collect();
+    assert_eq!(texts, expected, "every message once, oldest first");
+    let first = get(&app, &messages).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 50, "50 by default");
+
+    problem(
+        app.get(&format!("{messages}?limit=501")).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        app.get(&format!("{messages}?cursor=%%%")).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(app.get("/conversations/cnv_missing/messages").await, 404, "not_found").await;
+    let document = json(
+        app.client
+            .get(format!("{}/openapi.json", app.base))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert!(document["paths"]["/api/v1/conversations/{id}/messages"]["get"].is_object());
 }
 
 async fn notes_and_canned_replies(app: TestApp) {
