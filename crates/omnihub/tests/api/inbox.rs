@@ -29,11 +29,12 @@ on_both_backends!(
     no_reply_goes_out_once_the_customer_was_erased,
     each_inbox_names_the_url_that_takes_its_messages,
     the_whole_history_of_a_conversation_pages,
+    every_shared_secret_has_sixteen_characters_at_least,
     inboxes_are_checked_and_never_show_credentials,
 );
 
 const TELEGRAM_SECRET: &str = "tg-secret_0123456789";
-const APP_SECRET: &str = "meta-app-secret";
+const APP_SECRET: &str = "meta-app-secret-0123456789";
 const VIBER_TOKEN: &str = "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9";
 const API_SECRET: &str = "api-channel-secret-0123456789";
 
@@ -54,13 +55,13 @@ async fn telegram_inbox(app: &TestApp, fake: &Fake) -> Value {
 
 async fn whatsapp_inbox(app: &TestApp, fake: &Fake) -> Value {
     let credentials = json!({"access_token": "EAAG-token", "phone_number_id": "106540352242922",
-                             "app_secret": APP_SECRET, "verify_token": "wa-verify"});
+                             "app_secret": APP_SECRET, "verify_token": "wa-verify-0123456789"});
     inbox(app, "whatsapp", credentials, Some(fake)).await
 }
 
 async fn messenger_inbox(app: &TestApp, fake: &Fake) -> Value {
     let credentials = json!({"page_access_token": "EAAB-page", "page_id": "PAGE_ID",
-                             "app_secret": APP_SECRET, "verify_token": "fb-verify"});
+                             "app_secret": APP_SECRET, "verify_token": "fb-verify-0123456789"});
     inbox(app, "messenger", credentials, Some(fake)).await
 }
 
@@ -274,7 +275,7 @@ async fn whatsapp_messages_receipts_and_the_reply_window(app: TestApp) {
     let hook = inbox["webhook_url"].as_str().unwrap();
     let handshake =
         |token: &str| format!("{hook}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444");
-    let echoed = app.client.get(handshake("wa-verify")).send().await.unwrap();
+    let echoed = app.client.get(handshake("wa-verify-0123456789")).send().await.unwrap();
     assert_eq!(echoed.status(), 200);
     assert_eq!(echoed.text().await.unwrap(), "1158201444");
     problem(
@@ -824,6 +825,51 @@ async fn the_whole_history_of_a_conversation_pages(app: TestApp) {
     )
     .await;
     assert!(document["paths"]["/api/v1/conversations/{id}/messages"]["get"].is_object());
+}
+
+async fn every_shared_secret_has_sixteen_characters_at_least(app: TestApp) {
+    let short = "0123456789abcde";
+    for (kind, credentials, field) in [
+        (
+            "telegram",
+            json!({"bot_token": "1:A", "secret_token": "s"}),
+            "secret_token",
+        ),
+        (
+            "whatsapp",
+            json!({"access_token": "EAAG", "phone_number_id": "1", "app_secret": short,
+                            "verify_token": "wa-verify-0123456789"}),
+            "app_secret",
+        ),
+        (
+            "messenger",
+            json!({"page_access_token": "EAAG", "page_id": "1", "app_secret": APP_SECRET,
+                             "verify_token": short}),
+            "verify_token",
+        ),
+        ("viber", json!({"auth_token": short}), "auth_token"),
+        (
+            "email",
+            json!({"smtp_url": "smtp://mail.example.org", "from_address": "shop@example.org",
+                         "inbound_secret": "s"}),
+            "inbound_secret",
+        ),
+        (
+            "api",
+            json!({"webhook_url": "https://example.org/replies", "secret": short}),
+            "secret",
+        ),
+    ] {
+        let body = json!({"kind": kind, "name": "Short", "credentials": credentials});
+        let refused = problem(app.post("/inboxes", &body).await, 422, "validation_failed").await;
+        assert_eq!(
+            refused["errors"][0]["field"],
+            format!("credentials.{field}"),
+            "{kind}: {refused}"
+        );
+        assert_eq!(refused["errors"][0]["code"], "too_short", "{kind}");
+    }
+    assert!(get(&app, "/inboxes").await["data"].as_array().unwrap().is_empty());
 }
 
 async fn notes_and_canned_replies(app: TestApp) {
