@@ -402,6 +402,59 @@ impl NewInbox {
     }
 }
 
+/// What `PATCH /inboxes/{id}` may change; the kind stays. `credentials`, when given, replace
+/// the old ones whole (write-only: the draft of an inbox never shows them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InboxDraft {
+    pub name: String,
+    /// The sales channel that conversations here sell in; `null` for none.
+    #[serde(default)]
+    pub sales_channel_id: Option<String>,
+    /// The agents that round-robin assignment takes turns over, in order.
+    #[serde(default)]
+    pub agent_ids: Vec<String>,
+    /// All of the kind's credentials anew; left out, the sealed ones stay.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Value>,
+}
+
+impl InboxDraft {
+    /// Checks the draft for an inbox of `kind`; answers the new credentials, if any.
+    pub fn validate(&self, kind: InboxKind) -> Result<Option<Credentials>, Invalid> {
+        let mut check = Check::new();
+        check.text("name", &self.name, MAX_NAME);
+        check_agents(&mut check, &self.agent_ids);
+        let credentials = self
+            .credentials
+            .as_ref()
+            .map(|c| Credentials::parse(kind, c))
+            .transpose();
+        match (check.done(), credentials) {
+            (Ok(()), Ok(credentials)) => Ok(credentials),
+            (Err(Invalid(mut first)), Err(Invalid(more))) => {
+                first.extend(more);
+                Err(Invalid(first))
+            }
+            (Err(invalid), _) | (_, Err(invalid)) => Err(invalid),
+        }
+    }
+}
+
+impl Inbox {
+    /// The inbox as a draft to patch, without its credentials.
+    pub fn to_draft(&self) -> InboxDraft {
+        InboxDraft {
+            name: self.name.clone(),
+            sales_channel_id: self.sales_channel_id.clone(),
+            agent_ids: self.agent_ids.clone(),
+            credentials: None,
+        }
+    }
+}
+
 pub fn check_agents(check: &mut Check, agents: &[String]) {
     if agents.len() > MAX_AGENTS {
         check.fail("agent_ids", "too_long", format!("at most {MAX_AGENTS} agents"));

@@ -25,7 +25,7 @@ use crate::routes::*;
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint, patch_webhook_endpoint,
         delete_webhook_endpoint, list_webhook_deliveries, replay_webhook_endpoint,
         revoke_key,
-        create_inbox, list_inboxes, get_inbox, list_conversations, get_conversation, list_conversation_messages, reply_to_conversation,
+        create_inbox, list_inboxes, get_inbox, patch_inbox, list_conversations, get_conversation, list_conversation_messages, reply_to_conversation,
         patch_conversation,
         create_canned_reply, list_canned_replies, verify_hook, receive_hook, post_channel_message,
         create_faq_entry, list_faq_entries, start_webchat_session, post_visitor_message, stream_visitor_replies,

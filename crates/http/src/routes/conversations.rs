@@ -32,7 +32,7 @@ const CONTEXT_CONVERSATIONS: i64 = 20;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/inboxes", get(list_inboxes).post(create_inbox))
-        .route("/inboxes/{id}", get(get_inbox))
+        .route("/inboxes/{id}", get(get_inbox).patch(patch_inbox))
         .route("/conversations", get(list_conversations))
         .route("/conversations/{id}", get(get_conversation).patch(patch_conversation))
         .route(
@@ -102,6 +102,31 @@ pub async fn get_inbox(
     caller.require_secret("conversations:read")?;
     let inbox = state.store.inbox(&id).await?;
     Ok(Json(view(&state, inbox)))
+}
+
+/// Change an inbox with a JSON Merge Patch: `name`, `agent_ids`, `sales_channel_id` (`null`
+/// for none), and `credentials`, which replace the old ones whole (all of the kind's fields)
+/// and are sealed anew. The kind stays. `If-Match` guards against a stale version.
+#[utoipa::path(patch, path = "/api/v1/inboxes/{id}", tag = "conversations",
+    request_body = omnihub_domain::conversations::InboxDraft,
+    params(("id" = String, Path), ("If-Match" = Option<i64>, Header, description = "The version the change is based on")),
+    responses((status = 200, body = InboxView), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn patch_inbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(patch): Json<serde_json::Value>,
+) -> Result<Json<InboxView>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    let asked = if_match(&headers)?;
+    let current = state.store.inbox(&id).await?;
+    let draft = patched(&current.to_draft(), &patch)?;
+    let version = asked.unwrap_or(current.version);
+    let updated = state.store.update_inbox(&id, draft, version).await;
+    Ok(Json(view(&state, updated.map_err(|e| version_race(e, asked))?)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -30,6 +30,7 @@ on_both_backends!(
     each_inbox_names_the_url_that_takes_its_messages,
     the_whole_history_of_a_conversation_pages,
     every_shared_secret_has_sixteen_characters_at_least,
+    an_inbox_is_changed_and_its_credentials_replaced,
     inboxes_are_checked_and_never_show_credentials,
 );
 
@@ -870,6 +871,86 @@ async fn every_shared_secret_has_sixteen_characters_at_least(app: TestApp) {
         assert_eq!(refused["errors"][0]["code"], "too_short", "{kind}");
     }
     assert!(get(&app, "/inboxes").await["data"].as_array().unwrap().is_empty());
+}
+
+async fn an_inbox_is_changed_and_its_credentials_replaced(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true, "result": {"message_id": 100}})).await;
+    let created = telegram_inbox(&app, &fake).await;
+    let path = format!("/inboxes/{}", id(&created));
+    let warehouse = fixtures::location(&app, "Warehouse", "warehouse").await;
+    let web = fixtures::channel(&app, "Web", "web", &[id(&warehouse)]).await;
+
+    let change = json!({"name": "Shop bot", "agent_ids": ["ann", "bob"], "sales_channel_id": id(&web)});
+    let changed = json(app.patch(&path, &change).await, 200).await;
+    assert_eq!(
+        (
+            &changed["name"],
+            &changed["agent_ids"],
+            &changed["sales_channel_id"],
+            &changed["kind"]
+        ),
+        (
+            &json!("Shop bot"),
+            &json!(["ann", "bob"]),
+            &json!(id(&web)),
+            &json!("telegram")
+        )
+    );
+    assert_eq!(changed["version"], created["version"].as_i64().unwrap() + 1);
+    assert_eq!(changed["webhook_url"], created["webhook_url"]);
+    assert_eq!(get(&app, &path).await["name"], "Shop bot");
+
+    let stale = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", created["version"].to_string())
+        .json(&json!({"name": "Late"}))
+        .send()
+        .await
+        .unwrap();
+    problem(stale, 412, "version_mismatch").await;
+    let partial = json!({"credentials": {"secret_token": "new-secret_0123456789"}});
+    let refused = problem(app.patch(&path, &partial).await, 422, "validation_failed").await;
+    assert_eq!(
+        refused["errors"][0]["field"], "credentials",
+        "credentials are replaced whole"
+    );
+    let short = json!({"credentials": {"bot_token": "123456:ABC-DEF", "secret_token": "short"}});
+    let refused = problem(app.patch(&path, &short).await, 422, "validation_failed").await;
+    assert_eq!(refused["errors"][0]["code"], "too_short");
+    problem(
+        app.patch(&path, &json!({"kind": "viber"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let nowhere = json!({"sales_channel_id": "chn_missing"});
+    problem(app.patch(&path, &nowhere).await, 422, "validation_failed").await;
+    problem(
+        app.patch("/inboxes/inb_missing", &json!({"name": "X"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // New credentials are sealed anew: the old secret no longer opens the webhook.
+    let replaced = json!({"credentials": {"bot_token": "123456:ABC-DEF", "secret_token": "new-secret_0123456789"},
+                          "sales_channel_id": null});
+    let after = json(app.patch(&path, &replaced).await, 200).await;
+    assert!(
+        after.get("credentials").is_none() && after["sales_channel_id"].is_null(),
+        "{after}"
+    );
+    let sealed = stored_credentials(&app, id(&created)).await;
+    assert!(sealed.starts_with("v1:") && !sealed.contains("new-secret"), "{sealed}");
+    let update = telegram_update(1, 1, "hi");
+    problem(telegram(&app, &created, &update).await, 401, "invalid_signature").await;
+    let fresh = ("X-Telegram-Bot-Api-Secret-Token", "new-secret_0123456789".to_owned());
+    let taken = json(deliver(&app, &created, &update, &[fresh]).await, 200).await;
+    assert_eq!(taken["received"], 1);
+
+    let events = get(&app, "/events?types=inbox.updated").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 2);
+    assert!(!events.to_string().contains("new-secret"), "{events}");
 }
 
 async fn notes_and_canned_replies(app: TestApp) {
