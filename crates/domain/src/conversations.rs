@@ -33,7 +33,9 @@ const MAX_AGENTS: usize = 200;
 const MAX_SHORT_CODE: usize = 50;
 const MAX_TEMPLATE_PARAMS: usize = 20;
 /// An API channel's secret is an HMAC key: short ones can be guessed.
-const MIN_API_SECRET: usize = 16;
+/// The shortest shared secret taken: one that proves an incoming call (a webhook's signing key,
+/// a handshake or bearer token) must not be guessable.
+const MIN_SHARED_SECRET: usize = 16;
 
 const DAY_SECONDS: i64 = 24 * 60 * 60;
 /// WhatsApp and Messenger accept free-form replies for this long after the customer wrote.
@@ -86,6 +88,13 @@ impl InboxKind {
 
     pub fn parse(text: &str) -> Option<InboxKind> {
         InboxKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether the channel vouches for who wrote: a provider's account, a signed custom
+    /// channel, a mail relay. A web chat visitor is anyone with a browser, and what they say
+    /// about themselves (an e-mail) is a claim that proves nothing.
+    pub const fn knows_the_sender(self) -> bool {
+        !matches!(self, InboxKind::Webchat)
     }
 
     /// The provider's public API root, where replies go unless the inbox names another.
@@ -248,13 +257,29 @@ impl Credentials {
             Credentials::Webchat => {}
             Credentials::Api(c) => {
                 check_web_url(&mut check, "credentials.webhook_url", &c.webhook_url);
-                if c.secret.chars().count() < MIN_API_SECRET {
-                    let message = format!("must be at least {MIN_API_SECRET} characters");
-                    check.fail("credentials.secret", "too_short", message);
-                }
+            }
+        }
+        for (field, secret) in self.shared_secrets() {
+            if secret.chars().count() < MIN_SHARED_SECRET {
+                let message = format!("must be at least {MIN_SHARED_SECRET} characters");
+                check.fail(format!("credentials.{field}"), "too_short", message);
             }
         }
         check.done()
+    }
+
+    /// The secrets that prove incoming calls (signing keys, handshake and bearer tokens), by
+    /// field: each at least [`MIN_SHARED_SECRET`] characters.
+    fn shared_secrets(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Credentials::Telegram(c) => vec![("secret_token", &c.secret_token)],
+            Credentials::Whatsapp(c) => vec![("app_secret", &c.app_secret), ("verify_token", &c.verify_token)],
+            Credentials::Meta(c) => vec![("app_secret", &c.app_secret), ("verify_token", &c.verify_token)],
+            Credentials::Viber(c) => vec![("auth_token", &c.auth_token)],
+            Credentials::Email(c) => vec![("inbound_secret", &c.inbound_secret)],
+            Credentials::Webchat => Vec::new(),
+            Credentials::Api(c) => vec![("secret", &c.secret)],
+        }
     }
 
     /// The credentials as stored (sealed) and read back with [`Credentials::parse`].
@@ -377,6 +402,59 @@ impl NewInbox {
     }
 }
 
+/// What `PATCH /inboxes/{id}` may change; the kind stays. `credentials`, when given, replace
+/// the old ones whole (write-only: the draft of an inbox never shows them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InboxDraft {
+    pub name: String,
+    /// The sales channel that conversations here sell in; `null` for none.
+    #[serde(default)]
+    pub sales_channel_id: Option<String>,
+    /// The agents that round-robin assignment takes turns over, in order.
+    #[serde(default)]
+    pub agent_ids: Vec<String>,
+    /// All of the kind's credentials anew; left out, the sealed ones stay.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Value>,
+}
+
+impl InboxDraft {
+    /// Checks the draft for an inbox of `kind`; answers the new credentials, if any.
+    pub fn validate(&self, kind: InboxKind) -> Result<Option<Credentials>, Invalid> {
+        let mut check = Check::new();
+        check.text("name", &self.name, MAX_NAME);
+        check_agents(&mut check, &self.agent_ids);
+        let credentials = self
+            .credentials
+            .as_ref()
+            .map(|c| Credentials::parse(kind, c))
+            .transpose();
+        match (check.done(), credentials) {
+            (Ok(()), Ok(credentials)) => Ok(credentials),
+            (Err(Invalid(mut first)), Err(Invalid(more))) => {
+                first.extend(more);
+                Err(Invalid(first))
+            }
+            (Err(invalid), _) | (_, Err(invalid)) => Err(invalid),
+        }
+    }
+}
+
+impl Inbox {
+    /// The inbox as a draft to patch, without its credentials.
+    pub fn to_draft(&self) -> InboxDraft {
+        InboxDraft {
+            name: self.name.clone(),
+            sales_channel_id: self.sales_channel_id.clone(),
+            agent_ids: self.agent_ids.clone(),
+            credentials: None,
+        }
+    }
+}
+
 pub fn check_agents(check: &mut Check, agents: &[String]) {
     if agents.len() > MAX_AGENTS {
         check.fail("agent_ids", "too_long", format!("at most {MAX_AGENTS} agents"));
@@ -405,10 +483,16 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// The URL to register with the provider: where its webhooks reach this inbox, under the
-    /// server's public URL.
-    pub fn webhook_url(&self, public_url: &str) -> String {
-        format!("{public_url}/hooks/{}", self.id)
+    /// Where the channel delivers this inbox's messages, under the server's public URL: the
+    /// provider's webhook (`/hooks/{id}`), or for a custom channel the signed API that takes
+    /// its messages. `None` for the web chat: the widget talks to `/webchat/{id}/…` itself
+    /// and nothing is registered anywhere.
+    pub fn webhook_url(&self, public_url: &str) -> Option<String> {
+        match self.kind {
+            InboxKind::Webchat => None,
+            InboxKind::Api => Some(format!("{public_url}/api/v1/inboxes/{}/messages", self.id)),
+            _ => Some(format!("{public_url}/hooks/{}", self.id)),
+        }
     }
 
     /// Where calls to the provider go, without a trailing `/`.
@@ -487,6 +571,9 @@ pub struct Conversation {
     /// When the bot last answered the customer by itself (a frequent question, an order's
     /// whereabouts); it stays quiet once an agent replied or was assigned.
     pub answered_automatically_at: Option<Timestamp>,
+    /// The e-mail a web chat visitor gave, unverified: it links the chat to nobody; an agent
+    /// who recognises the customer merges the visitor into them.
+    pub claimed_email: Option<String>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -930,7 +1017,7 @@ mod tests {
     fn credentials_are_checked_per_kind() {
         let telegram = new_inbox(
             InboxKind::Telegram,
-            json!({"bot_token": "123:abc", "secret_token": "s3cr3t-token_1"}),
+            json!({"bot_token": "123:abc", "secret_token": "s3cr3t-token_0123456789"}),
         );
         assert!(matches!(telegram.validate(), Ok(Credentials::Telegram(_))));
         let missing = new_inbox(InboxKind::Whatsapp, json!({"access_token": "x"}));
@@ -941,10 +1028,17 @@ mod tests {
             InboxKind::Messenger,
             json!({"page_access_token": " ", "page_id": "1", "app_secret": "a", "verify_token": "v"}),
         );
-        assert_eq!(fields(blank.validate().unwrap_err()), ["credentials.page_access_token"]);
+        assert_eq!(
+            fields(blank.validate().unwrap_err()),
+            [
+                "credentials.page_access_token",
+                "credentials.app_secret",
+                "credentials.verify_token"
+            ]
+        );
         let bad_secret = new_inbox(
             InboxKind::Telegram,
-            json!({"bot_token": "1:a", "secret_token": "not allowed!"}),
+            json!({"bot_token": "1:a", "secret_token": "not allowed, at all!"}),
         );
         assert_eq!(fields(bad_secret.validate().unwrap_err()), ["credentials.secret_token"]);
         let api = new_inbox(InboxKind::Api, json!({"webhook_url": "ftp://x", "secret": "short"}));
@@ -954,6 +1048,12 @@ mod tests {
         );
         let extra = new_inbox(InboxKind::Viber, json!({"auth_token": "t", "other": 1}));
         assert_eq!(fields(extra.validate().unwrap_err()), ["credentials"]);
+        let short = new_inbox(InboxKind::Viber, json!({"auth_token": "0123456789abcde"}));
+        let error = short.validate().unwrap_err();
+        assert_eq!(
+            (error.0[0].field.as_str(), error.0[0].code.as_str()),
+            ("credentials.auth_token", "too_short")
+        );
     }
 
     #[test]
@@ -974,22 +1074,27 @@ mod tests {
         );
         assert_eq!(
             fields(email.validate().unwrap_err()),
-            ["credentials.smtp_url", "credentials.from_address"]
+            [
+                "credentials.smtp_url",
+                "credentials.from_address",
+                "credentials.inbound_secret"
+            ]
         );
         let email = new_inbox(
             InboxKind::Email,
-            json!({"smtp_url": "smtps://u:p@mail.example.org", "from_address": "shop@example.org", "inbound_secret": "s"}),
+            json!({"smtp_url": "smtps://u:p@mail.example.org", "from_address": "shop@example.org",
+                   "inbound_secret": "relay-secret-0123456789"}),
         );
         assert!(matches!(email.validate(), Ok(Credentials::Email(_))));
     }
 
     #[test]
     fn credentials_round_trip_through_storage_and_never_debug_print() {
-        let value =
-            json!({"access_token": "EAAG", "phone_number_id": "1065", "app_secret": "shh", "verify_token": "v"});
+        let value = json!({"access_token": "EAAG", "phone_number_id": "1065", "app_secret": "shh-0123456789abcdef",
+                           "verify_token": "verify-0123456789"});
         let credentials = Credentials::parse(InboxKind::Whatsapp, &value).unwrap();
         assert_eq!(credentials.to_json(), value);
-        assert_eq!(credentials.verify_token(), Some("v"));
+        assert_eq!(credentials.verify_token(), Some("verify-0123456789"));
         assert!(!format!("{credentials:?}").contains("shh"));
         assert_eq!(
             Credentials::parse(InboxKind::Webchat, &json!({})).unwrap().to_json(),

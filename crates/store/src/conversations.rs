@@ -56,6 +56,7 @@ fn conversation(row: &Row) -> Result<Conversation, Error> {
         resolved_at,
         resolution_seconds: seconds_between(opened_at, resolved_at),
         answered_automatically_at: row.opt_int("answered_automatically_at")?.map(Timestamp),
+        claimed_email: row.opt_text("claimed_email")?,
         version: row.int("version")?,
         created_at: Timestamp(row.int("created_at")?),
         updated_at: Timestamp(row.int("updated_at")?),
@@ -134,6 +135,26 @@ impl Store {
         read_conversation(&mut tx, id).await
     }
 
+    /// A page of the conversation's whole history, oldest first (message ids are
+    /// time-ordered).
+    pub async fn conversation_message_page(
+        &self,
+        id: &str,
+        page: &Page,
+    ) -> Result<(Vec<Message>, Option<String>), Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT * FROM messages WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(id)
+                    .bind(page.after.as_deref().unwrap_or(""))
+                    .bind(page.limit + 1),
+            )
+            .await?;
+        let messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(messages, |m| &m.id))
+    }
+
     /// The conversation's latest messages, oldest first.
     pub async fn conversation_messages(&self, id: &str) -> Result<Vec<Message>, Error> {
         let rows = self
@@ -197,6 +218,8 @@ impl Store {
 
     /// Changes status, assignee, team and tags from version `version`. An assignee of `auto`
     /// is the inbox's next agent in turn. Resolving stamps `resolved_at`; reopening clears it.
+    /// A change to what is already so (resolving a resolved conversation) writes nothing and
+    /// announces nothing.
     pub async fn update_conversation(
         &self,
         id: &str,
@@ -218,6 +241,9 @@ impl Store {
                     Some(omnihub_domain::conversations::AUTO_ASSIGN) => Some(take_turn(tx, &before.inbox_id).await?),
                     other => other.map(|a| a.trim().to_owned()),
                 };
+                if changes_nothing(&before, &draft, assignee.as_deref()) {
+                    return Ok(before);
+                }
                 write_changes(tx, &before, &draft, assignee.as_deref(), now).await?;
                 let after = read_conversation(tx, &id).await?;
                 announce_changes(tx, &before, &after, now);
@@ -283,8 +309,18 @@ async fn write_changes(
     Ok(())
 }
 
+/// Whether the draft leaves the conversation as it is.
+fn changes_nothing(before: &Conversation, draft: &ConversationDraft, assignee: Option<&str>) -> bool {
+    let tags: Vec<&str> = draft.tags.iter().map(|t| t.trim()).collect();
+    before.status == draft.status
+        && before.assignee_id.as_deref() == assignee
+        && before.team.as_deref() == draft.team.as_deref().map(str::trim)
+        && before.tags == tags
+}
+
 /// `conversation.updated` for every change, and the changes agents' screens react to on their
-/// own: an assignment and a resolution.
+/// own: an assignment, a resolution, and a resolved conversation opened again (as when the
+/// customer writes).
 fn announce_changes(tx: &mut Tx, before: &Conversation, after: &Conversation, now: Timestamp) {
     if before.assignee_id != after.assignee_id {
         let data =
@@ -295,6 +331,10 @@ fn announce_changes(tx: &mut Tx, before: &Conversation, after: &Conversation, no
         let data = json!({"conversation_id": after.id, "inbox_id": after.inbox_id, "customer_id": after.customer_id,
                           "resolution_seconds": after.resolution_seconds});
         append(tx, now, NewEvent::new("conversation.resolved", data));
+    }
+    if before.status == ConversationStatus::Resolved && after.status != ConversationStatus::Resolved {
+        let data = json!({"conversation_id": after.id, "customer_id": after.customer_id});
+        append(tx, now, NewEvent::new("conversation.reopened", data));
     }
     append(tx, now, NewEvent::new("conversation.updated", after));
 }

@@ -513,7 +513,8 @@ pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(
         sql("UPDATE messages SET text = NULL, template = NULL \
              WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
         // The provider's id of the person goes too; the conversation stays for the books.
-        sql("UPDATE conversations SET contact_address = id WHERE customer_id = $1"),
+        // So does an e-mail the person typed into a web chat.
+        sql("UPDATE conversations SET contact_address = id, claimed_email = NULL WHERE customer_id = $1"),
     ] {
         tx.execute(statement.bind(id)).await?;
     }

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "customer_search_name",
         include_str!("../migrations/0014_customer_search_name.sql"),
     ),
+    (
+        15,
+        "webchat_claims",
+        include_str!("../migrations/0015_webchat_claims.sql"),
+    ),
 ];
 
 /// The words that differ between the backends: each placeholder, SQLite's, PostgreSQL's.

@@ -40,6 +40,8 @@ pub struct Context {
     pub customer_id: String,
     pub name: String,
     pub identities: Vec<String>,
+    /// The e-mail a web chat visitor typed: unverified, for the agent to confirm.
+    pub claimed_email: Option<String>,
     pub points: i64,
     pub cart: Option<CartView>,
     pub orders: Vec<OrderView>,
@@ -117,6 +119,7 @@ pub async fn context(admin: &Admin, conversation: &Conversation, names: &Names) 
             .iter()
             .map(|i| format!("{}: {}", i.kind.as_str(), i.value))
             .collect(),
+        claimed_email: conversation.claimed_email.clone(),
         points: standing.balance,
         cart,
         orders: orders(admin, customer_id).await?,

@@ -25,7 +25,8 @@ pub struct InboxRow {
     pub name: String,
     pub kind: String,
     pub sells_in: String,
-    pub webhook_url: String,
+    /// Where the channel delivers; the web chat's widget needs none.
+    pub webhook_url: Option<String>,
 }
 
 /// One credential a provider needs, as a form field.

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
+use crate::customers::{Identity, IdentityKind, Region, normalize};
 use crate::orders::{FulfillmentStatus, Order, Status};
 use crate::validation::{Check, Invalid};
 
@@ -285,6 +286,84 @@ pub fn order_answer(order: &Order, language: Language) -> String {
     answer
 }
 
+/// What a visitor gave to look an order up, as a shop's order-status page asks for it: the
+/// order number and the e-mail address it was placed with. On a channel that does not vouch
+/// for who writes (the web chat), an order is only told about to someone who knows both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLookup {
+    pub number: Option<i64>,
+    /// Lower-cased, from the message or else the e-mail the visitor gave the chat.
+    pub email: Option<String>,
+}
+
+/// The order number (`#1001`, or a bare `1001` next to an e-mail address or an order
+/// question) and the e-mail address in `message`; `claimed_email` stands in for a message
+/// without an address.
+pub fn order_lookup(message: &str, claimed_email: Option<&str>) -> OrderLookup {
+    let trim = |word: &str| -> String {
+        word.trim_matches(|c: char| "<>()[]{},;:!?\"'".contains(c))
+            .trim_end_matches('.')
+            .to_owned()
+    };
+    let words: Vec<String> = message.split_whitespace().map(trim).collect();
+    let email = words
+        .iter()
+        .filter(|w| w.contains('@'))
+        .find_map(|w| normalize(&Identity::new(IdentityKind::Email, w.as_str()), Region::DE).ok())
+        .map(|identity| identity.value)
+        .or_else(|| claimed_email.map(|e| e.trim().to_lowercase()));
+    let digits = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()) && w.len() <= 18;
+    let marked = words
+        .iter()
+        .filter_map(|w| w.strip_prefix('#'))
+        .find(|w| digits(w))
+        .and_then(|w| w.parse().ok());
+    let bare = || {
+        let plausible = email.is_some() || asks_for_order(message).is_some();
+        words
+            .iter()
+            .filter(|_| plausible)
+            .find(|w| digits(w) && w.len() >= 4)
+            .and_then(|w| w.parse().ok())
+    };
+    let number = marked.or_else(bare);
+    OrderLookup { number, email }
+}
+
+/// Whether `email` is the address `order` was placed with, or one of its customer's
+/// (`customer_emails`, canonical).
+pub fn order_placed_with(order: &Order, customer_emails: &[String], email: &str) -> bool {
+    let email = email.trim().to_lowercase();
+    order.email.as_deref().is_some_and(|e| e.trim().to_lowercase() == email) || customer_emails.contains(&email)
+}
+
+/// The bot's question for what it needs to look an order up.
+pub fn order_lookup_request(language: Language) -> String {
+    match language {
+        Language::English => {
+            "I can look your order up: please send me its order number and the e-mail address you placed it with."
+        }
+        Language::German => {
+            "Gern sehe ich nach: Bitte senden Sie mir die Bestellnummer und die E-Mail-Adresse, mit der Sie bestellt haben."
+        }
+    }
+    .to_owned()
+}
+
+/// The answer when no order has that number and e-mail address; it tells nothing about
+/// which of the two did not match.
+pub fn order_lookup_failed(language: Language) -> String {
+    match language {
+        Language::English => {
+            "I could not find an order with that number and e-mail address. A colleague will get back to you here."
+        }
+        Language::German => {
+            "Zu dieser Bestellnummer und E-Mail-Adresse finde ich keine Bestellung. Ein Kollege meldet sich hier bei Ihnen."
+        }
+    }
+    .to_owned()
+}
+
 /// The carrier and tracking number of the order's latest shipped fulfilment.
 fn shipped_parcel(order: &Order) -> Option<(&str, &str)> {
     order
@@ -402,6 +481,22 @@ mod tests {
         assert_eq!(asks_for_order("Do you ship to Austria?"), None);
         assert_eq!(asks_for_order("I ordered tracking-free"), Some(Language::English));
         assert_eq!(asks_for_order("trackingnumber"), None);
+    }
+
+    #[test]
+    fn an_order_lookup_needs_a_number_and_an_email() {
+        let found = order_lookup("Order #1001, Tom.Becker@Example.com.", None);
+        assert_eq!(found.number, Some(1001));
+        assert_eq!(found.email.as_deref(), Some("tom.becker@example.com"));
+        let claimed = order_lookup("where is my order 1001", Some("ann@example.com"));
+        assert_eq!(
+            (claimed.number, claimed.email.as_deref()),
+            (Some(1001), Some("ann@example.com"))
+        );
+        assert_eq!(order_lookup("where is my order?", None).number, None);
+        assert_eq!(order_lookup("I need 2000 scarves", None).number, None);
+        assert_eq!(order_lookup("(#1002)", None).number, Some(1002));
+        assert_eq!(order_lookup("mail me at not-an-address@", None).email, None);
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundEmail, Unreadable> {
             name: sender.name().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
             text,
             at: None,
+            claimed_email: None,
         },
         answers,
     })

@@ -33,6 +33,9 @@ pub struct InboundMessage {
     /// The text, or the title of the button pressed; `None` for media without a caption.
     pub text: Option<String>,
     pub at: Option<Timestamp>,
+    /// An e-mail the sender gave without proof (the web chat): kept on the conversation for
+    /// an agent to confirm, never used to find the customer.
+    pub claimed_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +193,7 @@ fn telegram_message(message: &Value) -> Inbound {
         ),
         text: text_at(message, "/text").or_else(|| text_at(message, "/caption")),
         at: seconds(message.get("date")),
+        claimed_email: None,
     })
 }
 
@@ -210,6 +214,7 @@ fn telegram_callback(callback: &Value) -> Inbound {
         ),
         text: text_at(callback, "/data"),
         at: None,
+        claimed_email: None,
     })
 }
 
@@ -261,6 +266,7 @@ fn whatsapp_message(message: &Value, contacts: &[Value]) -> Inbound {
         name,
         text,
         at: seconds(message.get("timestamp")),
+        claimed_email: None,
     })
 }
 
@@ -336,6 +342,7 @@ fn messenger_message(kind: InboxKind, sender: &str, message: &Value, at: Option<
         name: None,
         text: text_at(message, "/text"),
         at,
+        claimed_email: None,
     })
 }
 
@@ -350,6 +357,7 @@ fn messenger_postback(kind: InboxKind, sender: &str, postback: &Value, event: &V
         name: None,
         text: text_at(postback, "/title").or_else(|| text_at(postback, "/payload")),
         at: millis(event.get("timestamp")),
+        claimed_email: None,
     })
 }
 
@@ -422,6 +430,7 @@ fn viber_message(callback: &Value) -> Inbound {
         name: text_at(callback, "/sender/name"),
         text: text_at(callback, "/message/text"),
         at: millis(callback.get("timestamp")),
+        claimed_email: None,
     })
 }
 
@@ -489,6 +498,7 @@ impl ApiMessage {
             name: self.contact.name.clone(),
             text: Some(self.text.clone()),
             at: None,
+            claimed_email: None,
         })
     }
 }

@@ -16,7 +16,8 @@ pub struct VisitorMessage {
     /// The name the visitor gave the chat, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// An e-mail the visitor gave: it links the chat to the customer known by it.
+    /// An e-mail the visitor gave. Anyone can type any address, so it links the chat to
+    /// nobody: it is kept on the conversation for an agent to confirm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// The widget's own id of the message: sent again (a flaky connection), it is stored once.
@@ -36,11 +37,12 @@ impl VisitorMessage {
         if let Some(id) = &self.message_id {
             check.text("message_id", id, 200);
         }
-        let mut identities = vec![Identity::new(IdentityKind::Webchat, visitor_id.to_owned())];
+        let identities = vec![Identity::new(IdentityKind::Webchat, visitor_id.to_owned())];
+        let mut claimed_email = None;
         if let Some(email) = &self.email {
             let identity = Identity::new(IdentityKind::Email, email.clone());
             match normalize(&identity, region) {
-                Ok(_) => identities.push(identity),
+                Ok(normal) => claimed_email = Some(normal.value),
                 Err(Invalid(errors)) => errors.into_iter().for_each(|e| check.fail("email", &e.code, e.message)),
             }
         }
@@ -56,6 +58,7 @@ impl VisitorMessage {
             name: self.name.as_ref().map(|n| n.trim().to_owned()),
             text: Some(self.text.clone()),
             at: None,
+            claimed_email,
         })
     }
 }
@@ -74,14 +77,15 @@ mod tests {
     }
 
     #[test]
-    fn a_visitor_is_a_webchat_identity_and_an_email_links_them() {
+    fn a_visitor_is_a_webchat_identity_and_an_email_only_a_claim() {
         let read = message(Some("Ann@Example.com"), Some("m1"))
             .validate("wcv_1", "msg_fresh".into(), Region::DE)
             .unwrap();
         assert_eq!(read.address, "wcv_1");
         assert_eq!(read.provider_message_id, "wcv_1:m1");
         assert_eq!(read.identities[0], Identity::new(IdentityKind::Webchat, "wcv_1"));
-        assert_eq!(read.identities[1].kind, IdentityKind::Email);
+        assert_eq!(read.identities.len(), 1, "an e-mail typed in a chat finds nobody");
+        assert_eq!(read.claimed_email.as_deref(), Some("ann@example.com"));
         assert_eq!(read.name.as_deref(), Some("Ann"));
         let fresh = message(None, None)
             .validate("wcv_1", "msg_fresh".into(), Region::DE)

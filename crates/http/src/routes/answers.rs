@@ -7,9 +7,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use omnihub_domain::conversations::answers::{
-    FaqEntry, FaqEntryDraft, Language, asks_for_order, confident_match, order_answer,
+    FaqEntry, FaqEntryDraft, Language, asks_for_order, confident_match, order_answer, order_lookup,
+    order_lookup_failed, order_lookup_request, order_placed_with,
 };
-use omnihub_domain::conversations::{check_reply, reply_window};
+use omnihub_domain::conversations::{Conversation, InboxKind, check_reply, reply_window};
+use omnihub_domain::customers::IdentityKind;
 use omnihub_store::{OrderFilter, Page, StoredMessage};
 
 use crate::AppState;
@@ -70,11 +72,11 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
     let Some(text) = message.text else {
         return Ok(());
     };
-    let Some(answer) = choose_answer(state, &text, &stored.customer_id).await? else {
-        return Ok(());
-    };
     let target = state.store.reply_target(&stored.conversation_id).await?;
     let kind = target.inbox.kind;
+    let Some(answer) = choose_answer(state, &text, kind, &target.conversation).await? else {
+        return Ok(());
+    };
     let window = reply_window(kind, target.conversation.last_customer_message_at, state.store.now());
     let Ok(sending) = check_reply(kind, window, false) else {
         return Ok(());
@@ -92,14 +94,21 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
 }
 
 /// The customer's latest order when they ask where it is, else the frequent question that
-/// matches confidently; `None` leaves the message to a person.
+/// matches confidently; `None` leaves the message to a person. On a channel that does not
+/// know who writes (the web chat), an order is only told about to whoever gives its number
+/// and the e-mail address it was placed with.
 async fn choose_answer(
     state: &AppState,
     text: &str,
-    customer_id: &str,
+    kind: InboxKind,
+    conversation: &Conversation,
 ) -> Result<Option<String>, omnihub_store::Error> {
-    if let Some(language) = asks_for_order(text)
-        && let Some(answer) = latest_order_answer(state, customer_id, language).await?
+    if !kind.knows_the_sender() {
+        if let Some(answer) = looked_up_order_answer(state, text, conversation.claimed_email.as_deref()).await? {
+            return Ok(Some(answer));
+        }
+    } else if let Some(language) = asks_for_order(text)
+        && let Some(answer) = latest_order_answer(state, &conversation.customer_id, language).await?
     {
         return Ok(Some(answer));
     }
@@ -123,4 +132,47 @@ async fn latest_order_answer(
     let latest = Page { after: None, limit: 1 };
     let (orders, _) = state.store.orders(&filter, &latest).await?;
     Ok(orders.first().map(|order| order_answer(order, language)))
+}
+
+/// The order the visitor names by number and e-mail address, like a shop's order-status
+/// page: its status when both match, the same refusal whichever does not, and a request for
+/// both when the visitor asks about an order without them. `None` when the message is not
+/// about an order.
+async fn looked_up_order_answer(
+    state: &AppState,
+    text: &str,
+    claimed_email: Option<&str>,
+) -> Result<Option<String>, omnihub_store::Error> {
+    let asked = asks_for_order(text);
+    let language = asked.unwrap_or(Language::English);
+    let lookup = order_lookup(text, claimed_email);
+    let (Some(number), Some(email)) = (lookup.number, lookup.email) else {
+        let about_an_order = asked.is_some() || lookup.number.is_some();
+        return Ok(about_an_order.then(|| order_lookup_request(language)));
+    };
+    let order = match state.store.order_by_number(&number.to_string()).await {
+        Ok(order) => Some(order),
+        Err(omnihub_store::Error::NotFound(_)) => None,
+        Err(error) => return Err(error),
+    };
+    let Some(order) = order else {
+        return Ok(Some(order_lookup_failed(language)));
+    };
+    let customer_emails = match &order.customer_id {
+        Some(id) => state
+            .store
+            .customer(id)
+            .await?
+            .identities
+            .into_iter()
+            .filter(|i| i.kind == IdentityKind::Email)
+            .map(|i| i.value)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Some(if order_placed_with(&order, &customer_emails, &email) {
+        order_answer(&order, language)
+    } else {
+        order_lookup_failed(language)
+    }))
 }

@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::get;
 use omnihub_domain::conversations::{
     CannedReply, CannedReplyDraft, Conversation, Inbox, Message, NewInbox, ReplyDraft,
 };
@@ -32,10 +32,13 @@ const CONTEXT_CONVERSATIONS: i64 = 20;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/inboxes", get(list_inboxes).post(create_inbox))
-        .route("/inboxes/{id}", get(get_inbox))
+        .route("/inboxes/{id}", get(get_inbox).patch(patch_inbox))
         .route("/conversations", get(list_conversations))
         .route("/conversations/{id}", get(get_conversation).patch(patch_conversation))
-        .route("/conversations/{id}/messages", post(reply_to_conversation))
+        .route(
+            "/conversations/{id}/messages",
+            get(list_conversation_messages).post(reply_to_conversation),
+        )
         .route("/canned-replies", get(list_canned_replies).post(create_canned_reply))
 }
 
@@ -44,8 +47,10 @@ pub fn routes() -> Router<AppState> {
 pub struct InboxView {
     #[serde(flatten)]
     pub inbox: Inbox,
-    /// Where the provider must send its webhooks.
-    pub webhook_url: String,
+    /// Where the channel must deliver its messages: the provider's webhook
+    /// (`/hooks/{id}`), for an `api` inbox `/api/v1/inboxes/{id}/messages`; `null` for the
+    /// web chat, whose widget talks to `/webchat/{id}/…`.
+    pub webhook_url: Option<String>,
 }
 
 fn view(state: &AppState, inbox: Inbox) -> InboxView {
@@ -57,7 +62,8 @@ fn view(state: &AppState, inbox: Inbox) -> InboxView {
 
 /// Connect a messaging channel. `credentials` depend on `kind` (see the API contract); they
 /// are sealed at rest and never shown again. The answer's `webhook_url` is what to register
-/// with the provider.
+/// with the provider (for an `api` inbox, where the custom channel posts its messages; `null`
+/// for the web chat).
 #[utoipa::path(post, path = "/api/v1/inboxes", tag = "conversations", request_body = NewInbox,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses((status = 201, body = InboxView), (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -96,6 +102,31 @@ pub async fn get_inbox(
     caller.require_secret("conversations:read")?;
     let inbox = state.store.inbox(&id).await?;
     Ok(Json(view(&state, inbox)))
+}
+
+/// Change an inbox with a JSON Merge Patch: `name`, `agent_ids`, `sales_channel_id` (`null`
+/// for none), and `credentials`, which replace the old ones whole (all of the kind's fields)
+/// and are sealed anew. The kind stays. `If-Match` guards against a stale version.
+#[utoipa::path(patch, path = "/api/v1/inboxes/{id}", tag = "conversations",
+    request_body = omnihub_domain::conversations::InboxDraft,
+    params(("id" = String, Path), ("If-Match" = Option<i64>, Header, description = "The version the change is based on")),
+    responses((status = 200, body = InboxView), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn patch_inbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(patch): Json<serde_json::Value>,
+) -> Result<Json<InboxView>, ApiError> {
+    caller.require_secret("conversations:write")?;
+    let asked = if_match(&headers)?;
+    let current = state.store.inbox(&id).await?;
+    let draft = patched(&current.to_draft(), &patch)?;
+    let version = asked.unwrap_or(current.version);
+    let updated = state.store.update_inbox(&id, draft, version).await;
+    Ok(Json(view(&state, updated.map_err(|e| version_race(e, asked))?)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -147,7 +178,8 @@ pub struct CustomerContext {
 pub struct ConversationView {
     #[serde(flatten)]
     pub conversation: Conversation,
-    /// The latest messages, oldest first.
+    /// The latest messages (up to 200), oldest first; `GET /conversations/{id}/messages`
+    /// pages through the whole history.
     pub messages: Vec<Message>,
     pub context: CustomerContext,
 }
@@ -202,6 +234,26 @@ async fn context(state: &AppState, customer_id: &str) -> Result<CustomerContext,
 
 fn first(limit: i64) -> Page {
     Page { after: None, limit }
+}
+
+/// Page through the conversation's whole history, oldest first, with the list convention
+/// (`limit` 1–500, default 50; `cursor` = the previous page's `next_cursor`).
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path), ListParams),
+    responses((status = 200, body = List<Message>), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_conversation_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<List<Message>>, ApiError> {
+    caller.require_secret("conversations:read")?;
+    let page = params.page()?;
+    state.store.conversation(&id).await?;
+    Ok(Json(List::new(
+        state.store.conversation_message_page(&id, &page).await?,
+    )))
 }
 
 /// Reply through the conversation's own channel: `{"text"}`, `{"template": {"name", "params"}}`

@@ -151,7 +151,8 @@ pub struct VisitorMessageView {
 }
 
 /// A visitor writes (`Authorization: Bearer <token>`). A `name` is kept on the customer; an
-/// `email` links the visitor to the customer known by it.
+/// `email` is only a claim: it is kept on the conversation (`claimed_email`) for an agent to
+/// confirm and links the visitor to no customer.
 #[utoipa::path(post, path = "/webchat/{inbox_id}/messages", tag = "conversations", security(),
     params(("inbox_id" = String, Path)), request_body = VisitorMessage,
     responses((status = 201, body = VisitorMessageView), (status = 200, body = VisitorMessageView, description = "a message_id stored before"),

@@ -191,7 +191,7 @@ async fn inboxes_are_connected_and_their_credentials_never_shown(shop: Shop) {
     assert!(none.is_empty());
 
     let connected = manager
-        .submit(SETTINGS, "/admin/settings/inboxes", &telegram("hook-secret_1"))
+        .submit(SETTINGS, "/admin/settings/inboxes", &telegram("hook-secret_0123456789"))
         .await;
     assert_eq!(connected.location.as_deref(), Some("/admin/settings?done=inbox"));
     let (inboxes, _) = shop.store().inboxes(&ALL).await.expect("inboxes");

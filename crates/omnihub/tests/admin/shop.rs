@@ -18,7 +18,7 @@ use crate::scratch::Scratch;
 
 const OWNER_KEY: &str = "sk_test_admin_owner_0123456789";
 /// What the shop's WhatsApp inbox shares with Meta: it signs the webhooks.
-const WHATSAPP_APP_SECRET: &str = "meta-app-secret";
+const WHATSAPP_APP_SECRET: &str = "meta-app-secret-0123456789";
 
 pub struct Shop {
     pub base: String,
@@ -111,7 +111,7 @@ impl Shop {
     /// A WhatsApp inbox whose replies go to the provider API at `api_base_url`; answers its id.
     pub async fn whatsapp_inbox(&self, api_base_url: &str) -> String {
         let credentials = json!({"access_token": "EAAG-token", "phone_number_id": "106540352242922",
-                                 "app_secret": WHATSAPP_APP_SECRET, "verify_token": "wa-verify"});
+                                 "app_secret": WHATSAPP_APP_SECRET, "verify_token": "wa-verify-0123456789"});
         let new = NewInbox {
             kind: InboxKind::Whatsapp,
             name: "Shop WhatsApp".to_owned(),

@@ -22,14 +22,20 @@ on_both_backends!(
     bad_signatures_and_replays_change_nothing,
     providers_that_fail_are_retried_then_the_reply_fails,
     conversations_are_assigned_resolved_and_reopened,
+    an_agent_reopening_is_announced_and_resolving_twice_changes_nothing,
     notes_and_canned_replies,
     one_customer_across_whatsapp_and_the_api_channel_with_their_cart_and_orders,
     a_merge_moves_conversations,
+    no_reply_goes_out_once_the_customer_was_erased,
+    each_inbox_names_the_url_that_takes_its_messages,
+    the_whole_history_of_a_conversation_pages,
+    every_shared_secret_has_sixteen_characters_at_least,
+    an_inbox_is_changed_and_its_credentials_replaced,
     inboxes_are_checked_and_never_show_credentials,
 );
 
 const TELEGRAM_SECRET: &str = "tg-secret_0123456789";
-const APP_SECRET: &str = "meta-app-secret";
+const APP_SECRET: &str = "meta-app-secret-0123456789";
 const VIBER_TOKEN: &str = "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9";
 const API_SECRET: &str = "api-channel-secret-0123456789";
 
@@ -50,13 +56,13 @@ async fn telegram_inbox(app: &TestApp, fake: &Fake) -> Value {
 
 async fn whatsapp_inbox(app: &TestApp, fake: &Fake) -> Value {
     let credentials = json!({"access_token": "EAAG-token", "phone_number_id": "106540352242922",
-                             "app_secret": APP_SECRET, "verify_token": "wa-verify"});
+                             "app_secret": APP_SECRET, "verify_token": "wa-verify-0123456789"});
     inbox(app, "whatsapp", credentials, Some(fake)).await
 }
 
 async fn messenger_inbox(app: &TestApp, fake: &Fake) -> Value {
     let credentials = json!({"page_access_token": "EAAB-page", "page_id": "PAGE_ID",
-                             "app_secret": APP_SECRET, "verify_token": "fb-verify"});
+                             "app_secret": APP_SECRET, "verify_token": "fb-verify-0123456789"});
     inbox(app, "messenger", credentials, Some(fake)).await
 }
 
@@ -270,7 +276,7 @@ async fn whatsapp_messages_receipts_and_the_reply_window(app: TestApp) {
     let hook = inbox["webhook_url"].as_str().unwrap();
     let handshake =
         |token: &str| format!("{hook}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444");
-    let echoed = app.client.get(handshake("wa-verify")).send().await.unwrap();
+    let echoed = app.client.get(handshake("wa-verify-0123456789")).send().await.unwrap();
     assert_eq!(echoed.status(), 200);
     assert_eq!(echoed.text().await.unwrap(), "1158201444");
     problem(
@@ -734,6 +740,219 @@ async fn conversations_are_assigned_resolved_and_reopened(app: TestApp) {
     assert_eq!(reopened["tags"], json!(["delivery"]));
 }
 
+async fn an_agent_reopening_is_announced_and_resolving_twice_changes_nothing(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true, "result": {"message_id": 100}})).await;
+    let inbox = telegram_inbox(&app, &fake).await;
+    json(telegram(&app, &inbox, &telegram_update(1, 1, "hi")).await, 200).await;
+    let conversation = only_conversation(&app, &inbox).await;
+    let path = format!("/conversations/{}", id(&conversation));
+    let resolved = json(app.patch(&path, &json!({"status": "resolved"})).await, 200).await;
+    let (updates, resolutions) = (
+        event_count(&app, "conversation.updated").await,
+        event_count(&app, "conversation.resolved").await,
+    );
+    assert_eq!(resolutions, 1);
+
+    let again = json(app.patch(&path, &json!({"status": "resolved"})).await, 200).await;
+    assert_eq!(again["version"], resolved["version"], "nothing changed");
+    assert_eq!(again["resolved_at"], resolved["resolved_at"]);
+    assert_eq!(event_count(&app, "conversation.updated").await, updates);
+    assert_eq!(event_count(&app, "conversation.resolved").await, resolutions);
+
+    let reopened = json(app.patch(&path, &json!({"status": "open"})).await, 200).await;
+    assert_eq!(reopened["status"], "open");
+    assert!(reopened["resolved_at"].is_null());
+    let events = get(&app, "/events?types=conversation.reopened").await;
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["conversation_id"], conversation["id"]);
+    assert_eq!(events[0]["data"]["customer_id"], conversation["customer_id"]);
+    assert_eq!(event_count(&app, "conversation.updated").await, updates + 1);
+}
+
+async fn the_whole_history_of_a_conversation_pages(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true})).await;
+    let inbox = api_inbox(&app, &fake).await;
+    let path = format!("/inboxes/{}/messages", id(&inbox));
+    for n in 0..205 {
+        let body = json!({"contact": {"external_id": "u-1"}, "text": format!("message {n}")});
+        json(app.post(&path, &body).await, 201).await;
+    }
+    let conversation = only_conversation(&app, &inbox).await;
+    assert_eq!(conversation["messages"].as_array().unwrap().len(), 200, "the latest");
+
+    let messages = format!("/conversations/{}/messages", id(&conversation));
+    let mut texts = Vec::new();
+    let mut pages = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page = get(&app, &format!("{messages}?limit=100{query}")).await;
+        pages += 1;
+        for message in page["data"].as_array().unwrap() {
+            texts.push(message["text"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..205).map(|n| format!("message {n}")).collect();
+    assert_eq!(texts, expected, "every message once, oldest first");
+    let first = get(&app, &messages).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 50, "50 by default");
+
+    problem(
+        app.get(&format!("{messages}?limit=501")).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        app.get(&format!("{messages}?cursor=%%%")).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem(app.get("/conversations/cnv_missing/messages").await, 404, "not_found").await;
+    let document = json(
+        app.client
+            .get(format!("{}/openapi.json", app.base))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert!(document["paths"]["/api/v1/conversations/{id}/messages"]["get"].is_object());
+}
+
+async fn every_shared_secret_has_sixteen_characters_at_least(app: TestApp) {
+    let short = "0123456789abcde";
+    for (kind, credentials, field) in [
+        (
+            "telegram",
+            json!({"bot_token": "1:A", "secret_token": "s"}),
+            "secret_token",
+        ),
+        (
+            "whatsapp",
+            json!({"access_token": "EAAG", "phone_number_id": "1", "app_secret": short,
+                            "verify_token": "wa-verify-0123456789"}),
+            "app_secret",
+        ),
+        (
+            "messenger",
+            json!({"page_access_token": "EAAG", "page_id": "1", "app_secret": APP_SECRET,
+                             "verify_token": short}),
+            "verify_token",
+        ),
+        ("viber", json!({"auth_token": short}), "auth_token"),
+        (
+            "email",
+            json!({"smtp_url": "smtp://mail.example.org", "from_address": "shop@example.org",
+                         "inbound_secret": "s"}),
+            "inbound_secret",
+        ),
+        (
+            "api",
+            json!({"webhook_url": "https://example.org/replies", "secret": short}),
+            "secret",
+        ),
+    ] {
+        let body = json!({"kind": kind, "name": "Short", "credentials": credentials});
+        let refused = problem(app.post("/inboxes", &body).await, 422, "validation_failed").await;
+        assert_eq!(
+            refused["errors"][0]["field"],
+            format!("credentials.{field}"),
+            "{kind}: {refused}"
+        );
+        assert_eq!(refused["errors"][0]["code"], "too_short", "{kind}");
+    }
+    assert!(get(&app, "/inboxes").await["data"].as_array().unwrap().is_empty());
+}
+
+async fn an_inbox_is_changed_and_its_credentials_replaced(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true, "result": {"message_id": 100}})).await;
+    let created = telegram_inbox(&app, &fake).await;
+    let path = format!("/inboxes/{}", id(&created));
+    let warehouse = fixtures::location(&app, "Warehouse", "warehouse").await;
+    let web = fixtures::channel(&app, "Web", "web", &[id(&warehouse)]).await;
+
+    let change = json!({"name": "Shop bot", "agent_ids": ["ann", "bob"], "sales_channel_id": id(&web)});
+    let changed = json(app.patch(&path, &change).await, 200).await;
+    assert_eq!(
+        (
+            &changed["name"],
+            &changed["agent_ids"],
+            &changed["sales_channel_id"],
+            &changed["kind"]
+        ),
+        (
+            &json!("Shop bot"),
+            &json!(["ann", "bob"]),
+            &json!(id(&web)),
+            &json!("telegram")
+        )
+    );
+    assert_eq!(changed["version"], created["version"].as_i64().unwrap() + 1);
+    assert_eq!(changed["webhook_url"], created["webhook_url"]);
+    assert_eq!(get(&app, &path).await["name"], "Shop bot");
+
+    let stale = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", created["version"].to_string())
+        .json(&json!({"name": "Late"}))
+        .send()
+        .await
+        .unwrap();
+    problem(stale, 412, "version_mismatch").await;
+    let partial = json!({"credentials": {"secret_token": "new-secret_0123456789"}});
+    let refused = problem(app.patch(&path, &partial).await, 422, "validation_failed").await;
+    assert_eq!(
+        refused["errors"][0]["field"], "credentials",
+        "credentials are replaced whole"
+    );
+    let short = json!({"credentials": {"bot_token": "123456:ABC-DEF", "secret_token": "short"}});
+    let refused = problem(app.patch(&path, &short).await, 422, "validation_failed").await;
+    assert_eq!(refused["errors"][0]["code"], "too_short");
+    problem(
+        app.patch(&path, &json!({"kind": "viber"})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let nowhere = json!({"sales_channel_id": "chn_missing"});
+    problem(app.patch(&path, &nowhere).await, 422, "validation_failed").await;
+    problem(
+        app.patch("/inboxes/inb_missing", &json!({"name": "X"})).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // New credentials are sealed anew: the old secret no longer opens the webhook.
+    let replaced = json!({"credentials": {"bot_token": "123456:ABC-DEF", "secret_token": "new-secret_0123456789"},
+                          "sales_channel_id": null});
+    let after = json(app.patch(&path, &replaced).await, 200).await;
+    assert!(
+        after.get("credentials").is_none() && after["sales_channel_id"].is_null(),
+        "{after}"
+    );
+    let sealed = stored_credentials(&app, id(&created)).await;
+    assert!(sealed.starts_with("v1:") && !sealed.contains("new-secret"), "{sealed}");
+    let update = telegram_update(1, 1, "hi");
+    problem(telegram(&app, &created, &update).await, 401, "invalid_signature").await;
+    let fresh = ("X-Telegram-Bot-Api-Secret-Token", "new-secret_0123456789".to_owned());
+    let taken = json(deliver(&app, &created, &update, &[fresh]).await, 200).await;
+    assert_eq!(taken["received"], 1);
+
+    let events = get(&app, "/events?types=inbox.updated").await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 2);
+    assert!(!events.to_string().contains("new-secret"), "{events}");
+}
+
 async fn notes_and_canned_replies(app: TestApp) {
     let fake = Fake::start(json!({"ok": true, "result": {"message_id": 5}})).await;
     let inbox = telegram_inbox(&app, &fake).await;
@@ -900,7 +1119,66 @@ async fn a_merge_moves_conversations(app: TestApp) {
     );
 }
 
+async fn no_reply_goes_out_once_the_customer_was_erased(app: TestApp) {
+    let fake =
+        Fake::start(json!({"status": 0, "status_message": "ok", "message_token": 5741311803571721087_u64})).await;
+    let viber_box = viber_inbox(&app, &fake).await;
+    json(viber(&app, &viber_box, &viber_message(7, "hello")).await, 200).await;
+    let conversation = only_conversation(&app, &viber_box).await;
+    let customer = conversation["customer_id"].as_str().unwrap();
+    let erased = app.delete(&format!("/customers/{customer}")).await;
+    assert_eq!(erased.status(), 204);
+    let calls = fake.seen().len();
+
+    let path = format!("/conversations/{}/messages", id(&conversation));
+    let refused = problem(app.post(&path, &json!({"text": "Still there?"})).await, 409, "conflict").await;
+    assert!(refused["detail"].as_str().unwrap().contains("erased"), "{refused}");
+    assert_eq!(fake.seen().len(), calls, "nothing reached the provider");
+    let kept = get(&app, &format!("/conversations/{}", id(&conversation))).await;
+    assert_eq!(kept["messages"].as_array().unwrap().len(), 1, "nothing queued: {kept}");
+}
+
 // ───────────────────────────── inboxes ─────────────────────────────
+
+async fn each_inbox_names_the_url_that_takes_its_messages(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true})).await;
+    let api = api_inbox(&app, &fake).await;
+    let url = api["webhook_url"].as_str().unwrap();
+    assert!(
+        url.ends_with(&format!("/api/v1/inboxes/{}/messages", id(&api))),
+        "{url}"
+    );
+    let raw = json!({"contact": {"external_id": "u-7"}, "text": "Hello"}).to_string();
+    let signature = webhooks::sign(API_SECRET, unix_now(&app), raw.as_bytes());
+    let posted = app
+        .client
+        .post(url)
+        .header("Omnihub-Signature", signature)
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(posted, 201).await["duplicate"], false);
+    assert_eq!(conversations_of(&app, &api).await.len(), 1);
+
+    let telegram_box = telegram_inbox(&app, &fake).await;
+    let hook = telegram_box["webhook_url"].as_str().unwrap();
+    assert!(hook.ends_with(&format!("/hooks/{}", id(&telegram_box))), "{hook}");
+
+    let webchat = inbox(&app, "webchat", json!({}), None).await;
+    assert!(
+        webchat["webhook_url"].is_null(),
+        "the widget registers nothing: {webchat}"
+    );
+    let listed = get(&app, "/inboxes").await;
+    let shown: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["webhook_url"])
+        .collect();
+    assert_eq!(shown, [&api["webhook_url"], &telegram_box["webhook_url"], &Value::Null]);
+}
 
 async fn inboxes_are_checked_and_never_show_credentials(app: TestApp) {
     let fake = Fake::start(json!({})).await;

@@ -6,13 +6,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::fixtures::id;
+use crate::fixtures::{self, id};
 use crate::helpers::{TestApp, json, problem};
 use crate::on_both_backends;
 
 on_both_backends!(
     a_visitor_writes_and_the_agents_answer_arrives_on_their_stream,
     wrong_tokens_other_inboxes_and_too_many_sessions_are_refused,
+    an_email_typed_in_the_chat_reveals_no_order_and_links_nobody,
 );
 
 async fn webchat_inbox(app: &TestApp) -> Value {
@@ -82,7 +83,11 @@ async fn a_visitor_writes_and_the_agents_answer_arrives_on_their_stream(app: Tes
         identities.contains(started["visitor_id"].as_str().unwrap()),
         "{identities}"
     );
-    assert!(identities.contains("ann@example.com"), "{identities}");
+    assert!(
+        !identities.contains("ann@example.com"),
+        "a claim links nobody: {identities}"
+    );
+    assert_eq!(seen["claimed_email"], "ann@example.com");
 
     let answer = json!({"text": "Yes, blue is in stock."});
     let sent = json(
@@ -198,4 +203,85 @@ async fn wrong_tokens_other_inboxes_and_too_many_sessions_are_refused(app: TestA
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} is documented");
     }
+}
+
+/// Tom's order #1001, shipped with DHL; answers Tom's customer id.
+async fn toms_shipped_order(app: &TestApp) -> String {
+    let warehouse = fixtures::location(app, "Warehouse", "warehouse").await;
+    let web = fixtures::channel(app, "Web", "web", &[id(&warehouse)]).await;
+    fixtures::product(app, "Scarf", &["SCARF-1"], 1900).await;
+    let stock = json!({"sku": "SCARF-1", "location_id": id(&warehouse), "delta": 3, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &stock).await, 200).await;
+    let sale = json!({"channel_id": id(&web), "external_id": "WEB-1", "lines": [{"sku": "SCARF-1", "quantity": 1,
+        "unit_price": {"amount": 1900, "currency": "EUR"}}], "fulfillment": {"method": "ship"},
+        "shipping_address": {"name": "Tom Becker", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
+        "customer": {"identities": [{"kind": "email", "value": "tom.becker@example.com"}]}});
+    let order = json(app.post("/orders", &sale).await, 201).await;
+    let parcel =
+        json!({"location_id": id(&warehouse), "kind": "shipment", "lines": [{"sku": "SCARF-1", "quantity": 1}]});
+    let order = json(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &parcel).await,
+        201,
+    )
+    .await;
+    let fulfillment = order["fulfillments"][0]["id"].as_str().unwrap();
+    let shipped = json!({"carrier": "DHL", "tracking_number": "00340434"});
+    let path = format!("/orders/{}/fulfillments/{fulfillment}/ship", id(&order));
+    json(app.post(&path, &shipped).await, 200).await;
+    order["customer_id"].as_str().unwrap().to_owned()
+}
+
+async fn an_email_typed_in_the_chat_reveals_no_order_and_links_nobody(app: TestApp) {
+    let tom = toms_shipped_order(&app).await;
+    let inbox = webchat_inbox(&app).await;
+    let started = json(session(&app, &inbox).await, 201).await;
+    let token = started["token"].as_str().unwrap();
+    let stream = app
+        .client
+        .get(format!("{}?token={token}", url(&app, &inbox, "stream")))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = stream.bytes_stream();
+
+    let claim = json!({"text": "where is my order", "email": "Tom.Becker@example.com"});
+    json(visitor_writes(&app, &inbox, token, claim).await, 201).await;
+    let reply = next_reply(&mut stream).await;
+    assert_eq!(reply["sender_kind"], "bot");
+    let text = reply["text"].as_str().unwrap();
+    assert!(
+        text.contains("order number") && !text.contains("#1001") && !text.contains("00340434"),
+        "{text}"
+    );
+
+    // The chat is the visitor's own; the claimed address waits for an agent to confirm.
+    let list = json(app.get(&format!("/conversations?inbox_id={}", id(&inbox))).await, 200).await;
+    let conversation = &list["data"][0];
+    assert_ne!(conversation["customer_id"], tom.as_str());
+    assert_eq!(conversation["claimed_email"], "tom.becker@example.com");
+    let profile = json(app.get(&format!("/customers/{tom}")).await, 200).await;
+    let identities = profile["identities"].to_string();
+    assert!(!identities.contains("webchat"), "{identities}");
+
+    // Whoever knows the number and the address is told, like on the shop's order page.
+    let wrong = json!({"text": "#1001 anna@example.com"});
+    json(visitor_writes(&app, &inbox, token, wrong).await, 201).await;
+    let text = next_reply(&mut stream).await["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("I could not find an order") && !text.contains("00340434"),
+        "{text}"
+    );
+    let right = json!({"text": "It is order #1001"});
+    json(visitor_writes(&app, &inbox, token, right).await, 201).await;
+    let text = next_reply(&mut stream).await["text"].as_str().unwrap().to_owned();
+    assert_eq!(
+        text,
+        "Your order #1001 has shipped. It travels with DHL, tracking number 00340434."
+    );
+
+    // Erasing the visitor takes the address they typed with it.
+    let visitor = conversation["customer_id"].as_str().unwrap();
+    assert_eq!(app.delete(&format!("/customers/{visitor}")).await.status(), 204);
+    let kept = json(app.get(&format!("/conversations/{}", id(conversation))).await, 200).await;
+    assert!(kept["claimed_email"].is_null(), "{kept}");
 }

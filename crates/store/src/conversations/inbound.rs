@@ -107,6 +107,14 @@ async fn take_message(
     if inserted == 0 {
         return Ok(Taken::Duplicate);
     }
+    if let Some(email) = &message.claimed_email {
+        tx.execute(
+            sql("UPDATE conversations SET claimed_email = $2 WHERE id = $1")
+                .bind(&conversation_id)
+                .bind(email),
+        )
+        .await?;
+    }
     tx.execute(
         sql("UPDATE conversations SET last_customer_message_at = $2, last_message_at = $2, updated_at = $2 WHERE id = $1")
             .bind(&conversation_id)

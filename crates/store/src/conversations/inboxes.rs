@@ -1,7 +1,7 @@
 //! Inboxes: connected messaging channels. Their credentials are sealed with the server's
 //! secret key before they reach the database and opened only to verify a webhook or send.
 
-use omnihub_domain::conversations::{Credentials, Inbox, InboxKind, NewInbox};
+use omnihub_domain::conversations::{Credentials, Inbox, InboxDraft, InboxKind, NewInbox};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Timestamp};
@@ -87,6 +87,65 @@ impl Store {
         append(&mut tx, now, NewEvent::new("inbox.created", &created));
         self.commit(tx).await?;
         Ok(created)
+    }
+
+    /// Changes the inbox's name, sales channel and agents from version `version`; credentials,
+    /// when given, replace the old ones whole and are sealed anew.
+    pub async fn update_inbox(&self, id: &str, draft: InboxDraft, version: i64) -> Result<Inbox, Error> {
+        let current = self.inbox(id).await?;
+        let credentials = draft.validate(current.kind)?;
+        if let Some(channel_id) = &draft.sales_channel_id {
+            self.channel(channel_id).await.map_err(|_| {
+                Error::from(Invalid::one(
+                    "sales_channel_id",
+                    "not_found",
+                    "there is no such sales channel",
+                ))
+            })?;
+        }
+        let sealed = match &credentials {
+            Some(c) => Some(self.secret_key.seal(c.to_json().to_string().as_bytes(), id)?),
+            None => None,
+        };
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let changed = tx
+            .execute(
+                sql(
+                    "UPDATE inboxes SET name = $3, sales_channel_id = $4, credentials = COALESCE($5, credentials), \
+                     version = version + 1, updated_at = $6 WHERE id = $1 AND version = $2",
+                )
+                .bind(id)
+                .bind(version)
+                .bind(draft.name.trim())
+                .bind(draft.sales_channel_id.as_deref())
+                .bind(sealed)
+                .bind(now.millis()),
+            )
+            .await?;
+        if changed == 0 {
+            let (latest, _) = read_inbox(&mut tx, id).await?;
+            return Err(Error::VersionMismatch {
+                current: latest.version,
+            });
+        }
+        tx.execute(sql("DELETE FROM inbox_agents WHERE inbox_id = $1").bind(id))
+            .await?;
+        for (position, agent) in (0_i64..).zip(&draft.agent_ids) {
+            tx.execute(
+                sql("INSERT INTO inbox_agents (inbox_id, agent_id, position) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(agent.trim())
+                    .bind(position),
+            )
+            .await?;
+        }
+        let (updated, _) = read_inbox(&mut tx, id).await?;
+        let mut data = serde_json::to_value(&updated).unwrap_or_default();
+        data["credentials_replaced"] = serde_json::Value::Bool(credentials.is_some());
+        append(&mut tx, now, NewEvent::new("inbox.updated", data));
+        self.commit(tx).await?;
+        Ok(updated)
     }
 
     pub async fn inbox(&self, id: &str) -> Result<Inbox, Error> {

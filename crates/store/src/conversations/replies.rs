@@ -105,6 +105,8 @@ impl Store {
         })
     }
 
+    /// Where replies into the conversation go; [`Error::Conflict`] once its customer was erased,
+    /// which took the address away.
     pub async fn reply_target(&self, conversation_id: &str) -> Result<ReplyTarget, Error> {
         let mut tx = self.db.begin_read().await?;
         let conversation = read_conversation(&mut tx, conversation_id).await?;
@@ -114,6 +116,12 @@ impl Store {
             .ok_or(Error::NotFound("conversation"))?
             .text("contact_address")?;
         drop(tx);
+        // Erasure leaves the conversation its own id in place of the person's address.
+        if address == conversation.id {
+            return Err(Error::Conflict(
+                "the customer was erased: there is no address to reply to".into(),
+            ));
+        }
         let (inbox, credentials) = self.inbox_with_credentials(&conversation.inbox_id).await?;
         Ok(ReplyTarget {
             conversation,
