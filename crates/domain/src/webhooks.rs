@@ -64,6 +64,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "fulfillment.ready_for_pickup",
     "fulfillment.shipped",
     "inbox.created",
+    "inbox.updated",
     "inventory.level_changed",
     "listing.updated",
     "location.created",
