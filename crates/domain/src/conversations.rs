@@ -390,15 +390,7 @@ impl NewInbox {
             check_web_url(&mut check, "api_base_url", url);
         }
         check_agents(&mut check, &self.agent_ids);
-        let credentials = Credentials::parse(self.kind, &self.credentials);
-        match (check.done(), credentials) {
-            (Ok(()), Ok(credentials)) => Ok(credentials),
-            (Err(Invalid(mut first)), Err(Invalid(more))) => {
-                first.extend(more);
-                Err(Invalid(first))
-            }
-            (Err(invalid), _) | (_, Err(invalid)) => Err(invalid),
-        }
+        with_checks(check, Credentials::parse(self.kind, &self.credentials))
     }
 }
 
@@ -432,14 +424,19 @@ impl InboxDraft {
             .as_ref()
             .map(|c| Credentials::parse(kind, c))
             .transpose();
-        match (check.done(), credentials) {
-            (Ok(()), Ok(credentials)) => Ok(credentials),
-            (Err(Invalid(mut first)), Err(Invalid(more))) => {
-                first.extend(more);
-                Err(Invalid(first))
-            }
-            (Err(invalid), _) | (_, Err(invalid)) => Err(invalid),
+        with_checks(check, credentials)
+    }
+}
+
+/// The credentials read, or every error found: the draft's own and the credentials'.
+fn with_checks<T>(check: Check, credentials: Result<T, Invalid>) -> Result<T, Invalid> {
+    match (check.done(), credentials) {
+        (Ok(()), Ok(credentials)) => Ok(credentials),
+        (Err(Invalid(mut first)), Err(Invalid(more))) => {
+            first.extend(more);
+            Err(Invalid(first))
         }
+        (Err(invalid), _) | (_, Err(invalid)) => Err(invalid),
     }
 }
 

@@ -44,18 +44,18 @@ async fn read_inbox(tx: &mut Tx, id: &str) -> Result<(Inbox, String), Error> {
 }
 
 impl Store {
+    async fn check_sales_channel(&self, id: Option<&str>) -> Result<(), Error> {
+        let Some(id) = id else { return Ok(()) };
+        self.channel(id)
+            .await
+            .map(drop)
+            .map_err(|_| Invalid::one("sales_channel_id", "not_found", "there is no such sales channel").into())
+    }
+
     /// Connects a channel. The answer never shows the credentials again.
     pub async fn create_inbox(&self, new: NewInbox) -> Result<Inbox, Error> {
         let credentials = new.validate()?;
-        if let Some(channel_id) = &new.sales_channel_id {
-            self.channel(channel_id).await.map_err(|_| {
-                Error::from(Invalid::one(
-                    "sales_channel_id",
-                    "not_found",
-                    "there is no such sales channel",
-                ))
-            })?;
-        }
+        self.check_sales_channel(new.sales_channel_id.as_deref()).await?;
         let id = id::new(Kind::Inbox);
         let sealed = self
             .secret_key
@@ -94,15 +94,7 @@ impl Store {
     pub async fn update_inbox(&self, id: &str, draft: InboxDraft, version: i64) -> Result<Inbox, Error> {
         let current = self.inbox(id).await?;
         let credentials = draft.validate(current.kind)?;
-        if let Some(channel_id) = &draft.sales_channel_id {
-            self.channel(channel_id).await.map_err(|_| {
-                Error::from(Invalid::one(
-                    "sales_channel_id",
-                    "not_found",
-                    "there is no such sales channel",
-                ))
-            })?;
-        }
+        self.check_sales_channel(draft.sales_channel_id.as_deref()).await?;
         let sealed = match &credentials {
             Some(c) => Some(self.secret_key.seal(c.to_json().to_string().as_bytes(), id)?),
             None => None,
