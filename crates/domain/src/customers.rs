@@ -756,6 +756,7 @@ const MAX_POINTS_CHANGE: i64 = 1_000_000_000;
 pub struct LoyaltyAdjustment {
     /// Points to add (positive) or take (negative).
     pub points: i64,
+    /// `goodwill`, `correction` or `expired`: the other reasons are the orders' own.
     pub reason: LoyaltyReason,
     /// The merchant's own reference (a ticket, a receipt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -777,7 +778,24 @@ impl LoyaltyAdjustment {
         if let Some(reference) = &self.reference {
             check.text("reference", reference, MAX_REFERENCE);
         }
+        if !self.reason.is_manual() {
+            check.fail(
+                "reason",
+                "invalid",
+                "orders earn, spend and give back points themselves: use goodwill, correction or expired",
+            );
+        }
         check.done()
+    }
+}
+
+impl LoyaltyReason {
+    /// Whether people may give this reason; the others are the orders' own.
+    pub fn is_manual(self) -> bool {
+        matches!(
+            self,
+            LoyaltyReason::Goodwill | LoyaltyReason::Correction | LoyaltyReason::Expired
+        )
     }
 }
 

@@ -521,14 +521,17 @@ async fn loyalty_never_goes_below_zero(app: TestApp) {
     let too_much = problem(adjust(&app, &tom, -150).await, 422, "validation_failed").await;
     assert_eq!(too_much["errors"][0]["code"], "insufficient_points");
     problem(adjust(&app, &tom, 0).await, 422, "validation_failed").await;
-    let unknown_reason = json!({"points": 5, "reason": "birthday"});
-    problem(
-        app.post(&format!("/customers/{}/loyalty/adjustments", id(&tom)), &unknown_reason)
-            .await,
-        422,
-        "validation_failed",
-    )
-    .await;
+    for reason in ["birthday", "order_completed", "order_cancelled"] {
+        let not_manual = json!({"points": 5, "reason": reason});
+        let refused = problem(
+            app.post(&format!("/customers/{}/loyalty/adjustments", id(&tom)), &not_manual)
+                .await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(refused["errors"][0]["field"], "reason", "{reason}");
+    }
     let loyalty = get(&app, &format!("/customers/{}/loyalty", id(&tom))).await;
     assert_eq!(loyalty["balance"], 100);
     assert_eq!(
