@@ -473,6 +473,12 @@ impl CartDetails {
         }
         if self.loyalty_points < 0 {
             check.fail("loyalty_points", "out_of_range", "must not be negative");
+        } else if self.loyalty_points > 0 && self.customer_id.is_none() {
+            check.fail(
+                "loyalty_points",
+                "no_customer",
+                "points are redeemed by the customer the cart names: set customer_id",
+            );
         }
         check.done()
     }

@@ -75,7 +75,6 @@ pub const EVENT_TYPES: &[&str] = &[
     "message.sent",
     "message.status_changed",
     "order.cancelled",
-    "order.completed",
     "order.placed",
     "order.status_changed",
     "product.created",

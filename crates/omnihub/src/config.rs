@@ -29,7 +29,7 @@ pub struct Settings {
     /// Largest request body accepted, in bytes [default: 2097152].
     #[arg(long, env = "OMNIHUB_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
-    /// Database connections per server process [default: 4 per CPU core on PostgreSQL, 16 on SQLite].
+    /// Database connections per server process [default: 4 per CPU core on PostgreSQL (4 to 32), 16 on SQLite].
     #[arg(long, env = "OMNIHUB_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
     /// Log format: `text` or `json` [default: text].

@@ -94,7 +94,7 @@ async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Opt
 }
 
 /// The refusal of redeeming more points than the customer has, named after the cart's field.
-pub(crate) fn insufficient_points(points: i64, balance: i64) -> Invalid {
+pub(crate) fn points_beyond_balance(points: i64, balance: i64) -> Invalid {
     Invalid::one(
         "loyalty_points",
         "insufficient_points",
@@ -526,9 +526,12 @@ impl Store {
         details.validate()?;
         if let Some(customer_id) = &details.customer_id {
             let balance = self.check_live_customer("customer_id", customer_id).await?;
-            // Refused now on the field the client set, rather than only at checkout.
-            if details.loyalty_points > balance {
-                return Err(insufficient_points(details.loyalty_points, balance).into());
+            // Refused now on the field the client set, rather than only at checkout; a change
+            // of something else leaves points the balance no longer covers to checkout.
+            let spending_changed = details.customer_id != current.details.customer_id
+                || details.loyalty_points != current.details.loyalty_points;
+            if spending_changed && details.loyalty_points > balance {
+                return Err(points_beyond_balance(details.loyalty_points, balance).into());
             }
         }
         if details.fulfillment != current.details.fulfillment {

@@ -235,7 +235,13 @@ async fn place_in(
     };
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;
-    let discount = redeem(tx, customer_id.as_deref(), new.loyalty_points, &sums, &order_id, now).await?;
+    // A cart spends the points of the customer it names, never of one found by an e-mail,
+    // which whoever holds the storefront's public key may type.
+    let redeemer = match from_cart {
+        Some(_) => new.customer_id.as_deref(),
+        None => customer_id.as_deref(),
+    };
+    let discount = redeem(tx, redeemer, new.loyalty_points, &sums, &order_id, now).await?;
     let totals = totals(&sums, discount, currency)?;
     let order = |insert: Sql| {
         insert
@@ -410,7 +416,7 @@ async fn redeem(
         // Named after the field the client set, as a cart's PATCH names it.
         Err(Error::Invalid(invalid)) if invalid.0.iter().any(|e| e.code == "insufficient_points") => {
             let balance = customer_balance(tx, customer).await?;
-            Err(carts::insufficient_points(points, balance).into())
+            Err(carts::points_beyond_balance(points, balance).into())
         }
         Err(error) => Err(error),
     }
@@ -433,6 +439,16 @@ async fn give_back_points(
         Ok(_) | Err(Error::Conflict(_)) => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+async fn erased(tx: &mut Tx, customer: &str) -> Result<bool, Error> {
+    let row = tx
+        .fetch_optional(sql("SELECT erased_at FROM customers WHERE id = $1").bind(customer))
+        .await?;
+    Ok(match row {
+        Some(row) => row.opt_int("erased_at")?.is_some(),
+        None => true,
+    })
 }
 
 async fn customer_balance(tx: &mut Tx, customer: &str) -> Result<i64, Error> {
@@ -703,16 +719,6 @@ impl Store {
         read_order(&mut tx, id).await
     }
 
-    /// An order by its number (1001 for `#1001`).
-    pub async fn order_numbered(&self, number: i64) -> Result<Order, Error> {
-        let mut tx = self.db.begin_read().await?;
-        let row = tx
-            .fetch_optional(sql("SELECT id FROM orders WHERE number = $1").bind(number))
-            .await?
-            .ok_or(Error::NotFound("order"))?;
-        read_order(&mut tx, &row.text("id")?).await
-    }
-
     /// An order taken in from another system, by its channel and external id.
     pub async fn external_order(&self, channel_id: &str, external_id: &str) -> Result<Option<Order>, Error> {
         let mut tx = self.db.begin_read().await?;
@@ -836,7 +842,10 @@ async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) ->
         now,
     )
     .await?;
-    if let Some(customer) = &order.customer_id {
+    // An erased customer's timeline takes nothing more: the reason is free text.
+    if let Some(customer) = &order.customer_id
+        && !erased(tx, customer).await?
+    {
         let summary = serde_json::json!({"number": order.number, "reason": reason, "total": order.totals.total});
         timeline::record(tx, customer, now, "order.cancelled", Some(order_id), &summary).await?;
     }

@@ -52,12 +52,16 @@ impl Store {
         Ok(locations)
     }
 
-    /// Refuses, as a cart's fulfilment is chosen, a location its channel does not sell from and
-    /// a pickup where customers cannot pick up. Stock is weighed at checkout, which checks again.
+    /// Refuses, as a cart's fulfilment is chosen, a store its channel does not sell from and a
+    /// pickup where customers cannot pick up. A shipment's location means nothing (it is sourced
+    /// at checkout). Stock is weighed at checkout, which checks again.
     pub(crate) async fn check_fulfillment(&self, channel_id: &str, fulfillment: &Fulfillment) -> Result<(), Error> {
         let Some(id) = fulfillment.location_id.as_deref() else {
             return Ok(());
         };
+        if fulfillment.method == Method::Ship {
+            return Ok(());
+        }
         let channel = self.channel(channel_id).await?;
         if !channel.draft.location_ids.iter().any(|l| l == id) {
             return Err(not_in_channel());

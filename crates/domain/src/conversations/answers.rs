@@ -296,9 +296,9 @@ pub struct OrderLookup {
     pub email: Option<String>,
 }
 
-/// The order number (`#1001`, or a bare `1001` next to an e-mail address or an order
-/// question) and the e-mail address in `message`; `claimed_email` stands in for a message
-/// without an address.
+/// The order number (`#1001`, or a bare `1001` in a message that also holds an e-mail address
+/// or asks about an order: a postcode is no order number) and the e-mail address in
+/// `message`; `claimed_email` stands in for a message without an address.
 pub fn order_lookup(message: &str, claimed_email: Option<&str>) -> OrderLookup {
     let trim = |word: &str| -> String {
         word.trim_matches(|c: char| "<>()[]{},;:!?\"'".contains(c))
@@ -319,7 +319,7 @@ pub fn order_lookup(message: &str, claimed_email: Option<&str>) -> OrderLookup {
         .find(|w| digits(w))
         .and_then(|w| w.parse().ok());
     let bare = || {
-        let plausible = email.is_some() || asks_for_order(message).is_some();
+        let plausible = words.iter().any(|w| w.contains('@')) || asks_for_order(message).is_some();
         words
             .iter()
             .filter(|_| plausible)
@@ -495,6 +495,8 @@ mod tests {
         );
         assert_eq!(order_lookup("where is my order?", None).number, None);
         assert_eq!(order_lookup("I need 2000 scarves", None).number, None);
+        let postcode = order_lookup("My postcode is 10115, do you ship there?", Some("ann@example.com"));
+        assert_eq!(postcode.number, None);
         assert_eq!(order_lookup("(#1002)", None).number, Some(1002));
         assert_eq!(order_lookup("mail me at not-an-address@", None).email, None);
     }

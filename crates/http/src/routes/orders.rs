@@ -344,10 +344,11 @@ pub async fn get_order(
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
     caller.require_secret("orders:read")?;
-    // What a customer quotes: `#1001` (or `1001`), beside the id.
-    let order = match id.strip_prefix('#').unwrap_or(&id).parse::<i64>() {
-        Ok(number) => state.store.order_numbered(number).await?,
-        Err(_) => state.store.order(&id).await?,
+    // Beside the id, what a customer quotes: `#1001` (or `1001`).
+    let order = if id.starts_with("ord_") {
+        state.store.order(&id).await?
+    } else {
+        state.store.order_by_number(&id).await?
     };
     Ok(Json(order))
 }

@@ -178,6 +178,23 @@ async fn a_publishable_key_cannot_spend_a_customers_points(app: TestApp) {
     .await;
     assert_eq!(order["loyalty_points_redeemed"], 500);
     assert_eq!(balance(&app, &victim).await, 1500);
+
+    // Points set for the storefront's own customer are not turned onto another one by
+    // dropping the customer and typing the other's e-mail.
+    let buyer = customer_with_points(&app, "own@example.com", 500).await;
+    let cart_id = cart_with(&app, &shop.web, &[("B", 1)]).await;
+    let path = format!("/carts/{cart_id}");
+    let own = json!({"customer_id": buyer, "loyalty_points": 500, "shipping_address": address()});
+    json(app.patch(&path, &own).await, 200).await;
+    let swap = json!({"customer_id": null, "email": "vic@example.com"});
+    let refused = problem(
+        as_key(&app, &pk, Method::PATCH, &path, Some(&swap)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["code"], "no_customer");
+    assert_eq!(balance(&app, &victim).await, 1500, "nothing more was spent");
 }
 
 /// The `(field, code)` of each error of a problem.
@@ -398,6 +415,8 @@ async fn a_cart_shows_what_checkout_charges(app: TestApp) {
     )
     .await;
     assert_eq!(refused["errors"][0]["field"], "loyalty_points", "{refused}");
+    // Other details still change meanwhile; the points are settled before checkout.
+    json(app.patch(&path, &json!({"email": "vic@example.com"})).await, 200).await;
     json(app.patch(&path, &json!({"loyalty_points": 300})).await, 200).await;
     let order = json(app.post(&format!("{path}/checkout"), &json!({})).await, 201).await;
     assert_eq!(sums(&order), (6000, 300, 5700));

@@ -367,6 +367,11 @@ async fn pickup_where_the_stock_is_not_names_stores_that_have_it(app: TestApp) {
         assert_eq!(refused["errors"][0]["code"], code);
     }
     assert_eq!(json(app.get(&path).await, 200).await, before);
+    // A shipment is sourced at checkout: a location named with it is not checked.
+    let shipped = json!({"fulfillment": {"method": "ship", "location_id": outlet}});
+    json(app.patch(&path, &shipped).await, 200).await;
+    let back = json!({"fulfillment": {"method": "pickup", "location_id": shop.berlin}});
+    json(app.patch(&path, &back).await, 200).await;
 
     // A store that stops offering pickup after it was chosen: the cart's other details still
     // change, and its checkout is refused.
