@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 use omnihub_domain::catalog::ParityRow;
 use omnihub_domain::users::{Access, Area};
-use omnihub_store::Page;
+use omnihub_store::{Error, Page, Store};
 use serde::Deserialize;
 
 use crate::forms::chosen;
@@ -65,12 +65,23 @@ fn deviation(basis_points: Option<i64>) -> String {
     })
 }
 
-/// The channel prices off their base price that a page shows: an overview (the API pages
-/// through every one).
-const PRICES_SHOWN: Page = Page {
-    after: None,
-    limit: 500,
-};
+/// Every channel price off its base price (of one product, if named), page after page: the
+/// ones a channel's policy no longer allows must show wherever they are.
+async fn price_differences(store: &Store, product_id: Option<&str>) -> Result<Vec<ParityRow>, Error> {
+    let mut page = Page {
+        after: None,
+        limit: 500,
+    };
+    let mut rows = Vec::new();
+    loop {
+        let (more, next) = store.price_parity(product_id, &page).await?;
+        rows.extend(more);
+        match next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
 
 fn parity_view(row: &ParityRow, names: &Names) -> ParityView {
     ParityView {
@@ -96,7 +107,7 @@ async fn catalog(
     };
     let (products, next) = admin.store.products(&page, None).await?;
     let names = Names::load(&admin.store).await?;
-    let (parity, _) = admin.store.price_parity(None, &PRICES_SHOWN).await?;
+    let parity = price_differences(&admin.store, None).await?;
     let mut parity: Vec<ParityView> = parity.iter().map(|r| parity_view(r, &names)).collect();
     // What breaks a channel's policy comes first: that needs someone's attention.
     parity.sort_by_key(|p| p.within_policy);
@@ -181,7 +192,7 @@ async fn product(State(admin): State<Admin>, staff: Staff, Path(id): Path<String
             prices,
         });
     }
-    let (parity, _) = admin.store.price_parity(Some(&id), &PRICES_SHOWN).await?;
+    let parity = price_differences(&admin.store, Some(&id)).await?;
     let parity = parity.iter().map(|r| parity_view(r, &names)).collect();
     let page = ProductPage {
         layout: Layout::new(&staff, Area::Catalog, product.title.clone()),

@@ -625,7 +625,10 @@ impl Store {
                 placeholders(4, values.len())
             )
         };
-        let text = format!("{LIVE} AND (search_name LIKE $3 ESCAPE '\\'{by_identity}) ORDER BY id LIMIT $2");
+        // A name a server from before migration 14 wrote has no search name yet.
+        let text = format!(
+            "{LIVE} AND (COALESCE(search_name, LOWER(name)) LIKE $3 ESCAPE '\\'{by_identity}) ORDER BY id LIMIT $2"
+        );
         let pattern = format!("%{}%", escape_like(&search_name(Some(query)).unwrap_or_default()));
         values.iter().fold(
             sql_built(text)

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The migration after which the server writes existing customers' search names (Rust's
+/// lower case knows every script; SQL's `LOWER` on SQLite only ASCII).
+const FILLS_SEARCH_NAMES: i64 = 14;
+
 /// The words that differ between the backends: each placeholder, SQLite's, PostgreSQL's.
 const DIALECT: &[(&str, &str, &str)] = &[
     ("{seq_pk}", "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
@@ -125,7 +129,7 @@ pub async fn run(db: &Db) -> Result<usize, Error> {
             continue;
         }
         tx.execute_script(dialect(script, db.backend())).await?;
-        if *version == 14 {
+        if *version == FILLS_SEARCH_NAMES {
             crate::customers::fill_search_names(&mut tx).await?;
         }
         tx.execute(
