@@ -72,7 +72,12 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
     let Some(text) = message.text else {
         return Ok(());
     };
-    let target = state.store.reply_target(&stored.conversation_id).await?;
+    let target = match state.store.reply_target(&stored.conversation_id).await {
+        Ok(target) => target,
+        // An erased customer has no address: nothing to answer.
+        Err(omnihub_store::Error::Conflict(_)) => return Ok(()),
+        Err(error) => return Err(error),
+    };
     let kind = target.inbox.kind;
     let Some(answer) = choose_answer(state, &text, kind, &target.conversation).await? else {
         return Ok(());
