@@ -423,9 +423,9 @@ fn product(row: &Row, variants: Vec<Variant>) -> Result<Product, Error> {
     })
 }
 
-/// A variant whose SKU still has stock on hand, reserved units or active reservations cannot be
-/// removed (unless the change gives its SKU to another variant): its stock would be orphaned and
-/// go to the next product given that SKU.
+/// A SKU that still has stock on hand, reserved units or active reservations cannot leave the
+/// catalog, with its variant or by a new SKU for it (unless the change gives it to another
+/// variant): its stock would be orphaned and go to the next product given that SKU.
 async fn refuse_removing_stocked(tx: &mut Tx, variant_id: &str, draft: &ProductDraft) -> Result<(), Error> {
     let Some(row) = tx
         .fetch_optional(sql("SELECT sku FROM variants WHERE id = $1").bind(variant_id))
@@ -473,7 +473,7 @@ async fn refuse_removing_stocked(tx: &mut Tx, variant_id: &str, draft: &ProductD
         return Ok(());
     };
     Err(Error::Conflict(format!(
-        "the variant {sku} cannot be removed: {why}; adjust its stock to 0 and release its reservations first"
+        "the SKU {sku} cannot be removed or renamed: {why}; adjust its stock to 0 and release its reservations first"
     )))
 }
 
@@ -505,7 +505,7 @@ async fn write_variants(tx: &mut Tx, product_id: &str, draft: &ProductDraft) -> 
         .iter()
         .filter(|id| !draft.variants.iter().any(|v| v.id.as_ref() == Some(id)))
         .collect();
-    for id in &gone {
+    for id in &existing {
         refuse_removing_stocked(tx, id, draft).await?;
     }
     for gone in gone {

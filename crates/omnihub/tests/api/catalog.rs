@@ -304,6 +304,12 @@ async fn a_variant_with_stock_or_reservations_is_not_removed(app: TestApp) {
     let unchanged = json(app.get(&path).await, 200).await;
     assert_eq!(unchanged["variants"].as_array().unwrap().len(), 2);
     assert_eq!(unchanged["version"], product["version"]);
+    // Nor does a new SKU for the variant leave its stock behind.
+    let mut renamed = product["variants"].clone();
+    renamed[1]["sku"] = json!("MUG-XL");
+    let refused = problem(app.patch(&path, &json!({"variants": renamed})).await, 409, "conflict").await;
+    assert!(refused["detail"].as_str().unwrap().contains("MUG-L"), "{refused}");
+    assert_eq!(json(app.get(&path).await, 200).await, unchanged);
 
     let reserve = json!({"channel_id": id(&web), "lines": [{"sku": "MUG-L", "quantity": 1}], "ttl_seconds": 600});
     let reservation = json(app.post("/reservations", &reserve).await, 201).await;
