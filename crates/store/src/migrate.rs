@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webchat_claims",
         include_str!("../migrations/0015_webchat_claims.sql"),
     ),
+    (
+        16,
+        "bot_hand_over",
+        include_str!("../migrations/0016_bot_hand_over.sql"),
+    ),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's

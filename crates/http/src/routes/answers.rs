@@ -79,14 +79,18 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
         Err(error) => return Err(error),
     };
     let kind = target.inbox.kind;
-    let Some(answer) = choose_answer(state, &text, kind, &target.conversation).await? else {
+    let Some((answer, hands_over)) = choose_answer(state, &text, kind, &target.conversation).await? else {
         return Ok(());
     };
     let window = reply_window(kind, target.conversation.last_customer_message_at, state.store.now());
     let Ok(sending) = check_reply(kind, window, false) else {
         return Ok(());
     };
-    let Some(pending) = state.store.record_bot_reply(&stored.conversation_id, &answer).await? else {
+    let recorded = state
+        .store
+        .record_bot_reply(&stored.conversation_id, &answer, hands_over)
+        .await?;
+    let Some(pending) = recorded else {
         return Ok(());
     };
     let delivery = Providers::new(state.store.clone())
@@ -101,13 +105,14 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
 /// The customer's latest order when they ask where it is, else the frequent question that
 /// matches confidently; `None` leaves the message to a person. On a channel that does not
 /// know who writes (the web chat), an order is only told about to whoever gives its number
-/// and the e-mail address it was placed with.
+/// and the e-mail address it was placed with. With the answer: whether the bot leaves the
+/// conversation to people after it.
 async fn choose_answer(
     state: &AppState,
     text: &str,
     kind: InboxKind,
     conversation: &Conversation,
-) -> Result<Option<String>, omnihub_store::Error> {
+) -> Result<Option<(String, bool)>, omnihub_store::Error> {
     if !kind.knows_the_sender() {
         if let Some(answer) = looked_up_order_answer(state, text, conversation.claimed_email.as_deref()).await? {
             return Ok(Some(answer));
@@ -115,12 +120,12 @@ async fn choose_answer(
     } else if let Some(language) = asks_for_order(text)
         && let Some(answer) = latest_order_answer(state, &conversation.customer_id, language).await?
     {
-        return Ok(Some(answer));
+        return Ok(Some((answer, false)));
     }
     let entries = state.store.ranked_faq_entries().await?;
     Ok(confident_match(&entries, text)
         .and_then(|found| entries.get(found.index))
-        .map(|entry| entry.answer.clone()))
+        .map(|entry| (entry.answer.clone(), false)))
 }
 
 /// Nothing when the customer has no order here: they may have ordered under another address,
@@ -140,20 +145,20 @@ async fn latest_order_answer(
 }
 
 /// The order the visitor names by number and e-mail address, like a shop's order-status
-/// page: its status when both match, the same refusal whichever does not, and a request for
-/// both when the visitor asks about an order without them. `None` when the message is not
-/// about an order.
+/// page: its status when both match, the same refusal whichever does not (after which the bot
+/// leaves the chat to people: nobody goes on guessing with it), and a request for both when the
+/// visitor asks about an order without them. `None` when the message is not about an order.
 async fn looked_up_order_answer(
     state: &AppState,
     text: &str,
     claimed_email: Option<&str>,
-) -> Result<Option<String>, omnihub_store::Error> {
+) -> Result<Option<(String, bool)>, omnihub_store::Error> {
     let asked = asks_for_order(text);
     let language = asked.unwrap_or(Language::English);
     let lookup = order_lookup(text, claimed_email);
     let (Some(number), Some(email)) = (lookup.number, lookup.email) else {
         let about_an_order = asked.is_some() || lookup.number.is_some();
-        return Ok(about_an_order.then(|| order_lookup_request(language)));
+        return Ok(about_an_order.then(|| (order_lookup_request(language), false)));
     };
     let order = match state.store.order_by_number(&number.to_string()).await {
         Ok(order) => Some(order),
@@ -161,7 +166,7 @@ async fn looked_up_order_answer(
         Err(error) => return Err(error),
     };
     let Some(order) = order else {
-        return Ok(Some(order_lookup_failed(language)));
+        return Ok(Some((order_lookup_failed(language), true)));
     };
     let customer_emails = match &order.customer_id {
         Some(id) => state
@@ -176,8 +181,8 @@ async fn looked_up_order_answer(
         None => Vec::new(),
     };
     Ok(Some(if order_placed_with(&order, &customer_emails, &email) {
-        order_answer(&order, language)
+        (order_answer(&order, language), false)
     } else {
-        order_lookup_failed(language)
+        (order_lookup_failed(language), true)
     }))
 }

@@ -84,7 +84,12 @@ impl Store {
     /// Records the bot's answer as a pending reply and marks the conversation answered
     /// automatically; `None` once a person has taken over (an agent is assigned or has written
     /// there), checked in the same transaction so that the bot never talks over an agent.
-    pub async fn record_bot_reply(&self, conversation_id: &str, text: &str) -> Result<Option<Message>, Error> {
+    pub async fn record_bot_reply(
+        &self,
+        conversation_id: &str,
+        text: &str,
+        hands_over: bool,
+    ) -> Result<Option<Message>, Error> {
         let (conversation_id, text, clock) = (conversation_id.to_owned(), text.to_owned(), self.clock.clone());
         self.write(move |tx| {
             Box::pin(async move {
@@ -94,6 +99,14 @@ impl Store {
                 }
                 let id = id::new(Kind::Message);
                 insert_bot_reply(tx, &id, &conversation_id, &text, now).await?;
+                if hands_over {
+                    tx.execute(
+                        sql("UPDATE conversations SET bot_handed_over_at = $2 WHERE id = $1")
+                            .bind(&conversation_id)
+                            .bind(now.millis()),
+                    )
+                    .await?;
+                }
                 let created = read_message(tx, &id).await?;
                 let data = json!({"message_id": id, "conversation_id": conversation_id, "private": false,
                                   "status": created.status, "sender_kind": created.sender_kind});
@@ -113,10 +126,19 @@ async fn read_faq_entry(tx: &mut Tx, id: &str) -> Result<FaqEntry, Error> {
     faq_entry(&row)
 }
 
-/// Whether an agent is assigned to the conversation or has written in it, notes included.
+/// Whether the bot left the conversation to people, or an agent is assigned to it or has
+/// written in it, notes included.
 async fn taken_over(tx: &mut Tx, conversation_id: &str) -> Result<bool, Error> {
     let conversation = read_conversation(tx, conversation_id).await?;
     if conversation.assignee_id.is_some() {
+        return Ok(true);
+    }
+    let handed_over = tx
+        .fetch_optional(
+            sql("SELECT id FROM conversations WHERE id = $1 AND bot_handed_over_at IS NOT NULL").bind(conversation_id),
+        )
+        .await?;
+    if handed_over.is_some() {
         return Ok(true);
     }
     let by_agent = tx
