@@ -193,9 +193,7 @@ impl Follow {
             }
         }
     }
-}
 
-impl Follow {
     /// Whether the stream's key may still read: revoked here is seen at once, revoked on
     /// another server at the next check of the database.
     async fn key_is_live(&mut self) -> bool {

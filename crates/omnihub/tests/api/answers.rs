@@ -159,27 +159,7 @@ async fn a_frequent_question_is_answered_and_an_unknown_one_left_to_agents(app: 
 }
 
 async fn where_is_my_order_is_answered_with_the_tracking_number(app: TestApp) {
-    let warehouse = fixtures::location(&app, "Warehouse", "warehouse").await;
-    let web = fixtures::channel(&app, "Web", "web", &[id(&warehouse)]).await;
-    fixtures::product(&app, "Scarf", &["SCARF-1"], 1900).await;
-    let stock = json!({"sku": "SCARF-1", "location_id": id(&warehouse), "delta": 3, "reason": "receipt"});
-    json(app.post("/inventory/adjustments", &stock).await, 200).await;
-    let sale = json!({"channel_id": id(&web), "external_id": "WEB-1", "lines": [{"sku": "SCARF-1", "quantity": 1,
-        "unit_price": {"amount": 1900, "currency": "EUR"}}], "fulfillment": {"method": "ship"},
-        "shipping_address": {"name": "Ann Lee", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
-        "customer": {"identities": [{"kind": "email", "value": "ann@example.com"}]}});
-    let order = json(app.post("/orders", &sale).await, 201).await;
-    let parcel =
-        json!({"location_id": id(&warehouse), "kind": "shipment", "lines": [{"sku": "SCARF-1", "quantity": 1}]});
-    let order = json(
-        app.post(&format!("/orders/{}/fulfillments", id(&order)), &parcel).await,
-        201,
-    )
-    .await;
-    let fulfillment = order["fulfillments"][0]["id"].as_str().unwrap();
-    let shipped = json!({"carrier": "DHL", "tracking_number": "00340434"});
-    let path = format!("/orders/{}/fulfillments/{fulfillment}/ship", id(&order));
-    json(app.post(&path, &shipped).await, 200).await;
+    fixtures::shipped_order(&app, "Ann Lee", "ann@example.com").await;
 
     let channel = Channel::start().await;
     let inbox = api_inbox(&app, &channel).await;

@@ -290,15 +290,7 @@ async fn operations_endpoints_answer(app: TestApp) {
         "{metrics}"
     );
 
-    let doc = json(
-        app.client
-            .get(format!("{}/openapi.json", app.base))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let doc = app.openapi().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for (path, method) in [
         ("/api/v1/channels", "post"),

@@ -871,15 +871,7 @@ async fn other_domains_resolve_without_failing_on_two_customers(app: TestApp) {
 }
 
 async fn customers_are_documented(app: TestApp) {
-    let doc = json(
-        app.client
-            .get(format!("{}/openapi.json", app.base))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let doc = app.openapi().await;
     for (path, method) in [
         ("/api/v1/customers", "post"),
         ("/api/v1/customers", "get"),

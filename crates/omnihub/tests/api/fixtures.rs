@@ -37,6 +37,32 @@ pub async fn product(app: &TestApp, title: &str, skus: &[&str], price: i64) -> V
     json(app.post("/products", &product_body(title, skus, price)).await, 201).await
 }
 
+/// Order #1001 of one scarf, taken in from the web shop for the buyer with `email` and shipped
+/// with DHL (tracking number 00340434); answers the order as shipped.
+pub async fn shipped_order(app: &TestApp, name: &str, email: &str) -> Value {
+    let warehouse = location(app, "Warehouse", "warehouse").await;
+    let web = channel(app, "Web", "web", &[id(&warehouse)]).await;
+    product(app, "Scarf", &["SCARF-1"], 1900).await;
+    let stock = json!({"sku": "SCARF-1", "location_id": id(&warehouse), "delta": 3, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &stock).await, 200).await;
+    let sale = json!({"channel_id": id(&web), "external_id": "WEB-1", "lines": [{"sku": "SCARF-1", "quantity": 1,
+        "unit_price": {"amount": 1900, "currency": "EUR"}}], "fulfillment": {"method": "ship"},
+        "shipping_address": {"name": name, "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
+        "customer": {"identities": [{"kind": "email", "value": email}]}});
+    let order = json(app.post("/orders", &sale).await, 201).await;
+    let parcel =
+        json!({"location_id": id(&warehouse), "kind": "shipment", "lines": [{"sku": "SCARF-1", "quantity": 1}]});
+    let order = json(
+        app.post(&format!("/orders/{}/fulfillments", id(&order)), &parcel).await,
+        201,
+    )
+    .await;
+    let fulfillment = order["fulfillments"][0]["id"].as_str().unwrap();
+    let shipped = json!({"carrier": "DHL", "tracking_number": "00340434"});
+    let path = format!("/orders/{}/fulfillments/{fulfillment}/ship", id(&order));
+    json(app.post(&path, &shipped).await, 200).await
+}
+
 pub fn id(value: &Value) -> &str {
     value["id"].as_str().expect("an id")
 }

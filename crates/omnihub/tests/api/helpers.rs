@@ -95,6 +95,12 @@ impl TestApp {
         self.request(Method::GET, path).send().await.expect("request")
     }
 
+    /// The OpenAPI document the server serves.
+    pub async fn openapi(&self) -> Value {
+        let document = self.client.get(format!("{}/openapi.json", self.base)).send().await;
+        json(document.expect("request"), 200).await
+    }
+
     pub async fn delete(&self, path: &str) -> Response {
         self.request(Method::DELETE, path).send().await.expect("request")
     }

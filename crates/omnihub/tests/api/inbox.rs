@@ -816,15 +816,7 @@ async fn the_whole_history_of_a_conversation_pages(app: TestApp) {
     )
     .await;
     problem(app.get("/conversations/cnv_missing/messages").await, 404, "not_found").await;
-    let document = json(
-        app.client
-            .get(format!("{}/openapi.json", app.base))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let document = app.openapi().await;
     assert!(document["paths"]["/api/v1/conversations/{id}/messages"]["get"].is_object());
 }
 
@@ -1216,13 +1208,7 @@ async fn inboxes_are_checked_and_never_show_credentials(app: TestApp) {
         .unwrap();
     problem(forbidden, 403, "forbidden").await;
 
-    let document = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap();
-    let document = json(document, 200).await;
+    let document = app.openapi().await;
     for path in [
         "/hooks/{inbox_id}",
         "/api/v1/inboxes",

@@ -63,14 +63,7 @@ async fn a_visitor_writes_and_the_agents_answer_arrives_on_their_stream(app: Tes
     let inbox = webchat_inbox(&app).await;
     let started = json(session(&app, &inbox).await, 201).await;
     let token = started["token"].as_str().unwrap();
-    let stream = app
-        .client
-        .get(format!("{}?token={token}", url(&app, &inbox, "stream")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
-    let mut stream = stream.bytes_stream();
+    let mut stream = visitor_stream(&app, &inbox, token).await;
 
     let hello = json!({"text": "Do you have this scarf in blue?", "name": "Ann", "email": "Ann@Example.com"});
     let stored = json(visitor_writes(&app, &inbox, token, hello).await, 201).await;
@@ -188,13 +181,7 @@ async fn wrong_tokens_other_inboxes_and_too_many_sessions_are_refused(app: TestA
     problem(session(&app, &inbox).await, 429, "rate_limited").await;
     json(session(&app, &other).await, 201).await;
 
-    let document = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap();
-    let document = json(document, 200).await;
+    let document = app.openapi().await;
     for path in [
         "/webchat/{inbox_id}/sessions",
         "/webchat/{inbox_id}/messages",
@@ -205,44 +192,29 @@ async fn wrong_tokens_other_inboxes_and_too_many_sessions_are_refused(app: TestA
     }
 }
 
-/// Tom's order #1001, shipped with DHL; answers Tom's customer id.
-async fn toms_shipped_order(app: &TestApp) -> String {
-    let warehouse = fixtures::location(app, "Warehouse", "warehouse").await;
-    let web = fixtures::channel(app, "Web", "web", &[id(&warehouse)]).await;
-    fixtures::product(app, "Scarf", &["SCARF-1"], 1900).await;
-    let stock = json!({"sku": "SCARF-1", "location_id": id(&warehouse), "delta": 3, "reason": "receipt"});
-    json(app.post("/inventory/adjustments", &stock).await, 200).await;
-    let sale = json!({"channel_id": id(&web), "external_id": "WEB-1", "lines": [{"sku": "SCARF-1", "quantity": 1,
-        "unit_price": {"amount": 1900, "currency": "EUR"}}], "fulfillment": {"method": "ship"},
-        "shipping_address": {"name": "Tom Becker", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
-        "customer": {"identities": [{"kind": "email", "value": "tom.becker@example.com"}]}});
-    let order = json(app.post("/orders", &sale).await, 201).await;
-    let parcel =
-        json!({"location_id": id(&warehouse), "kind": "shipment", "lines": [{"sku": "SCARF-1", "quantity": 1}]});
-    let order = json(
-        app.post(&format!("/orders/{}/fulfillments", id(&order)), &parcel).await,
-        201,
-    )
-    .await;
-    let fulfillment = order["fulfillments"][0]["id"].as_str().unwrap();
-    let shipped = json!({"carrier": "DHL", "tracking_number": "00340434"});
-    let path = format!("/orders/{}/fulfillments/{fulfillment}/ship", id(&order));
-    json(app.post(&path, &shipped).await, 200).await;
-    order["customer_id"].as_str().unwrap().to_owned()
-}
-
-async fn an_email_typed_in_the_chat_reveals_no_order_and_links_nobody(app: TestApp) {
-    let tom = toms_shipped_order(&app).await;
-    let inbox = webchat_inbox(&app).await;
-    let started = json(session(&app, &inbox).await, 201).await;
-    let token = started["token"].as_str().unwrap();
+/// The visitor's live stream of the chat.
+async fn visitor_stream(
+    app: &TestApp,
+    inbox: &Value,
+    token: &str,
+) -> impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + use<> {
     let stream = app
         .client
-        .get(format!("{}?token={token}", url(&app, &inbox, "stream")))
+        .get(format!("{}?token={token}", url(app, inbox, "stream")))
         .send()
         .await
         .unwrap();
-    let mut stream = stream.bytes_stream();
+    assert_eq!(stream.status(), 200);
+    stream.bytes_stream()
+}
+
+async fn an_email_typed_in_the_chat_reveals_no_order_and_links_nobody(app: TestApp) {
+    let tom = fixtures::shipped_order(&app, "Tom Becker", "tom.becker@example.com").await;
+    let tom = tom["customer_id"].as_str().unwrap();
+    let inbox = webchat_inbox(&app).await;
+    let started = json(session(&app, &inbox).await, 201).await;
+    let token = started["token"].as_str().unwrap();
+    let mut stream = visitor_stream(&app, &inbox, token).await;
 
     let claim = json!({"text": "where is my order", "email": "Tom.Becker@example.com"});
     json(visitor_writes(&app, &inbox, token, claim).await, 201).await;
@@ -257,7 +229,7 @@ async fn an_email_typed_in_the_chat_reveals_no_order_and_links_nobody(app: TestA
     // The chat is the visitor's own; the claimed address waits for an agent to confirm.
     let list = json(app.get(&format!("/conversations?inbox_id={}", id(&inbox))).await, 200).await;
     let conversation = &list["data"][0];
-    assert_ne!(conversation["customer_id"], tom.as_str());
+    assert_ne!(conversation["customer_id"], tom);
     assert_eq!(conversation["claimed_email"], "tom.becker@example.com");
     let profile = json(app.get(&format!("/customers/{tom}")).await, 200).await;
     let identities = profile["identities"].to_string();
