@@ -6,7 +6,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use omnihub_domain::orders::{FulfillmentKind, FulfillmentRecord, Method, Order, Status, Step};
+use omnihub_domain::orders::{
+    FulfillmentKind, FulfillmentRecord, Method, Order, PaymentStatus, Status, Step, check_mark_paid,
+};
 use omnihub_domain::users::{Access, Area};
 use omnihub_store::{FulfillmentDraft, OrderSearch, OrderSummary, Page};
 use serde::Deserialize;
@@ -25,6 +27,7 @@ pub fn routes() -> Router<Admin> {
         .route("/admin/orders/{id}/fulfillments", post(fulfil))
         .route("/admin/orders/{id}/fulfillments/{fulfillment_id}/{step}", post(advance))
         .route("/admin/orders/{id}/cancel", post(cancel))
+        .route("/admin/orders/{id}/mark-paid", post(mark_paid))
         .route("/admin/orders/{id}/returns", post(take_return))
 }
 
@@ -269,6 +272,7 @@ struct OrderPage {
     may_act: bool,
     fulfil_forms: Vec<FulfilForm>,
     can_cancel: bool,
+    awaits_payment: bool,
     returnable: Vec<QtyLine>,
     return_locations: Vec<Choice>,
     timeline: Vec<EventView>,
@@ -381,6 +385,11 @@ fn facts(order: &Order, names: &Names) -> Vec<(&'static str, String)> {
     if let Some(external) = &order.external_id {
         facts.push(("Reference in the channel", external.clone()));
     }
+    match order.payment_status {
+        Some(PaymentStatus::Pending) => facts.push(("Payment", "Waiting for payment".to_owned())),
+        Some(PaymentStatus::Paid) => facts.push(("Payment", "Paid".to_owned())),
+        None => {}
+    }
     if let Some(until) = order.hold_expires_at {
         facts.push(("Held until", show::when(until)));
     }
@@ -464,6 +473,7 @@ async fn order_page(
         may_act: staff.may_change(Area::Orders),
         fulfil_forms: fulfil_forms(&order, &names),
         can_cancel: order.status.can_cancel(),
+        awaits_payment: check_mark_paid(order.payment_status, order.status).is_ok(),
         returnable: returnable_lines(&order),
         return_locations: names
             .locations
@@ -605,6 +615,17 @@ async fn cancel(
     staff.require(Area::Orders, Access::Write)?;
     let result = admin.store.cancel_order(&id, None).await;
     answer(&admin, &staff, &id, "cancel".into(), result, "cancelled", fields).await
+}
+
+async fn mark_paid(
+    State(admin): State<Admin>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Result<Response, PageError> {
+    staff.require(Area::Orders, Access::Write)?;
+    let result = admin.store.mark_order_paid(&id, None).await;
+    answer(&admin, &staff, &id, "mark-paid".into(), result, "paid", fields).await
 }
 
 /// Takes goods back at a location: the order page's return form and the pick-up desk's.

@@ -118,6 +118,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "collected" => "Handed over to the customer.",
         "delivered" => "Marked as delivered.",
         "cancelled" => "Order cancelled.",
+        "paid" => "Order marked paid.",
         "returned" => "Return taken.",
         "merged" => "Customers merged.",
         "user" => "Account created.",

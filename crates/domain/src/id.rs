@@ -68,17 +68,32 @@ impl Kind {
             Kind::WebchatVisitor => "wcv",
         }
     }
+
+    /// Whether an id of this kind authorises by itself: whoever holds a cart's id (a shopper
+    /// with the storefront's public key) may read and change the cart, so no cart id may be
+    /// derivable from another.
+    pub const fn is_bearer(self) -> bool {
+        matches!(self, Kind::Cart | Kind::CartLine | Kind::WebchatVisitor)
+    }
 }
 
-/// A fresh id of the given kind, ordered by creation time. Within one process ids are strictly
-/// increasing, even within one millisecond, so "ORDER BY id" is creation order.
+/// A fresh id of the given kind, ordered by creation time to the millisecond.
+///
+/// Bearer ids ([`Kind::is_bearer`]) carry 80 fresh random bits each. Other ids are strictly
+/// increasing within one process, even within one millisecond (the random part counts up),
+/// so "ORDER BY id" is creation order: a message and the answer written right after it.
 pub fn new(kind: Kind) -> String {
     static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
-    let next = GENERATOR
-        .lock()
-        .ok()
-        .and_then(|mut g| g.generate().ok())
-        .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()));
+    let now = || ulid::Ulid::from_datetime(std::time::SystemTime::now());
+    let next = if kind.is_bearer() {
+        now()
+    } else {
+        GENERATOR
+            .lock()
+            .ok()
+            .and_then(|mut g| g.generate().ok())
+            .unwrap_or_else(now)
+    };
     format!("{}_{}", kind.prefix(), next.to_string().to_lowercase())
 }
 
@@ -93,5 +108,24 @@ mod tests {
         assert!(a.starts_with("prd_"));
         assert_eq!(a.len(), 4 + 26);
         assert!(a < b);
+    }
+
+    /// The 80 random bits of an id, as a number.
+    fn random_part(id: &str) -> u128 {
+        let (_, ulid) = id.split_once('_').expect("a prefix");
+        ulid::Ulid::from_string(&ulid.to_uppercase()).expect("a ULID").random()
+    }
+
+    #[test]
+    fn bearer_ids_are_not_derivable_from_their_neighbours() {
+        let carts: Vec<String> = (0..200).map(|_| new(Kind::Cart)).collect();
+        for (i, a) in carts.iter().enumerate() {
+            for b in &carts[i + 1..] {
+                // Neighbours of a counter differ by one; random parts by ~2^79.
+                assert!(random_part(a).abs_diff(random_part(b)) > 1 << 48, "{a} and {b}");
+            }
+        }
+        let products = [new(Kind::Product), new(Kind::Product)];
+        assert!(products[0] < products[1]);
     }
 }

@@ -136,6 +136,111 @@ impl Status {
     }
 }
 
+/// Whether the hub waits for an order's payment. Orders whose payment the hub does not follow
+/// (taken in from elsewhere, checked out by the shop's backend) have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Checked out through a storefront's public key: the stock is held only for the payment
+    /// window, and nothing is handed over until the order is marked paid.
+    Pending,
+    Paid,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Paid => "paid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentStatus> {
+        [PaymentStatus::Pending, PaymentStatus::Paid]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// Who checks a cart out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutBy {
+    /// A shopper, through the storefront's public key: anyone may do it, so the order holds
+    /// stock only until it is paid.
+    Storefront,
+    /// The shop's own backend, with a secret key: it answers for the payment itself.
+    Backend,
+}
+
+/// How long a storefront's orders may wait for their payment, and how many one e-mail may
+/// have waiting at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentRules {
+    /// `None`: unpaid orders hold their stock until cancelled (not for public storefronts).
+    pub window_seconds: Option<i64>,
+    pub max_unpaid_per_email: i64,
+}
+
+impl Default for PaymentRules {
+    fn default() -> Self {
+        PaymentRules {
+            window_seconds: Some(60 * 60),
+            max_unpaid_per_email: 3,
+        }
+    }
+}
+
+/// The buyer an e-mail's unpaid orders count toward: one, however the e-mail is written.
+pub fn buyer_of(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// What a new order waits for and until when it holds its stock: a reserve-in-store order
+/// lapses after [`RESERVE_IN_STORE_HOURS`] unless collected; a storefront's order lapses at the
+/// end of the payment window unless paid; the earlier of the two.
+pub fn on_checkout(
+    method: Method,
+    by: CheckoutBy,
+    rules: PaymentRules,
+    now: Timestamp,
+) -> (Option<PaymentStatus>, Option<Timestamp>) {
+    let in_store = (method == Method::ReserveInStore).then(|| reserve_in_store_until(now));
+    if by == CheckoutBy::Backend {
+        return (None, in_store);
+    }
+    let unpaid = rules.window_seconds.map(|s| now.plus_seconds(s));
+    let hold = match (in_store, unpaid) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    (Some(PaymentStatus::Pending), hold)
+}
+
+/// Until when a paid order still holds its stock: a reserve-in-store order until its 48 hours
+/// from `placed_at` are up; others until fulfilled.
+pub fn hold_once_paid(method: Method, placed_at: Timestamp) -> Option<Timestamp> {
+    (method == Method::ReserveInStore).then(|| reserve_in_store_until(placed_at))
+}
+
+/// An order may be marked paid while it waits for its payment and is not cancelled.
+pub fn check_mark_paid(payment: Option<PaymentStatus>, status: Status) -> Result<(), String> {
+    match payment {
+        _ if status.is_final() => Err(format!("an order that is {} cannot be paid", status.as_str())),
+        Some(PaymentStatus::Pending) => Ok(()),
+        Some(PaymentStatus::Paid) => Err("the order is paid already".into()),
+        None => Err("the hub does not follow this order's payment".into()),
+    }
+}
+
+/// Goods leave (shipped, delivered, collected) only once a waiting payment has come.
+pub fn check_handover(payment: Option<PaymentStatus>, next: FulfillmentStatus) -> Result<(), String> {
+    if payment == Some(PaymentStatus::Pending) && next.has_left() {
+        return Err("the order awaits its payment: mark it paid before handing anything over".into());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -583,7 +688,12 @@ pub struct Order {
     pub shipping_address: Option<ShippingAddress>,
     pub fulfillments: Vec<FulfillmentRecord>,
     pub returns: Vec<ReturnRecord>,
-    /// When a reserve-in-store hold lapses unless collected.
+    /// Whether the hub waits for the order's payment (storefront checkouts); absent where it
+    /// does not follow the payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<PaymentStatus>,
+    /// When the stock's hold lapses and the order is cancelled: a reserve-in-store order not
+    /// collected, a storefront's order not paid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<Timestamp>,
     pub version: i64,
@@ -592,6 +702,26 @@ pub struct Order {
 }
 
 impl Order {
+    /// Whether the order is a location's own business: sold, picked up or reserved there, or
+    /// with goods held, fulfilled or returned there.
+    pub fn concerns(&self, location_id: &str) -> bool {
+        self.fulfillment.location_id.as_deref() == Some(location_id)
+            || (self.lines.iter().flat_map(|l| &l.allocations)).any(|a| a.location_id == location_id)
+            || self.fulfillments.iter().any(|f| f.location_id == location_id)
+            || self.returns.iter().any(|r| r.location_id == location_id)
+    }
+
+    /// Whether a store's staff may find the order: their store's own by its number alone; any
+    /// other (an online order brought back to the store) only with the buyer's e-mail beside
+    /// the number, so that nobody at a till pages through every customer's orders.
+    pub fn found_at_desk(&self, store: &str, email: Option<&str>) -> bool {
+        let proven = match (email, &self.email) {
+            (Some(given), Some(own)) => !given.trim().is_empty() && buyer_of(given) == buyer_of(own),
+            _ => false,
+        };
+        self.concerns(store) || proven
+    }
+
     /// Units of a SKU held at a location for the order and not yet in a live fulfilment.
     pub fn unfulfilled(&self, sku: &str, location_id: &str) -> i64 {
         let held: i64 = (self.lines.iter().filter(|l| l.sku == sku))
@@ -647,6 +777,119 @@ mod tests {
         assert_eq!(derive_status(progress(3, 3, 3, 0, 0)), Status::Completed);
         assert_eq!(derive_status(progress(3, 3, 3, 0, 1)), Status::Completed);
         assert_eq!(derive_status(progress(3, 3, 3, 0, 3)), Status::Returned);
+    }
+
+    #[test]
+    fn a_storefronts_order_holds_its_stock_for_the_payment_window_only() {
+        let now = Timestamp(1_000_000);
+        let rules = PaymentRules::default();
+        let hour = now.plus_seconds(3600);
+        assert_eq!(
+            on_checkout(Method::Ship, CheckoutBy::Storefront, rules, now),
+            (Some(PaymentStatus::Pending), Some(hour))
+        );
+        assert_eq!(on_checkout(Method::Ship, CheckoutBy::Backend, rules, now), (None, None));
+        // Reserve in store: the earlier of its 48 hours and the payment window.
+        assert_eq!(
+            on_checkout(Method::ReserveInStore, CheckoutBy::Storefront, rules, now).1,
+            Some(hour)
+        );
+        let no_window = PaymentRules {
+            window_seconds: None,
+            ..rules
+        };
+        assert_eq!(
+            on_checkout(Method::ReserveInStore, CheckoutBy::Storefront, no_window, now),
+            (Some(PaymentStatus::Pending), Some(reserve_in_store_until(now)))
+        );
+        assert_eq!(
+            on_checkout(Method::ReserveInStore, CheckoutBy::Backend, rules, now).1,
+            Some(reserve_in_store_until(now))
+        );
+        assert_eq!(hold_once_paid(Method::Pickup, now), None);
+        assert_eq!(
+            hold_once_paid(Method::ReserveInStore, now),
+            Some(reserve_in_store_until(now))
+        );
+    }
+
+    #[test]
+    fn only_a_waiting_live_order_is_marked_paid_and_nothing_leaves_before() {
+        let pending = Some(PaymentStatus::Pending);
+        assert!(check_mark_paid(pending, Status::Allocated).is_ok());
+        assert!(check_mark_paid(pending, Status::Cancelled).is_err());
+        assert!(check_mark_paid(Some(PaymentStatus::Paid), Status::Allocated).is_err());
+        assert!(check_mark_paid(None, Status::Allocated).is_err());
+        assert!(check_handover(pending, FulfillmentStatus::Ready).is_ok());
+        for left in [
+            FulfillmentStatus::Shipped,
+            FulfillmentStatus::Delivered,
+            FulfillmentStatus::Collected,
+        ] {
+            assert!(check_handover(pending, left).is_err());
+            assert!(check_handover(Some(PaymentStatus::Paid), left).is_ok());
+            assert!(check_handover(None, left).is_ok());
+        }
+        assert_eq!(PaymentStatus::parse("pending"), pending);
+    }
+
+    fn shipped_from(location: &str, email: Option<&str>) -> Order {
+        let eur = |amount| Money::new(amount, "EUR");
+        Order {
+            id: "ord_1".into(),
+            number: "#1001".into(),
+            channel_id: "chn_web".into(),
+            external_id: None,
+            customer_id: None,
+            email: email.map(str::to_owned),
+            status: Status::Allocated,
+            lines: vec![OrderLine {
+                sku: "A".into(),
+                quantity: 1,
+                unit_price: eur(1000),
+                allocations: vec![crate::inventory::Allocation {
+                    location_id: location.into(),
+                    quantity: 1,
+                }],
+            }],
+            totals: Totals {
+                subtotal: eur(1000),
+                discount: eur(0),
+                total: eur(1000),
+            },
+            loyalty_points_redeemed: 0,
+            fulfillment: Fulfillment {
+                method: Method::Ship,
+                location_id: None,
+            },
+            shipping_address: None,
+            fulfillments: Vec::new(),
+            returns: Vec::new(),
+            payment_status: None,
+            hold_expires_at: None,
+            version: 1,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn a_store_finds_its_own_orders_by_number_and_others_with_the_buyers_email() {
+        let order = shipped_from("loc_warehouse", Some("Ann@Example.com"));
+        assert!(order.found_at_desk("loc_warehouse", None));
+        assert!(!order.found_at_desk("loc_store", None));
+        assert!(!order.found_at_desk("loc_store", Some("eve@example.com")));
+        assert!(order.found_at_desk("loc_store", Some(" ann@example.com ")));
+        let anonymous = shipped_from("loc_warehouse", None);
+        assert!(!anonymous.found_at_desk("loc_store", Some("")));
+        let picked_up = Order {
+            fulfillment: Fulfillment {
+                method: Method::Pickup,
+                location_id: Some("loc_store".into()),
+            },
+            ..anonymous
+        };
+        assert!(picked_up.found_at_desk("loc_store", None));
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "message.sent",
     "message.status_changed",
     "order.cancelled",
+    "order.paid",
     "order.placed",
     "order.status_changed",
     "product.created",

@@ -2,7 +2,9 @@
 //! request answered, with `Idempotent-Replayed: true`, and changes nothing again.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,11 +27,29 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     if key.is_empty() || key.len() > 255 {
         return ApiError::invalid_field("Idempotency-Key", "invalid", "must be 1 to 255 characters").into_response();
     }
-    let Some(principal) = request.extensions().get::<Principal>().map(|p| p.key_id().to_owned()) else {
+    let Some(principal) = request.extensions().get::<Principal>() else {
         return ApiError::unauthorized().into_response();
     };
+    let principal = scope(principal, &request);
     match run_once(&state, &principal, &key, request, next).await {
         Ok(response) | Err(response) => response,
+    }
+}
+
+/// Whose keys an `Idempotency-Key` is one of. A secret key is one system's; a publishable
+/// key is in every shopper's hands, so its keys are told apart by the shopper's address too:
+/// a shopper who sends another's key never gets the other's stored answer (a new cart's id).
+fn scope(principal: &Principal, request: &Request) -> String {
+    match principal.channel() {
+        None => principal.key_id().to_owned(),
+        Some(_) => {
+            let client = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip().to_string())
+                .unwrap_or_default();
+            format!("{}@{client}", principal.key_id())
+        }
     }
 }
 

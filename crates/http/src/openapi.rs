@@ -18,7 +18,7 @@ use crate::routes::*;
         create_product, list_products, get_product, patch_product, put_listing, get_listing, price_parity,
         list_levels, adjust, transfer, list_movements, availability, reserve, get_reservation, release, replenishment,
         create_cart, get_cart, patch_cart, add_line, set_line, remove_line, checkout, customer_cart,
-        take_order, list_orders, get_order, cancel_order, create_fulfillment, advance_fulfillment, return_items,
+        take_order, list_orders, get_order, cancel_order, mark_order_paid, create_fulfillment, advance_fulfillment, return_items,
         create_customer, list_customers, get_customer, patch_customer, erase_customer, resolve_customer, merge_customer,
         customer_timeline, customer_loyalty, adjust_loyalty, export_customer,
         list_events, stream_events,

@@ -97,6 +97,10 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", detail)
     }
 
+    pub fn rate_limited(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -144,6 +148,7 @@ impl From<omnihub_store::Error> for ApiError {
             ),
             E::Invalid(invalid) => ApiError::invalid(invalid.0),
             E::WindowClosed(detail) => ApiError::window_closed(detail),
+            E::RateLimited(detail) => ApiError::rate_limited(detail),
             E::InsufficientStock(errors) => ApiError {
                 errors,
                 ..ApiError::new(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use omnihub_domain::customers::{Region, parse_region};
+use omnihub_domain::orders::PaymentRules;
 use omnihub_store::{BadSecretKey, SecretKey};
 use serde::Deserialize;
 
@@ -54,6 +55,10 @@ pub struct Settings {
     /// (`https://hub.example.com`) [default: http://<listen>].
     #[arg(long, env = "OMNIHUB_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Minutes an order checked out through a publishable key holds its stock unless marked
+    /// paid; then it is cancelled. 0: unpaid orders hold their stock until cancelled [default: 60].
+    #[arg(long, env = "OMNIHUB_UNPAID_ORDER_MINUTES", global = true)]
+    pub unpaid_order_minutes: Option<u32>,
 }
 
 /// A setting that is never printed, not even by `{:?}`.
@@ -106,6 +111,7 @@ impl Settings {
             webhook_timeout_ms: self.webhook_timeout_ms.or(file.webhook_timeout_ms),
             secret_key: self.secret_key.or(file.secret_key),
             public_url: self.public_url.or(file.public_url),
+            unpaid_order_minutes: self.unpaid_order_minutes.or(file.unpaid_order_minutes),
         }
     }
 
@@ -164,6 +170,19 @@ impl Settings {
         }
         let dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("omnihub-data"));
         kept_key(&dir.join("secret.key")).map(Some)
+    }
+
+    /// How storefronts' unpaid orders are held.
+    pub fn payment_rules(&self) -> PaymentRules {
+        let window_seconds = match self.unpaid_order_minutes {
+            Some(0) => None,
+            Some(minutes) => Some(i64::from(minutes) * 60),
+            None => PaymentRules::default().window_seconds,
+        };
+        PaymentRules {
+            window_seconds,
+            ..PaymentRules::default()
+        }
     }
 
     /// Where providers reach the server listening at `bound`, without a trailing `/`.

@@ -37,6 +37,7 @@ pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<St
     });
     Ok(Store::new(db, clock)?
         .with_phone_region(phone_region)
+        .with_payment_rules(settings.payment_rules())
         .with_secret_key(secret_key))
 }
 

@@ -6,8 +6,8 @@ use omnihub_domain::customers::{Identity, IdentityKind, LoyaltyProgram};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{
-    Cart, CartDetails, CartLine, CartLineDraft, CartStatus, Fulfillment, ItemLine, Method, Order, check_item_lines,
-    totals,
+    Cart, CartDetails, CartLine, CartLineDraft, CartStatus, CheckoutBy, Fulfillment, ItemLine, Method, Order,
+    check_item_lines, on_checkout, totals,
 };
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
 
@@ -604,9 +604,9 @@ impl Store {
     /// Holds the stock and places the order of `cart` (as just read, or as last written here),
     /// atomically: all lines or nothing. A cart changed since is checked out as it is now,
     /// once; changed again meanwhile, it refuses with a conflict.
-    pub async fn checkout(&self, cart: &Cart) -> Result<Order, Error> {
+    pub async fn checkout(&self, cart: &Cart, by: CheckoutBy) -> Result<Order, Error> {
         let placed = self
-            .change_latest(cart, |cart| async move { self.place_from_cart(&cart).await })
+            .change_latest(cart, |cart| async move { self.place_from_cart(&cart, by).await })
             .await;
         self.recent_carts.forget(&cart.id);
         placed.map_err(|error| match error {
@@ -617,7 +617,7 @@ impl Store {
         })
     }
 
-    async fn place_from_cart(&self, cart: &Cart) -> Result<Order, Error> {
+    async fn place_from_cart(&self, cart: &Cart, by: CheckoutBy) -> Result<Order, Error> {
         if cart.status != CartStatus::Active {
             return Err(checked_out());
         }
@@ -650,6 +650,7 @@ impl Store {
                 &wanted,
             )
             .await?;
+        let (payment_status, hold_until) = on_checkout(details.fulfillment.method, by, self.payment_rules, self.now());
         let new = NewOrder {
             channel: channel.clone(),
             external_id: None,
@@ -669,7 +670,9 @@ impl Store {
             loyalty_points: details.loyalty_points,
             sourcing: plan.sourcing,
             at_location: plan.at_location,
-            hold_until: plan.hold_until,
+            hold_until,
+            payment_status,
+            max_unpaid_per_email: self.payment_rules.max_unpaid_per_email,
         };
         let priced = PricedCart {
             id: cart.id.clone(),
@@ -737,6 +740,8 @@ impl Store {
         let plan = self
             .plan(&channel, &fulfillment, intake.shipping_address.as_ref(), &wanted)
             .await?;
+        let (payment_status, hold_until) =
+            on_checkout(fulfillment.method, CheckoutBy::Backend, self.payment_rules, self.now());
         let new = NewOrder {
             channel: channel.clone(),
             external_id: Some(intake.external_id.clone()),
@@ -763,7 +768,9 @@ impl Store {
             loyalty_points: intake.loyalty_points,
             sourcing: plan.sourcing,
             at_location: plan.at_location,
-            hold_until: plan.hold_until,
+            hold_until,
+            payment_status,
+            max_unpaid_per_email: self.payment_rules.max_unpaid_per_email,
         };
         let order = match self.place_order(new, None).await {
             Ok(order) => order,

@@ -903,13 +903,17 @@ pub(crate) async fn end_reservation(
     status: ReservationStatus,
     now: Timestamp,
 ) -> Result<Option<Reservation>, Error> {
+    // An expiry flips only a reservation still due: one given more time since (its order was
+    // paid) stays.
+    let flip = match status {
+        ReservationStatus::Expired => sql(
+            "UPDATE reservations SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'active' \
+             AND expires_at IS NOT NULL AND expires_at <= $3",
+        ),
+        _ => sql("UPDATE reservations SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'active'"),
+    };
     let flipped = tx
-        .execute(
-            sql("UPDATE reservations SET status = $2, updated_at = $3 WHERE id = $1 AND status = 'active'")
-                .bind(id)
-                .bind(status.as_str())
-                .bind(now.millis()),
-        )
+        .execute(flip.bind(id).bind(status.as_str()).bind(now.millis()))
         .await?;
     if flipped == 0 {
         read_reservation(tx, id).await?;

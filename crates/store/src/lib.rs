@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use omnihub_domain::customers::Region;
 use omnihub_domain::events::NewEvent;
+use omnihub_domain::orders::PaymentRules;
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
 
@@ -67,6 +68,9 @@ pub enum Error {
     /// was undone, and planning again may succeed.
     #[error("the stock changed while it was being held")]
     StockMoved,
+    /// Too many of something at once (unpaid orders of one buyer).
+    #[error("{0}")]
+    RateLimited(String),
     /// The channel's reply window is closed: only a template may go out.
     #[error("{0}")]
     WindowClosed(String),
@@ -131,6 +135,8 @@ pub struct Store {
     log_commits: Arc<events::LogCommits>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
+    /// How long storefronts' orders wait for their payment.
+    payment_rules: PaymentRules,
     /// SQLite's group-commit writer; PostgreSQL has none.
     writer: Option<writer::Writer>,
     known_keys: Arc<keys::KnownKeys>,
@@ -154,6 +160,7 @@ impl Store {
             clock,
             log_commits,
             phone_region: Region::DE,
+            payment_rules: PaymentRules::default(),
             writer,
             known_keys: Default::default(),
             catalog_cache: Default::default(),
@@ -301,6 +308,14 @@ impl Store {
 
     pub fn phone_region(&self) -> Region {
         self.phone_region
+    }
+
+    /// How long storefronts' unpaid orders hold their stock, and how many one e-mail may have.
+    pub fn with_payment_rules(self, rules: PaymentRules) -> Store {
+        Store {
+            payment_rules: rules,
+            ..self
+        }
     }
 
     pub fn db(&self) -> &Db {

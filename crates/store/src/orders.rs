@@ -10,8 +10,9 @@ use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft, ReservationStatus};
 use omnihub_domain::orders::{
-    Fulfillment, FulfillmentKind, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order, OrderLine, Progress,
-    ReturnRecord, ShippingAddress, Status, Step, check_item_lines, derive_status, order_number, return_split, totals,
+    Fulfillment, FulfillmentKind, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order, OrderLine,
+    PaymentStatus, Progress, ReturnRecord, ShippingAddress, Status, Step, buyer_of, check_handover, check_item_lines,
+    check_mark_paid, derive_status, hold_once_paid, order_number, return_split, totals,
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
@@ -64,8 +65,13 @@ pub struct NewOrder {
     pub sourcing: Sourcing<'static>,
     /// Lines are held at this one location (pick-up, same day, reserve in store, a POS sale).
     pub at_location: Option<String>,
-    /// A reserve-in-store hold lapses then; other orders hold their stock until fulfilled.
+    /// The order is cancelled then unless collected or paid (see `orders::on_checkout`);
+    /// otherwise it holds its stock until fulfilled.
     pub hold_until: Option<Timestamp>,
+    /// Whether the order waits for its payment (a storefront's checkout).
+    pub payment_status: Option<PaymentStatus>,
+    /// How many unpaid orders one e-mail may have at once.
+    pub max_unpaid_per_email: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -98,7 +104,7 @@ impl Store {
     }
 }
 
-/// The values of the order's row (`$1` to `$15` as `place_in` binds them), numbered as it is
+/// The values of the order's row (`$1` to `$16` as `place_in` binds them), numbered as it is
 /// written: on PostgreSQL from a sequence (a checkout refused after taking its number leaves a
 /// gap), on SQLite from the counter the statement before it moved on (which rolls back with a
 /// refused checkout). A buyer known only by an e-mail is the customer who holds it, if any.
@@ -108,7 +114,7 @@ macro_rules! order_values {
             "$1, ",
             $number,
             ", $2, $3, COALESCE($4, (SELECT customer_id FROM customer_identities WHERE kind = 'email' AND value = $5)), \
-             $5, 'allocated', $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15"
+             $5, 'allocated', $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $15, $16"
         )
     };
 }
@@ -119,7 +125,8 @@ macro_rules! insert_order {
     ($before:literal, $number:literal, $after:literal) => {
         concat!(
             "INSERT INTO orders (id, number, channel_id, external_id, customer_id, email, status, method, location_id, \
-             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at) ",
+             shipping_address, reservation_id, currency, subtotal, discount, total, loyalty_points_redeemed, version, created_at, updated_at, \
+             payment_status) ",
             $before,
             order_values!($number),
             $after,
@@ -203,6 +210,11 @@ async fn place_in(
     known: Option<KnownStock>,
 ) -> Result<Order, Error> {
     let order_id = id::new(Kind::Order);
+    if new.payment_status == Some(PaymentStatus::Pending)
+        && let Some(email) = &new.email
+    {
+        count_unpaid(tx, email, new.max_unpaid_per_email).await?;
+    }
     let wanted: Vec<ReservationLineDraft> = new
         .lines
         .iter()
@@ -264,6 +276,7 @@ async fn place_in(
             .bind(totals.total.amount)
             .bind(new.loyalty_points)
             .bind(now.millis())
+            .bind(new.payment_status.map(PaymentStatus::as_str))
     };
     let sent = send_order(tx, order, from_cart, &order_id, now).await?;
     // The stock's hold goes out behind the order's row. If the order's statement failed, so
@@ -343,9 +356,8 @@ async fn place_in(
         shipping_address: new.shipping_address.clone(),
         fulfillments,
         returns: Vec::new(),
-        hold_expires_at: new
-            .hold_until
-            .filter(|_| new.fulfillment.method == Method::ReserveInStore),
+        payment_status: new.payment_status,
+        hold_expires_at: new.hold_until,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -599,7 +611,12 @@ pub(crate) async fn read_order(tx: &mut Tx, id: &str) -> Result<Order, Error> {
         });
     }
     let method = parse(row.text("method")?, Method::parse, "fulfilment method")?;
-    let hold = match reservation_id.as_deref().filter(|_| method == Method::ReserveInStore) {
+    let payment_status = match row.opt_text("payment_status")? {
+        Some(text) => Some(parse(text, PaymentStatus::parse, "payment status")?),
+        None => None,
+    };
+    let holds = method == Method::ReserveInStore || payment_status == Some(PaymentStatus::Pending);
+    let hold = match reservation_id.as_deref().filter(|_| holds) {
         Some(reservation) => tx
             .fetch_optional(sql("SELECT expires_at FROM reservations WHERE id = $1").bind(reservation))
             .await?
@@ -633,6 +650,7 @@ pub(crate) async fn read_order(tx: &mut Tx, id: &str) -> Result<Order, Error> {
             .and_then(|a| serde_json::from_str(&a).ok()),
         fulfillments: read_fulfillments(tx, id).await?,
         returns: read_returns(tx, id, &currency).await?,
+        payment_status,
         hold_expires_at: hold,
         version: row.int("version")?,
         created_at: Timestamp(row.int("created_at")?),
@@ -809,14 +827,49 @@ async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) -> Result<O
     Ok(updated)
 }
 
-/// Cancels a reserve-in-store order whose hold lapsed before it was collected.
+/// Cancels an order whose hold lapsed: a reserve-in-store order not collected, a storefront's
+/// order not paid in time.
 pub(crate) async fn hold_lapsed(tx: &mut Tx, reservation_id: &str, now: Timestamp) -> Result<(), Error> {
     let rows = tx
-        .fetch_all(sql("SELECT id FROM orders WHERE reservation_id = $1 AND status IN ('placed', 'allocated', 'ready_for_pickup')").bind(reservation_id))
+        .fetch_all(sql("SELECT id, payment_status FROM orders WHERE reservation_id = $1 AND status IN ('placed', 'allocated', 'ready_for_pickup')").bind(reservation_id))
         .await?;
     for row in &rows {
-        cancel_in(tx, &row.text("id")?, "the hold lapsed before it was collected", now).await?;
+        let reason = match row.opt_text("payment_status")?.as_deref() {
+            Some("pending") => "it was not paid in time",
+            _ => "the hold lapsed before it was collected",
+        };
+        cancel_in(tx, &row.text("id")?, reason, now).await?;
     }
+    Ok(())
+}
+
+/// Counts one more unpaid order of `email`, or refuses it when the e-mail has `max` already:
+/// a storefront's public key is in every shopper's hands, and unpaid orders hold stock.
+async fn count_unpaid(tx: &mut Tx, email: &str, max: i64) -> Result<(), Error> {
+    let counted = tx
+        .execute(
+            sql(
+                "INSERT INTO unpaid_orders (email, pending) VALUES ($1, 1) ON CONFLICT (email) \
+                 DO UPDATE SET pending = unpaid_orders.pending + 1 WHERE unpaid_orders.pending < $2",
+            )
+            .bind(buyer_of(email))
+            .bind(max),
+        )
+        .await?;
+    if counted == 0 {
+        return Err(Error::RateLimited(format!(
+            "{max} orders of this e-mail wait for their payment already; pay or cancel one first"
+        )));
+    }
+    Ok(())
+}
+
+/// An unpaid order of `email` was paid or cancelled.
+async fn uncount_unpaid(tx: &mut Tx, email: &str) -> Result<(), Error> {
+    tx.execute(
+        sql("UPDATE unpaid_orders SET pending = pending - 1 WHERE email = $1 AND pending > 0").bind(buyer_of(email)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -834,6 +887,11 @@ async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) ->
     )
     .await?;
     let order = read_order(tx, order_id).await?;
+    if order.payment_status == Some(PaymentStatus::Pending)
+        && let Some(email) = &order.email
+    {
+        uncount_unpaid(tx, email).await?;
+    }
     give_back_points(
         tx,
         &order,
@@ -887,6 +945,42 @@ impl Store {
         let cancelled = cancel_in(&mut tx, id, "cancelled by the merchant", now).await?;
         self.commit(tx).await?;
         Ok(cancelled)
+    }
+
+    /// Marks a storefront's order paid (until payments are taken by the hub, the shop's backend
+    /// or staff say so): it no longer lapses for want of payment, and may be handed over.
+    pub async fn mark_order_paid(&self, id: &str, version: Option<i64>) -> Result<Order, Error> {
+        let now = self.now();
+        let mut tx = self.db.begin().await?;
+        let order = read_order(&mut tx, id).await?;
+        check_version(&order, version)?;
+        check_mark_paid(order.payment_status, order.status).map_err(Error::Conflict)?;
+        tx.execute(
+            sql("UPDATE orders SET payment_status = 'paid', version = version + 1, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now.millis()),
+        )
+        .await?;
+        if let Some(reservation) = order_reservation(&mut tx, id).await? {
+            let hold = hold_once_paid(order.fulfillment.method, order.created_at);
+            tx.execute(
+                sql("UPDATE reservations SET expires_at = $2 WHERE id = $1")
+                    .bind(&reservation)
+                    .bind(hold.map(Timestamp::millis)),
+            )
+            .await?;
+        }
+        if let Some(email) = &order.email {
+            uncount_unpaid(&mut tx, email).await?;
+        }
+        let paid = read_order(&mut tx, id).await?;
+        if let Some(customer) = &paid.customer_id {
+            let summary = serde_json::json!({"number": paid.number, "total": paid.totals.total});
+            timeline::record(&mut tx, customer, now, "order.paid", Some(id), &summary).await?;
+        }
+        append(&mut tx, now, NewEvent::new("order.paid", &paid));
+        self.commit(tx).await?;
+        Ok(paid)
     }
 
     /// A fulfilment of some lines from one location that holds them for this order.
@@ -957,6 +1051,7 @@ impl Store {
             .status
             .after(fulfillment.kind, step)
             .map_err(Error::Conflict)?;
+        check_handover(order.payment_status, next).map_err(Error::Conflict)?;
         if next.has_left() && !fulfillment.status.has_left() {
             let reservation = order_reservation(&mut tx, order_id)
                 .await?

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use omnihub_domain::catalog::{Channel, Location, LocationKind};
 use omnihub_domain::inventory::FewestSplits;
-use omnihub_domain::orders::{Fulfillment, Method, ShippingAddress, reserve_in_store_until};
-use omnihub_domain::{FieldError, Invalid, Timestamp};
+use omnihub_domain::orders::{Fulfillment, Method, ShippingAddress};
+use omnihub_domain::{FieldError, Invalid};
 
 use crate::inventory::Sourcing;
 use crate::{Error, Store};
@@ -18,7 +18,6 @@ static FEWEST_SPLITS: FewestSplits = FewestSplits;
 pub(crate) struct Plan {
     pub sourcing: Sourcing<'static>,
     pub at_location: Option<String>,
-    pub hold_until: Option<Timestamp>,
 }
 
 fn required(field: &str, message: &str) -> Error {
@@ -85,7 +84,7 @@ impl Store {
             (Some(a), Some(b)) => Some(a.distance_km(&b)),
             _ => None,
         };
-        let plan = |candidates: Vec<&Location>, at: Option<String>, hold_until| Plan {
+        let plan = |candidates: Vec<&Location>, at: Option<String>| Plan {
             sourcing: Sourcing {
                 locations: candidates.iter().map(|&l| l.clone()).collect(),
                 distances: candidates
@@ -95,7 +94,6 @@ impl Store {
                 strategy: &FEWEST_SPLITS,
             },
             at_location: at,
-            hold_until,
         };
         match fulfillment.method {
             Method::Ship => {
@@ -106,18 +104,17 @@ impl Store {
                     .iter()
                     .filter(|l| l.draft.kind == LocationKind::Warehouse || l.draft.ship_from)
                     .collect();
-                Ok(plan(from, None, None))
+                Ok(plan(from, None))
             }
             Method::Pickup | Method::ReserveInStore => {
                 let store = self.pickup_store(channel, &locations, fulfillment, lines).await?;
-                let hold = (fulfillment.method == Method::ReserveInStore).then(|| reserve_in_store_until(self.now()));
-                Ok(plan(vec![store], Some(store.id.clone()), hold))
+                Ok(plan(vec![store], Some(store.id.clone())))
             }
             Method::SameDay => {
                 let store = self
                     .same_day_store(channel, &locations, fulfillment, address, lines)
                     .await?;
-                Ok(plan(vec![store], Some(store.id.clone()), None))
+                Ok(plan(vec![store], Some(store.id.clone())))
             }
         }
     }

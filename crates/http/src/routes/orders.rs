@@ -8,7 +8,7 @@ use axum::routing::{get, patch, post};
 use omnihub_domain::Money;
 use omnihub_domain::customers::Identity;
 use omnihub_domain::orders::{
-    Cart, CartDetails, CartLineDraft, Fulfillment, FulfillmentKind, ItemLine, Order, ShippingAddress, Step,
+    Cart, CartDetails, CartLineDraft, CheckoutBy, Fulfillment, FulfillmentKind, ItemLine, Order, ShippingAddress, Step,
 };
 use omnihub_store::{ExternalLine, ExternalOrder, FulfillmentDraft, OrderFilter};
 use serde::Deserialize;
@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/orders", get(list_orders).post(take_order))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/cancel", post(cancel_order))
+        .route("/orders/{id}/mark-paid", post(mark_order_paid))
         .route("/orders/{id}/fulfillments", post(create_fulfillment))
         .route(
             "/orders/{id}/fulfillments/{fulfillment_id}/{step}",
@@ -207,6 +208,12 @@ pub async fn remove_line(
 /// Check out: holds the stock and places the order in one atomic step. `409
 /// insufficient_stock` names the short lines (and, for a pick-up, the nearest stores that
 /// have everything) and holds nothing.
+///
+/// Through a publishable key the order waits for its payment (`payment_status: pending`): it
+/// holds its stock for the payment window only (`hold_expires_at`; then it is cancelled), hands
+/// nothing over until `POST /orders/{id}/mark-paid`, and one e-mail may have only a few such
+/// orders at once (429 `rate_limited`). Its answer names no customer: whoever typed the e-mail
+/// learns nothing of who holds it.
 #[utoipa::path(post, path = "/api/v1/carts/{id}/checkout", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Order), (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -216,7 +223,15 @@ pub async fn checkout(
     Path(id): Path<String>,
 ) -> Result<Created<Order>, ApiError> {
     let cart = own_cart_to_change(&state, &caller, &id).await?;
-    Ok(Created(state.store.checkout(&cart).await?))
+    let by = match caller.0.channel() {
+        Some(_) => CheckoutBy::Storefront,
+        None => CheckoutBy::Backend,
+    };
+    let mut order = state.store.checkout(&cart, by).await?;
+    if by == CheckoutBy::Storefront {
+        order.customer_id = None;
+    }
+    Ok(Created(order))
 }
 
 /// The customer's active cart, whatever channel started it.
@@ -364,6 +379,22 @@ pub async fn cancel_order(
 ) -> Result<Json<Order>, ApiError> {
     caller.require_secret("orders:write")?;
     Ok(Json(state.store.cancel_order(&id, if_match(&headers)?).await?))
+}
+
+/// Mark a storefront's order paid (`payment_status: pending` → `paid`), as the shop's backend
+/// or staff learn of the payment: it no longer lapses at `hold_expires_at` and may be shipped,
+/// delivered or collected. An order not waiting for a payment, or cancelled: 409.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/mark-paid", tag = "orders", params(("id" = String, Path), ("If-Match" = Option<i64>, Header)),
+    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn mark_order_paid(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Order>, ApiError> {
+    caller.require_secret("orders:write")?;
+    Ok(Json(state.store.mark_order_paid(&id, if_match(&headers)?).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

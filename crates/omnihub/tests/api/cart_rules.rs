@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, id};
+use crate::fixtures::{self, as_key, id, publishable_key};
 use crate::helpers::{TestApp, json, problem};
 use crate::on_both_backends;
 
@@ -81,26 +81,6 @@ async fn cart_with(app: &TestApp, channel: &str, lines: &[(&str, i64)]) -> Strin
 
 fn address() -> Value {
     json!({"name": "Vic Lee", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"})
-}
-
-async fn publishable_key(app: &TestApp, channel: &str) -> String {
-    app.store()
-        .generate_api_key("storefront", &[], Some(channel))
-        .await
-        .expect("key")
-        .token
-}
-
-async fn as_key(app: &TestApp, key: &str, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
-    let request = app
-        .client
-        .request(method, format!("{}/api/v1{path}", app.base))
-        .bearer_auth(key);
-    let request = match body {
-        Some(body) => request.json(body),
-        None => request,
-    };
-    request.send().await.expect("request")
 }
 
 async fn a_publishable_key_cannot_spend_a_customers_points(app: TestApp) {

@@ -1,5 +1,6 @@
 //! Small builders of valid resources for tests.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, json};
@@ -65,4 +66,26 @@ pub async fn shipped_order(app: &TestApp, name: &str, email: &str) -> Value {
 
 pub fn id(value: &Value) -> &str {
     value["id"].as_str().expect("an id")
+}
+
+/// A publishable key of `channel`, as a storefront holds it.
+pub async fn publishable_key(app: &TestApp, channel: &str) -> String {
+    app.store()
+        .generate_api_key("storefront", &[], Some(channel))
+        .await
+        .expect("key")
+        .token
+}
+
+/// A request to `/api/v1{path}` with `key`, and `body` as JSON.
+pub async fn as_key(app: &TestApp, key: &str, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+    let request = app
+        .client
+        .request(method, format!("{}/api/v1{path}", app.base))
+        .bearer_auth(key);
+    let request = match body {
+        Some(body) => request.json(body),
+        None => request,
+    };
+    request.send().await.expect("request")
 }

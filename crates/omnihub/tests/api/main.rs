@@ -18,5 +18,6 @@ mod inventory;
 mod keys;
 mod merges;
 mod orders;
+mod storefront;
 mod webchat;
 mod webhooks;
