@@ -30,6 +30,8 @@ pub fn routes() -> Router<Admin> {
 pub struct DeskQuery {
     location: Option<String>,
     number: Option<String>,
+    /// The buyer's e-mail, which finds an order of another store for store staff.
+    email: Option<String>,
     done: Option<String>,
 }
 
@@ -63,6 +65,7 @@ struct DeskPage {
     /// Managers and owners choose the store; store staff have theirs.
     stores: Vec<Choice>,
     number: String,
+    email: String,
     found: Option<DeskOrder>,
     not_found: bool,
     waiting: Vec<DeskOrder>,
@@ -75,6 +78,12 @@ fn desk_location(staff: &Staff, asked: Option<String>, names: &Names) -> Option<
         return Some(own.to_owned());
     }
     asked.or_else(|| names.stores().next().map(|l| l.id.clone()))
+}
+
+/// Store staff find their store's orders by number, others' only with the buyer's e-mail;
+/// managers and owners find every order.
+fn may_find(staff: &Staff, order: &Order, email: Option<&str>) -> bool {
+    staff.store().is_none_or(|store| order.found_at_desk(store, email))
 }
 
 fn desk_order(order: &Order, location: &str) -> DeskOrder {
@@ -109,6 +118,7 @@ fn desk_order(order: &Order, location: &str) -> DeskOrder {
 struct Asked {
     location: Option<String>,
     number: Option<String>,
+    email: Option<String>,
     done: Option<String>,
 }
 
@@ -118,8 +128,11 @@ async fn desk_page(admin: &Admin, staff: &Staff, asked: Asked, feedback: Feedbac
     let waiting = admin.store.pickup_queue(&location).await?;
     let (found, not_found) = match &asked.number {
         Some(number) => match admin.store.order_by_number(number).await {
-            Ok(order) => (Some(desk_order(&order, &location)), false),
-            Err(omnihub_store::Error::NotFound(_)) => (None, true),
+            Ok(order) if may_find(staff, &order, asked.email.as_deref()) => {
+                (Some(desk_order(&order, &location)), false)
+            }
+            // Another store's order is "not found" alike: the desk tells nothing of it.
+            Ok(_) | Err(omnihub_store::Error::NotFound(_)) => (None, true),
             Err(error) => return Err(error.into()),
         },
         None => (None, false),
@@ -140,6 +153,7 @@ async fn desk_page(admin: &Admin, staff: &Staff, asked: Asked, feedback: Feedbac
         location_id: location.clone(),
         stores,
         number: asked.number.unwrap_or_default(),
+        email: asked.email.unwrap_or_default(),
         found,
         not_found,
         waiting: waiting.iter().map(|o| desk_order(o, &location)).collect(),
@@ -153,6 +167,7 @@ async fn desk(State(admin): State<Admin>, staff: Staff, Query(query): Query<Desk
     let asked = Asked {
         location: chosen(&query.location),
         number: chosen(&query.number),
+        email: chosen(&query.email),
         done: query.done,
     };
     desk_page(&admin, &staff, asked, Feedback::none()).await
@@ -164,8 +179,10 @@ fn back(staff: &Staff, location: &str, fields: &Fields) -> String {
     if staff.store().is_none() {
         query.push(("location", location.to_owned()));
     }
-    if let Some(number) = chosen(&Some(field(fields, "number").to_owned())) {
-        query.push(("number", number));
+    for name in ["number", "email"] {
+        if let Some(value) = chosen(&Some(field(fields, name).to_owned())) {
+            query.push((name, value));
+        }
     }
     format!("/admin/desk?{}", serde_urlencoded::to_string(query).unwrap_or_default())
 }
@@ -216,6 +233,7 @@ fn asked_again(location: String, fields: &Fields) -> Asked {
     Asked {
         location: Some(location),
         number: chosen(&Some(field(fields, "number").to_owned())),
+        email: chosen(&Some(field(fields, "email").to_owned())),
         done: None,
     }
 }
@@ -227,8 +245,17 @@ async fn take_return(
     Form(fields): Form<Fields>,
 ) -> Result<Response, PageError> {
     staff.require(Area::PickupDesk, Access::Write)?;
-    // Goods come back at this desk's store, whichever channel sold them.
+    // Goods come back at this desk's store, whichever channel sold them, for an order the
+    // desk could find.
     let location = form_location(&admin, &staff, &fields).await?;
+    let order = admin.store.order(&order_id).await?;
+    if !may_find(
+        &staff,
+        &order,
+        chosen(&Some(field(&fields, "email").to_owned())).as_deref(),
+    ) {
+        return Err(PageError::Forbidden);
+    }
     match record_return(&admin, &order_id, &location, &fields).await {
         Ok(_) => Ok(done(&back(&staff, &location, &fields), "returned")),
         Err(error) => {

@@ -17,6 +17,7 @@ on_both_backends!(
     an_order_is_fulfilled_shipped_delivered_and_returned,
     store_staff_hand_over_and_take_returns_at_their_desk,
     pickup_orders_carry_a_code_that_the_desk_reads,
+    store_staff_find_other_stores_orders_only_with_the_buyers_email,
     owners_open_accounts_make_keys_and_set_buffers,
     customers_are_merged,
     open_pages_hear_of_new_orders,
@@ -331,6 +332,48 @@ async fn store_staff_hand_over_and_take_returns_at_their_desk(shop: Shop) {
         )
         .await;
     assert_eq!(refused.status, 403);
+}
+
+async fn store_staff_find_other_stores_orders_only_with_the_buyers_email(shop: Shop) {
+    let mut staff = signed_in(&shop, Role::StoreStaff).await;
+    // #1004 was bought on the marketplace and ships from the warehouse: not Berlin's business.
+    let elsewhere = shop.store().order_by_number("#1004").await.expect("order");
+    let by_number = staff.get("/admin/desk?number=1004").await;
+    assert!(
+        by_number.has("There is no order") && !by_number.has("tom.becker"),
+        "{}",
+        by_number.body
+    );
+    let wrong = staff.get("/admin/desk?number=1004&email=eve%40example.com").await;
+    assert!(wrong.has("There is no order"));
+    let proven = staff
+        .get("/admin/desk?number=1004&email=Tom.Becker%40example.com")
+        .await;
+    assert!(proven.has("Order found"), "{}", proven.body);
+    // Berlin's own pick-up is found by its number alone.
+    assert!(staff.get("/admin/desk?number=1003").await.has("Order found"));
+
+    let return_path = format!("/admin/desk/{}/return", elsewhere.id);
+    let refused = staff
+        .submit(
+            "/admin/desk",
+            &return_path,
+            &[("qty:OH-113-BLACK", "1"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        shop.store()
+            .order(&elsewhere.id)
+            .await
+            .expect("order")
+            .returns
+            .is_empty()
+    );
+
+    // A manager finds every order by its number.
+    let mut manager = signed_in(&shop, Role::Manager).await;
+    assert!(manager.get("/admin/desk?number=1004").await.has("Order found"));
 }
 
 async fn pickup_orders_carry_a_code_that_the_desk_reads(shop: Shop) {
