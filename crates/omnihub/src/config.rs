@@ -145,17 +145,19 @@ impl Settings {
         }
     }
 
-    /// The database URL; for the embedded default, makes sure its folder exists.
+    /// The database URL; for the embedded default, makes sure its folder and file exist,
+    /// readable by this account only (SQLite gives its journal files the file's permissions).
     pub fn database_url(&self) -> Result<String, ConfigError> {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
         let dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("omnihub-data"));
-        std::fs::create_dir_all(&dir).map_err(|source| ConfigError::DataDir {
+        let file = dir.join("omnihub.db");
+        create_private(&dir, &file).map_err(|source| ConfigError::DataDir {
             path: dir.clone(),
             source,
         })?;
-        Ok(format!("sqlite://{}", dir.join("omnihub.db").display()))
+        Ok(format!("sqlite://{}", file.display()))
     }
 
     /// The key that seals channel credentials: the configured one; on SQLite the one kept
@@ -206,6 +208,19 @@ fn kept_key(path: &Path) -> Result<SecretKey, ConfigError> {
             Ok(key)
         }
         Err(error) => Err(failed(error)),
+    }
+}
+
+/// Makes `dir` (mode 0700) and an empty `file` in it (mode 0600) where they do not exist yet.
+fn create_private(dir: &Path, file: &Path) -> std::io::Result<()> {
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+    folder.create(dir)?;
+    match write_private(file, "") {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        done => done,
     }
 }
 
@@ -274,6 +289,23 @@ mod tests {
             ..Settings::default()
         };
         assert!(wrong.secret_key().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_embedded_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("omnihub-private-{}", std::process::id()));
+        let settings = Settings {
+            data_dir: Some(dir.join("data")),
+            ..Settings::default()
+        };
+        let url = settings.database_url().unwrap();
+        assert_eq!(settings.database_url().unwrap(), url, "the second start keeps it");
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("data")), 0o700);
+        assert_eq!(mode(&dir.join("data/omnihub.db")), 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
