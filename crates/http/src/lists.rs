@@ -13,6 +13,7 @@ use crate::problem::ApiError;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// At most this many items (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

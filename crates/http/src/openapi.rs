@@ -1,5 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the route handlers and the domain types.
 
+mod conventions;
+
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -71,5 +73,8 @@ impl Modify for Bearer {
 /// The document as JSON, built once.
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+    DOCUMENT.get_or_init(|| {
+        let generated = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        serde_json::to_string_pretty(&conventions::apply(generated)).unwrap_or_default()
+    })
 }

@@ -43,7 +43,7 @@ pub fn api() -> Router<AppState> {
         .merge(answers::routes())
 }
 
-/// The version a client expects, from `If-Match` (`3` or `"3"`).
+/// The version a client expects, from `If-Match` (`3` or `"3"`); versions start at 1.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get("if-match") else {
         return Ok(None);
@@ -53,6 +53,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .ok()
         .map(|v| v.trim().trim_matches('"'))
         .and_then(|v| v.parse().ok())
+        .filter(|version: &i64| *version >= 1)
         .map(Some)
         .ok_or_else(|| ApiError::invalid_field("If-Match", "invalid", "must be the resource's integer version"))
 }
