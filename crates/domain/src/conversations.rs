@@ -571,6 +571,10 @@ pub struct Conversation {
     /// The e-mail a web chat visitor gave, unverified: it links the chat to nobody; an agent
     /// who recognises the customer merges the visitor into them.
     pub claimed_email: Option<String>,
+    /// A phone number shared in the chat without the provider vouching that it is the
+    /// sender's (a Viber contact card): unverified like `claimed_email`, and like it never
+    /// finds a customer nor answers an order question.
+    pub claimed_phone: Option<String>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
