@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::Timestamp;
+use crate::destinations::Destinations;
 use crate::validation::{Check, Invalid};
 
 /// The header that carries the signature of a delivery.
@@ -139,7 +140,8 @@ impl EndpointStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EndpointDraft {
-    /// Where deliveries are POSTed: an `http://` or `https://` URL.
+    /// Where deliveries are POSTed: an `http://` or `https://` URL at a public address
+    /// (unless the server allows private destinations).
     pub url: String,
     /// Event types to receive: `*` for all, an exact type (`order.placed`) or every type of a
     /// resource (`order.*`).
@@ -154,9 +156,10 @@ impl EndpointDraft {
         unique(&mut self.events);
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// Checks the draft; its URL must be a destination `destinations` allows.
+    pub fn validate(&self, destinations: Destinations) -> Result<(), Invalid> {
         let mut check = Check::new();
-        check_url(&mut check, &self.url);
+        check_url(&mut check, &self.url, destinations);
         check_patterns(&mut check, &self.events);
         check.done()
     }
@@ -183,9 +186,10 @@ impl NewEndpoint {
         unique(&mut self.events);
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// Checks the endpoint; its URL must be a destination `destinations` allows.
+    pub fn validate(&self, destinations: Destinations) -> Result<(), Invalid> {
         let mut check = Check::new();
-        check_url(&mut check, &self.url);
+        check_url(&mut check, &self.url, destinations);
         check_patterns(&mut check, &self.events);
         if let Some(secret) = &self.secret {
             check_secret(&mut check, secret);
@@ -220,7 +224,7 @@ pub struct Endpoint {
     pub updated_at: Timestamp,
 }
 
-fn check_url(check: &mut Check, url: &str) {
+fn check_url(check: &mut Check, url: &str, destinations: Destinations) {
     if url.trim().is_empty() {
         return check.fail("url", "required", "must not be blank");
     }
@@ -228,7 +232,9 @@ fn check_url(check: &mut Check, url: &str) {
         return check.fail("url", "too_long", format!("must be at most {MAX_URL_CHARS} characters"));
     }
     match url::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            destinations.check(check, "url", &parsed);
+        }
         _ => check.fail("url", "invalid", "must be an absolute http:// or https:// URL"),
     }
 }
@@ -556,20 +562,32 @@ mod tests {
             secret: None,
             status: EndpointStatus::Active,
         };
-        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(good.validate(Destinations::PublicOnly), Ok(()));
         let bad = NewEndpoint {
             url: "ftp://shop.example".into(),
             events: vec!["Order.Placed".into(), "order.".into(), "*.placed".into()],
             secret: Some("short".into()),
             status: EndpointStatus::Active,
         };
-        let fields: Vec<String> = bad.validate().unwrap_err().0.into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = bad
+            .validate(Destinations::PublicOnly)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["url", "events[0]", "events[1]", "events[2]", "secret"]);
         let none = EndpointDraft {
             url: "http://127.0.0.1:9/x".into(),
             events: vec![],
             status: EndpointStatus::Paused,
         };
-        assert_eq!(none.validate().unwrap_err().0[0].field, "events");
+        let refused = none.validate(Destinations::PublicOnly).unwrap_err().0;
+        let refused: Vec<(&str, &str)> = refused.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        assert_eq!(refused, [("url", "private_destination"), ("events", "required")]);
+        assert_eq!(
+            none.validate(Destinations::PrivateAllowed).unwrap_err().0[0].field,
+            "events"
+        );
     }
 }

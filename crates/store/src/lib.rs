@@ -30,6 +30,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use omnihub_domain::customers::Region;
+use omnihub_domain::destinations::Destinations;
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
@@ -131,6 +132,8 @@ pub struct Store {
     log_commits: Arc<events::LogCommits>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
+    /// Which servers the URLs given to the hub (webhook endpoints, inboxes) may name.
+    destinations: Destinations,
     /// SQLite's group-commit writer; PostgreSQL has none.
     writer: Option<writer::Writer>,
     known_keys: Arc<keys::KnownKeys>,
@@ -154,6 +157,7 @@ impl Store {
             clock,
             log_commits,
             phone_region: Region::DE,
+            destinations: Destinations::PublicOnly,
             writer,
             known_keys: Default::default(),
             catalog_cache: Default::default(),
@@ -301,6 +305,15 @@ impl Store {
 
     pub fn phone_region(&self) -> Region {
         self.phone_region
+    }
+
+    /// Lets the URLs given to the hub name private destinations too (local development).
+    pub fn with_destinations(self, destinations: Destinations) -> Store {
+        Store { destinations, ..self }
+    }
+
+    pub fn destinations(&self) -> Destinations {
+        self.destinations
     }
 
     pub fn db(&self) -> &Db {

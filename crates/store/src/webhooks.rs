@@ -83,7 +83,7 @@ impl Store {
     /// only one that shows its secret.
     pub async fn create_webhook_endpoint(&self, mut new: NewEndpoint) -> Result<Endpoint, Error> {
         new.tidy();
-        new.validate()?;
+        new.validate(self.destinations)?;
         let now = self.now();
         let secret = new.secret.clone().unwrap_or_else(generate_secret);
         let mut tx = self.db.begin().await?;
@@ -152,7 +152,7 @@ impl Store {
         version: i64,
     ) -> Result<Endpoint, Error> {
         draft.tidy();
-        draft.validate()?;
+        draft.validate(self.destinations)?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let changed = tx

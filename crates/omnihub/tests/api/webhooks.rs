@@ -400,7 +400,11 @@ async fn a_receiver_that_does_not_answer_in_time_is_retried(mut app: TestApp) {
     let log = deliveries_after(&app, &endpoint, 1).await;
     assert_eq!(log[0]["status"], "pending");
     assert!(log[0]["last_status_code"].is_null());
-    assert!(log[0]["last_error"].as_str().unwrap().contains("timeout"), "{}", log[0]);
+    assert!(
+        log[0]["last_error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        log[0]
+    );
     assert!(log[0]["response_time_ms"].as_i64().unwrap() < 2000);
     assert_retry_in(&app, &log[0], 1);
 
