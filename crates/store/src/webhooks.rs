@@ -205,6 +205,17 @@ impl Store {
     pub async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), Error> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
+        if self.db.backend() == Backend::Postgres {
+            // The worker writes under the same locks, in the same order: fan-out holds the
+            // endpoint's row while it adds deliveries, an attempt holds its delivery's row while
+            // it adds itself. Taking the endpoint's row, then its deliveries', waits for those in
+            // flight and holds off the next, so no new row refers to what goes below. SQLite
+            // writes one transaction at a time and needs none of this.
+            tx.fetch_all(sql("SELECT id FROM webhook_endpoints WHERE id = $1 FOR UPDATE").bind(id))
+                .await?;
+            tx.fetch_all(sql("SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 FOR UPDATE").bind(id))
+                .await?;
+        }
         tx.execute(
             sql("DELETE FROM webhook_attempts WHERE delivery_id IN \
                  (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)")
@@ -437,7 +448,12 @@ impl Store {
         tx.commit().await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            claimed.push(self.outgoing(&row.text("id")?).await?);
+            match self.outgoing(&row.text("id")?).await {
+                Ok(outgoing) => claimed.push(outgoing),
+                // Its endpoint was deleted since the claim: nothing to send.
+                Err(Error::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(claimed)
     }

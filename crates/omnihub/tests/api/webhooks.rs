@@ -30,6 +30,7 @@ on_both_backends!(
     replay_delivers_again_from_an_event,
     paused_endpoints_get_nothing_until_resumed,
     deleted_endpoints_get_nothing_more,
+    deleting_an_endpoint_while_its_deliveries_run_never_fails,
     a_restart_mid_retry_loses_no_delivery,
     two_nodes_send_each_delivery_once,
     nats_carries_events_to_the_stream_and_other_nodes,
@@ -538,6 +539,28 @@ async fn deleted_endpoints_get_nothing_more(app: TestApp) {
     app.clock.advance_seconds(2);
     fixtures::product(&app, "Socks", &["SO-1"], 500).await;
     assert_eq!(receiver.settled().await.len(), 1, "no retry and nothing new");
+}
+
+/// The race: an endpoint deleted while the worker fans events out to it and records its
+/// attempts. Whatever the interleaving, the delete answers 204 and nothing is left behind.
+async fn deleting_an_endpoint_while_its_deliveries_run_never_fails(app: TestApp) {
+    // Every answer a little late, so that attempts are being recorded as the delete runs.
+    let script = [Answer::Hang(Duration::from_millis(5)); 200];
+    let receiver = Receiver::start(&script).await;
+    for round in 0..8 {
+        let endpoint = register(&app, &receiver.url, &["product.*"]).await;
+        let before = receiver.received().len();
+        for n in 0..3 {
+            let sku = format!("R{round}-{n}");
+            fixtures::product(&app, "Shirt", &[sku.as_str()], 1000).await;
+        }
+        receiver.wait_for(before + 1).await;
+        let path = format!("/webhook-endpoints/{}", id(&endpoint));
+        let deleted = app.delete(&path).await;
+        let status = deleted.status().as_u16();
+        assert_eq!(status, 204, "round {round}: {}", deleted.text().await.unwrap());
+        problem(app.get(&format!("{path}/deliveries")).await, 404, "not_found").await;
+    }
 }
 
 async fn a_restart_mid_retry_loses_no_delivery(mut app: TestApp) {
