@@ -31,8 +31,8 @@ pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<St
     }
     let secret_key = settings.secret_key()?.unwrap_or_else(|| {
         tracing::warn!(
-            "no secret key set (--secret-key, OMNIHUB_SECRET_KEY): channel credentials are sealed with a key \
-             of this process only, unreadable after a restart and by other nodes"
+            "no secret key set (--secret-key, OMNIHUB_SECRET_KEY): channel credentials and webhook secrets are \
+             sealed with a key of this process only, unreadable after a restart and by other nodes"
         );
         SecretKey::generate()
     });

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claimed_phone",
         include_str!("../migrations/0017_claimed_phone.sql"),
     ),
+    (
+        18,
+        "webhook_secrets_sealed",
+        include_str!("../migrations/0018_webhook_secrets_sealed.sql"),
+    ),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's
