@@ -7,7 +7,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::Timestamp;
 use crate::destinations::Destinations;
@@ -425,16 +425,13 @@ pub fn verify(
     now_unix: i64,
     tolerance_seconds: i64,
 ) -> Result<(), SignatureError> {
-    let mut signed_at = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", value)) => signed_at = value.parse::<i64>().ok(),
-            Some(("v1", value)) => signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?),
-            _ => {}
+        if let Some(("v1", value)) = part.trim().split_once('=') {
+            signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?);
         }
     }
-    let signed_at = signed_at.ok_or(SignatureError::Malformed)?;
+    let signed_at = signed_at(header).ok_or(SignatureError::Malformed)?;
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
@@ -449,11 +446,56 @@ pub fn verify(
     }
 }
 
+/// The time a signature header names (its last `t=`), as [`verify`] reads it.
+fn signed_at(header: &str) -> Option<i64> {
+    header
+        .rsplit(',')
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(name, _)| *name == "t")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// A name for a signed call that brings no id of its own: the signed time and a hash of the
+/// body, what the signature covers. The same call sent again — which the signature alone lets
+/// through for as long as its time is within the tolerance — gets the same name, however its
+/// header was rewritten (another `v1` added, the order changed).
+pub fn signed_call_id(header: &str, body: &[u8]) -> Option<String> {
+    let signed_at = signed_at(header)?;
+    Some(format!("signed:{signed_at}:{}", hex::encode(Sha256::digest(body))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECRET: &str = "whsec_test_0123456789";
+
+    #[test]
+    fn a_signed_call_sent_again_has_the_same_name_however_its_header_is_dressed() {
+        let body = br#"{"text":"hi"}"#;
+        let header = sign(SECRET, 1_790_000_000, body);
+        let name = signed_call_id(&header, body).unwrap();
+        assert!(name.starts_with("signed:1790000000:"));
+        let v1 = header.split_once(",v1=").unwrap().1;
+        for dressed in [
+            format!("t=+1790000000,v1=00,v1={v1}"),
+            format!("t=1,t=1790000000, v1={v1}"),
+            format!("v1={v1},t=1790000000"),
+        ] {
+            assert_eq!(verify(&dressed, body, SECRET, 1_790_000_000, 300), Ok(()), "{dressed}");
+            assert_eq!(
+                signed_call_id(&dressed, body).as_deref(),
+                Some(name.as_str()),
+                "{dressed}"
+            );
+        }
+        assert_ne!(
+            signed_call_id(&sign(SECRET, 1_790_000_001, body), body),
+            Some(name.clone())
+        );
+        assert_ne!(signed_call_id(&header, b"{}"), Some(name));
+        assert_eq!(signed_call_id("v1=00", body), None);
+    }
 
     #[test]
     fn a_signed_body_verifies_and_a_changed_one_does_not() {

@@ -20,6 +20,7 @@ on_both_backends!(
     viber_messages_replies_and_receipts,
     a_shared_contact_is_a_claim_that_makes_nobody_the_customer,
     the_api_channel_posts_and_receives_signed_messages,
+    a_signed_call_replayed_without_a_message_id_is_stored_once,
     bad_signatures_and_replays_change_nothing,
     providers_that_fail_are_retried_then_the_reply_fails,
     conversations_are_assigned_resolved_and_reopened,
@@ -514,6 +515,49 @@ async fn wait_for_call(fake: &Fake) -> crate::fake_provider::Seen {
         assert!(std::time::Instant::now() < deadline, "the provider was never called");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The attack: someone who saw one signed call of the custom channel (a log, a proxy) sends
+/// it again within the signature's five minutes. Without a message_id to tell it by, the
+/// signed time and body name it: stored once. A new call with the same text is a new message.
+async fn a_signed_call_replayed_without_a_message_id_is_stored_once(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true})).await;
+    let inbox = api_inbox(&app, &fake).await;
+    let raw = json!({"contact": {"external_id": "u-7"}, "text": "Cancel my order"}).to_string();
+    let signature = webhooks::sign(API_SECRET, unix_now(&app), raw.as_bytes());
+    let post = |signature: String| {
+        app.client
+            .post(format!("{}/api/v1/inboxes/{}/messages", app.base, id(&inbox)))
+            .header("Omnihub-Signature", signature)
+            .body(raw.clone())
+            .send()
+    };
+    assert_eq!(
+        json(post(signature.clone()).await.unwrap(), 201).await["duplicate"],
+        false
+    );
+    app.clock.advance_seconds(60);
+    let replayed = json(post(signature.clone()).await.unwrap(), 200).await;
+    assert_eq!(replayed["duplicate"], true);
+    let dressed = format!("{signature},v1=00");
+    assert_eq!(json(post(dressed).await.unwrap(), 200).await["duplicate"], true);
+    assert_eq!(
+        only_conversation(&app, &inbox).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let fresh = webhooks::sign(API_SECRET, unix_now(&app), raw.as_bytes());
+    json(post(fresh).await.unwrap(), 201).await;
+    assert_eq!(
+        only_conversation(&app, &inbox).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 async fn the_api_channel_posts_and_receives_signed_messages(app: TestApp) {
