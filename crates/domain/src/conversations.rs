@@ -12,6 +12,7 @@ pub mod email;
 pub mod inbound;
 pub mod outbound;
 pub mod signatures;
+pub mod smtp;
 pub mod webchat;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 use crate::Timestamp;
 use crate::customers::IdentityKind;
+use crate::destinations::Destinations;
 use crate::validation::{Check, Invalid};
 
 const MAX_NAME: usize = 200;
@@ -296,6 +298,15 @@ impl Credentials {
         value.unwrap_or(Value::Null)
     }
 
+    /// The URLs of servers the hub calls with these credentials, by field.
+    fn destinations(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Credentials::Email(c) => vec![("credentials.smtp_url", &c.smtp_url)],
+            Credentials::Api(c) => vec![("credentials.webhook_url", &c.webhook_url)],
+            _ => Vec::new(),
+        }
+    }
+
     /// The token Meta's `GET` handshake must echo; `None` for kinds without the handshake.
     pub fn verify_token(&self) -> Option<&str> {
         match self {
@@ -333,15 +344,11 @@ fn check_telegram_secret(check: &mut Check, token: &str) {
     }
 }
 
-/// The SMTP server must be named by a URL lettre reads, and replies need a sender.
+/// The SMTP server must be named by a URL the courier can use safely, and replies need a
+/// sender.
 fn check_email(check: &mut Check, credentials: &EmailCredentials) {
-    let smtp = url::Url::parse(&credentials.smtp_url);
-    if !smtp.is_ok_and(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some()) {
-        check.fail(
-            "credentials.smtp_url",
-            "invalid",
-            "must be smtp://user:password@host:port or smtps://…",
-        );
+    if let Err(bad) = smtp::smtp_server(&credentials.smtp_url) {
+        check.fail("credentials.smtp_url", bad.code(), bad.to_string());
     }
     let from = crate::customers::Identity::new(IdentityKind::Email, credentials.from_address.clone());
     if crate::customers::normalize(&from, crate::customers::Region::DE).is_err() {
@@ -370,7 +377,8 @@ pub struct NewInbox {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     #[serde(default)]
     pub credentials: Value,
-    /// The provider's API root; the provider's public one when left out.
+    /// The provider's API root; the provider's public one when left out. Like every URL the
+    /// hub calls, a public address unless the server allows private destinations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_base_url: Option<String>,
     /// The sales channel that conversations here sell in.
@@ -382,15 +390,30 @@ pub struct NewInbox {
 }
 
 impl NewInbox {
-    /// Checks the inbox; answers its credentials read for its kind.
-    pub fn validate(&self) -> Result<Credentials, Invalid> {
+    /// Checks the inbox, and that every server it names is one `destinations` allows;
+    /// answers its credentials read for its kind.
+    pub fn validate(&self, destinations: Destinations) -> Result<Credentials, Invalid> {
         let mut check = Check::new();
         check.text("name", &self.name, MAX_NAME);
         if let Some(url) = &self.api_base_url {
             check_web_url(&mut check, "api_base_url", url);
+            check_destination(&mut check, destinations, "api_base_url", url);
         }
         check_agents(&mut check, &self.agent_ids);
-        with_checks(check, Credentials::parse(self.kind, &self.credentials))
+        let credentials = Credentials::parse(self.kind, &self.credentials);
+        if let Ok(credentials) = &credentials {
+            for (field, url) in credentials.destinations() {
+                check_destination(&mut check, destinations, field, url);
+            }
+        }
+        with_checks(check, credentials)
+    }
+}
+
+/// A URL the hub would call must name a destination it may call.
+fn check_destination(check: &mut Check, destinations: Destinations, field: &str, url: &str) {
+    if let Ok(url) = url::Url::parse(url.trim()) {
+        destinations.check(check, field, &url);
     }
 }
 
@@ -414,8 +437,9 @@ pub struct InboxDraft {
 }
 
 impl InboxDraft {
-    /// Checks the draft for an inbox of `kind`; answers the new credentials, if any.
-    pub fn validate(&self, kind: InboxKind) -> Result<Option<Credentials>, Invalid> {
+    /// Checks the draft for an inbox of `kind`, and that every server its new credentials
+    /// name is one `destinations` allows; answers the new credentials, if any.
+    pub fn validate(&self, kind: InboxKind, destinations: Destinations) -> Result<Option<Credentials>, Invalid> {
         let mut check = Check::new();
         check.text("name", &self.name, MAX_NAME);
         check_agents(&mut check, &self.agent_ids);
@@ -424,6 +448,11 @@ impl InboxDraft {
             .as_ref()
             .map(|c| Credentials::parse(kind, c))
             .transpose();
+        if let Ok(Some(credentials)) = &credentials {
+            for (field, url) in credentials.destinations() {
+                check_destination(&mut check, destinations, field, url);
+            }
+        }
         with_checks(check, credentials)
     }
 }
@@ -571,6 +600,10 @@ pub struct Conversation {
     /// The e-mail a web chat visitor gave, unverified: it links the chat to nobody; an agent
     /// who recognises the customer merges the visitor into them.
     pub claimed_email: Option<String>,
+    /// A phone number shared in the chat without the provider vouching that it is the
+    /// sender's (a Viber contact card): unverified like `claimed_email`, and like it never
+    /// finds a customer nor answers an order question.
+    pub claimed_phone: Option<String>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -995,6 +1028,49 @@ mod tests {
         }
     }
 
+    const PUBLIC: Destinations = Destinations::PublicOnly;
+
+    #[test]
+    fn servers_the_hub_calls_must_be_public_unless_private_ones_are_allowed() {
+        let api = new_inbox(
+            InboxKind::Api,
+            json!({"webhook_url": "http://169.254.169.254/latest", "secret": "api-secret-0123456789"}),
+        );
+        let api = NewInbox {
+            api_base_url: Some("http://[::ffff:127.0.0.1]:8080".into()),
+            ..api
+        };
+        let error = api.validate(PUBLIC).unwrap_err();
+        let refused: Vec<(String, String)> = error.0.into_iter().map(|e| (e.field, e.code)).collect();
+        assert_eq!(
+            refused,
+            [
+                ("api_base_url".to_owned(), "private_destination".to_owned()),
+                ("credentials.webhook_url".to_owned(), "private_destination".to_owned())
+            ]
+        );
+        assert!(api.validate(Destinations::PrivateAllowed).is_ok());
+        let email = json!({"smtp_url": "smtps://u:p@2130706433", "from_address": "shop@example.org",
+                           "inbound_secret": "relay-secret-0123456789"});
+        let draft = InboxDraft {
+            name: "Mail".into(),
+            sales_channel_id: None,
+            agent_ids: vec![],
+            credentials: Some(email),
+        };
+        assert_eq!(
+            fields(draft.validate(InboxKind::Email, PUBLIC).unwrap_err()),
+            ["credentials.smtp_url"]
+        );
+        let plain = new_inbox(
+            InboxKind::Email,
+            json!({"smtp_url": "smtp://mail.example.org:25?tls=none", "from_address": "shop@example.org",
+                   "inbound_secret": "relay-secret-0123456789"}),
+        );
+        let error = plain.validate(Destinations::PrivateAllowed).unwrap_err();
+        assert_eq!(error.0[0].code, "tls_required");
+    }
+
     fn new_inbox(kind: InboxKind, credentials: Value) -> NewInbox {
         NewInbox {
             kind,
@@ -1016,9 +1092,9 @@ mod tests {
             InboxKind::Telegram,
             json!({"bot_token": "123:abc", "secret_token": "s3cr3t-token_0123456789"}),
         );
-        assert!(matches!(telegram.validate(), Ok(Credentials::Telegram(_))));
+        assert!(matches!(telegram.validate(PUBLIC), Ok(Credentials::Telegram(_))));
         let missing = new_inbox(InboxKind::Whatsapp, json!({"access_token": "x"}));
-        let error = missing.validate().unwrap_err();
+        let error = missing.validate(PUBLIC).unwrap_err();
         assert_eq!(fields(error.clone()), ["credentials"]);
         assert!(error.0[0].message.contains("phone_number_id"), "{error:?}");
         let blank = new_inbox(
@@ -1026,7 +1102,7 @@ mod tests {
             json!({"page_access_token": " ", "page_id": "1", "app_secret": "a", "verify_token": "v"}),
         );
         assert_eq!(
-            fields(blank.validate().unwrap_err()),
+            fields(blank.validate(PUBLIC).unwrap_err()),
             [
                 "credentials.page_access_token",
                 "credentials.app_secret",
@@ -1037,16 +1113,19 @@ mod tests {
             InboxKind::Telegram,
             json!({"bot_token": "1:a", "secret_token": "not allowed, at all!"}),
         );
-        assert_eq!(fields(bad_secret.validate().unwrap_err()), ["credentials.secret_token"]);
+        assert_eq!(
+            fields(bad_secret.validate(PUBLIC).unwrap_err()),
+            ["credentials.secret_token"]
+        );
         let api = new_inbox(InboxKind::Api, json!({"webhook_url": "ftp://x", "secret": "short"}));
         assert_eq!(
-            fields(api.validate().unwrap_err()),
+            fields(api.validate(PUBLIC).unwrap_err()),
             ["credentials.webhook_url", "credentials.secret"]
         );
         let extra = new_inbox(InboxKind::Viber, json!({"auth_token": "t", "other": 1}));
-        assert_eq!(fields(extra.validate().unwrap_err()), ["credentials"]);
+        assert_eq!(fields(extra.validate(PUBLIC).unwrap_err()), ["credentials"]);
         let short = new_inbox(InboxKind::Viber, json!({"auth_token": "0123456789abcde"}));
-        let error = short.validate().unwrap_err();
+        let error = short.validate(PUBLIC).unwrap_err();
         assert_eq!(
             (error.0[0].field.as_str(), error.0[0].code.as_str()),
             ("credentials.auth_token", "too_short")
@@ -1062,7 +1141,7 @@ mod tests {
             ..new_inbox(InboxKind::Email, json!({}))
         };
         assert_eq!(
-            fields(inbox.validate().unwrap_err()),
+            fields(inbox.validate(PUBLIC).unwrap_err()),
             ["name", "api_base_url", "agent_ids[1]", "credentials"]
         );
         let email = new_inbox(
@@ -1070,7 +1149,7 @@ mod tests {
             json!({"smtp_url": "http://x", "from_address": "shop", "inbound_secret": "s"}),
         );
         assert_eq!(
-            fields(email.validate().unwrap_err()),
+            fields(email.validate(PUBLIC).unwrap_err()),
             [
                 "credentials.smtp_url",
                 "credentials.from_address",
@@ -1082,7 +1161,7 @@ mod tests {
             json!({"smtp_url": "smtps://u:p@mail.example.org", "from_address": "shop@example.org",
                    "inbound_secret": "relay-secret-0123456789"}),
         );
-        assert!(matches!(email.validate(), Ok(Credentials::Email(_))));
+        assert!(matches!(email.validate(PUBLIC), Ok(Credentials::Email(_))));
     }
 
     #[test]

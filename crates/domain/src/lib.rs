@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod conversations;
 pub mod customers;
+pub mod destinations;
 pub mod events;
 pub mod id;
 pub mod inventory;

@@ -7,9 +7,10 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::Timestamp;
+use crate::destinations::Destinations;
 use crate::validation::{Check, Invalid};
 
 /// The header that carries the signature of a delivery.
@@ -140,7 +141,8 @@ impl EndpointStatus {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EndpointDraft {
-    /// Where deliveries are POSTed: an `http://` or `https://` URL.
+    /// Where deliveries are POSTed: an `http://` or `https://` URL at a public address
+    /// (unless the server allows private destinations).
     pub url: String,
     /// Event types to receive: `*` for all, an exact type (`order.placed`) or every type of a
     /// resource (`order.*`).
@@ -155,9 +157,10 @@ impl EndpointDraft {
         unique(&mut self.events);
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// Checks the draft; its URL must be a destination `destinations` allows.
+    pub fn validate(&self, destinations: Destinations) -> Result<(), Invalid> {
         let mut check = Check::new();
-        check_url(&mut check, &self.url);
+        check_url(&mut check, &self.url, destinations);
         check_patterns(&mut check, &self.events);
         check.done()
     }
@@ -184,9 +187,10 @@ impl NewEndpoint {
         unique(&mut self.events);
     }
 
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// Checks the endpoint; its URL must be a destination `destinations` allows.
+    pub fn validate(&self, destinations: Destinations) -> Result<(), Invalid> {
         let mut check = Check::new();
-        check_url(&mut check, &self.url);
+        check_url(&mut check, &self.url, destinations);
         check_patterns(&mut check, &self.events);
         if let Some(secret) = &self.secret {
             check_secret(&mut check, secret);
@@ -221,7 +225,7 @@ pub struct Endpoint {
     pub updated_at: Timestamp,
 }
 
-fn check_url(check: &mut Check, url: &str) {
+fn check_url(check: &mut Check, url: &str, destinations: Destinations) {
     if url.trim().is_empty() {
         return check.fail("url", "required", "must not be blank");
     }
@@ -229,7 +233,9 @@ fn check_url(check: &mut Check, url: &str) {
         return check.fail("url", "too_long", format!("must be at most {MAX_URL_CHARS} characters"));
     }
     match url::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            destinations.check(check, "url", &parsed);
+        }
         _ => check.fail("url", "invalid", "must be an absolute http:// or https:// URL"),
     }
 }
@@ -420,16 +426,13 @@ pub fn verify(
     now_unix: i64,
     tolerance_seconds: i64,
 ) -> Result<(), SignatureError> {
-    let mut signed_at = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", value)) => signed_at = value.parse::<i64>().ok(),
-            Some(("v1", value)) => signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?),
-            _ => {}
+        if let Some(("v1", value)) = part.trim().split_once('=') {
+            signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?);
         }
     }
-    let signed_at = signed_at.ok_or(SignatureError::Malformed)?;
+    let signed_at = signed_at(header).ok_or(SignatureError::Malformed)?;
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
@@ -444,11 +447,56 @@ pub fn verify(
     }
 }
 
+/// The time a signature header names (its last `t=`), as [`verify`] reads it.
+fn signed_at(header: &str) -> Option<i64> {
+    header
+        .rsplit(',')
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(name, _)| *name == "t")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// A name for a signed call that brings no id of its own: the signed time and a hash of the
+/// body, what the signature covers. The same call sent again — which the signature alone lets
+/// through for as long as its time is within the tolerance — gets the same name, however its
+/// header was rewritten (another `v1` added, the order changed).
+pub fn signed_call_id(header: &str, body: &[u8]) -> Option<String> {
+    let signed_at = signed_at(header)?;
+    Some(format!("signed:{signed_at}:{}", hex::encode(Sha256::digest(body))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECRET: &str = "whsec_test_0123456789";
+
+    #[test]
+    fn a_signed_call_sent_again_has_the_same_name_however_its_header_is_dressed() {
+        let body = br#"{"text":"hi"}"#;
+        let header = sign(SECRET, 1_790_000_000, body);
+        let name = signed_call_id(&header, body).unwrap();
+        assert!(name.starts_with("signed:1790000000:"));
+        let v1 = header.split_once(",v1=").unwrap().1;
+        for dressed in [
+            format!("t=+1790000000,v1=00,v1={v1}"),
+            format!("t=1,t=1790000000, v1={v1}"),
+            format!("v1={v1},t=1790000000"),
+        ] {
+            assert_eq!(verify(&dressed, body, SECRET, 1_790_000_000, 300), Ok(()), "{dressed}");
+            assert_eq!(
+                signed_call_id(&dressed, body).as_deref(),
+                Some(name.as_str()),
+                "{dressed}"
+            );
+        }
+        assert_ne!(
+            signed_call_id(&sign(SECRET, 1_790_000_001, body), body),
+            Some(name.clone())
+        );
+        assert_ne!(signed_call_id(&header, b"{}"), Some(name));
+        assert_eq!(signed_call_id("v1=00", body), None);
+    }
 
     #[test]
     fn a_signed_body_verifies_and_a_changed_one_does_not() {
@@ -557,20 +605,32 @@ mod tests {
             secret: None,
             status: EndpointStatus::Active,
         };
-        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(good.validate(Destinations::PublicOnly), Ok(()));
         let bad = NewEndpoint {
             url: "ftp://shop.example".into(),
             events: vec!["Order.Placed".into(), "order.".into(), "*.placed".into()],
             secret: Some("short".into()),
             status: EndpointStatus::Active,
         };
-        let fields: Vec<String> = bad.validate().unwrap_err().0.into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = bad
+            .validate(Destinations::PublicOnly)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["url", "events[0]", "events[1]", "events[2]", "secret"]);
         let none = EndpointDraft {
             url: "http://127.0.0.1:9/x".into(),
             events: vec![],
             status: EndpointStatus::Paused,
         };
-        assert_eq!(none.validate().unwrap_err().0[0].field, "events");
+        let refused = none.validate(Destinations::PublicOnly).unwrap_err().0;
+        let refused: Vec<(&str, &str)> = refused.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        assert_eq!(refused, [("url", "private_destination"), ("events", "required")]);
+        assert_eq!(
+            none.validate(Destinations::PrivateAllowed).unwrap_err().0[0].field,
+            "events"
+        );
     }
 }

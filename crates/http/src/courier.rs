@@ -5,49 +5,41 @@
 //! Provider URLs carry tokens (Telegram's in the path, Messenger's in the query): neither a
 //! URL nor a body is ever logged.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::header;
 use futures_util::future::BoxFuture;
+use lettre::AsyncTransport;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use omnihub_domain::conversations::outbound::{
     self, Answer, Content, Outcome, Outgoing, ProviderRequest, outcome, retry_pause_ms,
 };
+use omnihub_domain::conversations::smtp::smtp_server;
 use omnihub_domain::conversations::{Credentials, EmailCredentials, InboxKind, Message, Sending};
 use omnihub_store::{Courier, Delivery, ReplyTarget, Store};
+
+use crate::egress::{self, Egress, HttpClient};
 
 /// How long a provider may take to answer one attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// More of an answer than this is not read: the ids and reasons are at its start.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// The process's client for providers, over rustls with ring (installed at start-up).
-fn client() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client);
-    }
-    let built = reqwest::Client::builder()
-        .timeout(ATTEMPT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("Omnihub/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("no HTTP client: {}", e.without_url()))?;
-    Ok(CLIENT.get_or_init(|| built))
-}
-
-/// The providers' APIs and SMTP servers: where the API's and the admin app's replies go.
+/// The providers' APIs and SMTP servers: where the API's and the admin app's replies go,
+/// only ever through the [`Egress`].
 #[derive(Clone)]
 pub struct Providers {
     store: Store,
+    egress: Egress,
+    /// Over rustls with ring (installed at start-up).
+    client: HttpClient,
 }
 
 impl Providers {
-    pub fn new(store: Store) -> Providers {
-        Providers { store }
+    pub fn new(store: Store, egress: Egress) -> Result<Providers, reqwest::Error> {
+        let client = egress.http_client(ATTEMPT_TIMEOUT, concat!("Omnihub/", env!("CARGO_PKG_VERSION")))?;
+        Ok(Providers { store, egress, client })
     }
 
     /// Sends a recorded reply (an agent's or the bot's) through the conversation's provider.
@@ -77,7 +69,7 @@ impl Providers {
             };
         }
         match outbound::request(&target.credentials, &out) {
-            Ok(request) => send(target.inbox.kind, &target.address, &request).await,
+            Ok(request) => send(&self.client, target.inbox.kind, &target.address, &request).await,
             Err(unsendable) => Delivery::Failed(unsendable.to_string()),
         }
     }
@@ -103,7 +95,7 @@ impl Providers {
             message_id: format!("<{message_id}@{domain}>"),
             references: &references,
         };
-        send_email(email, &mail).await
+        send_email(&self.egress, email, &mail).await
     }
 }
 
@@ -119,11 +111,7 @@ impl Courier for Providers {
 }
 
 /// Sends a reply to the customer at `address` in an inbox of `kind`.
-async fn send(kind: InboxKind, address: &str, request: &ProviderRequest) -> Delivery {
-    let client = match client() {
-        Ok(client) => client,
-        Err(reason) => return Delivery::Failed(reason),
-    };
+async fn send(client: &HttpClient, kind: InboxKind, address: &str, request: &ProviderRequest) -> Delivery {
     let mut failed = 0;
     loop {
         match attempt(client, kind, address, request).await {
@@ -146,18 +134,25 @@ async fn send(kind: InboxKind, address: &str, request: &ProviderRequest) -> Deli
     }
 }
 
-async fn attempt(client: &reqwest::Client, kind: InboxKind, address: &str, request: &ProviderRequest) -> Outcome {
-    let mut call = client
-        .post(&request.url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(request.body.clone());
+async fn attempt(client: &HttpClient, kind: InboxKind, address: &str, request: &ProviderRequest) -> Outcome {
+    let mut call = match client.post(&request.url) {
+        Ok(call) => call
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(request.body.clone()),
+        Err(refused) => return Outcome::Failed(refused.to_string()),
+    };
     for (name, value) in &request.headers {
         call = call.header(*name, value);
     }
     let response = match call.send().await {
         Ok(response) => response,
+        Err(error) if egress::not_allowed(&error) => return Outcome::Failed(egress::failure(&error).to_owned()),
         Err(error) => {
-            tracing::warn!(provider = kind.as_str(), error = %error.without_url(), "provider unreachable");
+            tracing::warn!(
+                provider = kind.as_str(),
+                error = egress::failure(&error),
+                "provider unreachable"
+            );
             return Outcome::Retry { after_seconds: None };
         }
     };
@@ -199,18 +194,27 @@ struct Mail<'a> {
     pub references: &'a [String],
 }
 
-/// Sends a mail over the inbox's SMTP server (`smtp://` with STARTTLS when offered,
-/// `smtps://` for TLS from the start), trying again on the server's temporary refusals.
-/// Neither the URL (it holds the password) nor an address is ever logged.
-async fn send_email(credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery {
+/// Sends a mail over the inbox's SMTP server — `smtp://` with STARTTLS required, `smtps://`
+/// with TLS from the start, in the clear only to a relay on this machine — at an address the
+/// egress rule allows, trying again on the server's temporary refusals and time-outs. A
+/// server that does not offer STARTTLS gets nothing: no login, no mail. Neither the URL (it
+/// holds the password) nor an address is ever logged.
+async fn send_email(egress: &Egress, credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery {
     let message = match build_mail(credentials, mail) {
         Ok(message) => message,
         Err(reason) => return Delivery::Failed(reason),
     };
-    let Ok(transport) = AsyncSmtpTransport::<Tokio1Executor>::from_url(&credentials.smtp_url) else {
-        return Delivery::Failed("the inbox's smtp_url cannot be used".into());
+    let server = match smtp_server(&credentials.smtp_url) {
+        Ok(server) => server,
+        Err(bad) => return Delivery::Failed(format!("the inbox's smtp_url cannot be used: {bad}")),
     };
-    let transport = transport.timeout(Some(ATTEMPT_TIMEOUT)).build();
+    let address = match egress.resolve(&server.host, server.port).await {
+        Ok(address) => address,
+        Err(refused) => return Delivery::Failed(refused.to_string()),
+    };
+    let Ok(transport) = egress.smtp_transport(&server, address, ATTEMPT_TIMEOUT) else {
+        return Delivery::Failed("no TLS set-up for the SMTP server".into());
+    };
     let mut failed = 0;
     loop {
         let error = match transport.send(message.clone()).await {
@@ -222,9 +226,9 @@ async fn send_email(credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery
             Err(error) => error,
         };
         failed += 1;
-        let pause = retry_pause_ms(failed, None).filter(|_| !error.is_permanent());
+        let pause = retry_pause_ms(failed, None).filter(|_| error.is_transient() || error.is_timeout());
         let Some(pause) = pause else {
-            return Delivery::Failed(format!("the SMTP server refused the mail: {error}"));
+            return Delivery::Failed(smtp_failure(&error));
         };
         tracing::info!(
             provider = "email",
@@ -233,6 +237,21 @@ async fn send_email(credentials: &EmailCredentials, mail: &Mail<'_>) -> Delivery
             "SMTP server busy; trying again"
         );
         tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+/// What went wrong with the SMTP server, in a few words and its reply code; never its text.
+fn smtp_failure(error: &lettre::transport::smtp::Error) -> String {
+    if error.is_timeout() {
+        "the SMTP server timed out".to_owned()
+    } else if let Some(code) = error.status() {
+        format!("the SMTP server refused the mail ({code})")
+    } else if error.is_tls() {
+        "the TLS handshake with the SMTP server failed".to_owned()
+    } else if error.is_client() {
+        "the SMTP server offers no STARTTLS (or no login method the hub uses): nothing was sent".to_owned()
+    } else {
+        "could not connect to the SMTP server".to_owned()
     }
 }
 

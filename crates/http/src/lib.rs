@@ -4,6 +4,7 @@
 
 mod auth;
 mod courier;
+pub mod egress;
 mod idempotency;
 pub mod json;
 mod lists;
@@ -64,6 +65,8 @@ impl std::ops::Deref for AppState {
 /// What the requests share.
 pub struct Shared {
     pub store: Store,
+    /// Takes replies to the providers.
+    pub courier: Arc<Providers>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
     /// Turns true when the server shuts down, so that long-lived streams end.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use omnihub_domain::customers::{Region, parse_region};
+use omnihub_domain::destinations::Destinations;
 use omnihub_domain::orders::PaymentRules;
 use omnihub_store::{BadSecretKey, SecretKey};
 use serde::Deserialize;
@@ -59,6 +60,15 @@ pub struct Settings {
     /// paid; then it is cancelled. 0: unpaid orders hold their stock until cancelled [default: 60].
     #[arg(long, env = "OMNIHUB_UNPAID_ORDER_MINUTES", global = true)]
     pub unpaid_order_minutes: Option<u32>,
+    /// Let webhook endpoints, inboxes' API and SMTP servers be on loopback, private,
+    /// link-local and other non-public addresses (local development) [default: false].
+    #[arg(long, env = "OMNIHUB_ALLOW_PRIVATE_DESTINATIONS", global = true, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub allow_private_destinations: Option<bool>,
+    /// PEM file of CA certificates trusted beside the system's for the hub's own TLS
+    /// connections (SMTP servers, webhook receivers, providers' APIs): a company's own CA.
+    #[arg(long, env = "OMNIHUB_EXTRA_CA_FILE", global = true)]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// A setting that is never printed, not even by `{:?}`.
@@ -94,6 +104,8 @@ pub enum ConfigError {
     SecretKey(#[from] BadSecretKey),
     #[error("cannot keep the secret key in {path}: {source}")]
     SecretKeyFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the extra CA file {path}: {source}")]
+    ExtraCaFile { path: PathBuf, source: std::io::Error },
 }
 
 impl Settings {
@@ -112,6 +124,8 @@ impl Settings {
             secret_key: self.secret_key.or(file.secret_key),
             public_url: self.public_url.or(file.public_url),
             unpaid_order_minutes: self.unpaid_order_minutes.or(file.unpaid_order_minutes),
+            allow_private_destinations: self.allow_private_destinations.or(file.allow_private_destinations),
+            extra_ca_file: self.extra_ca_file.or(file.extra_ca_file),
         }
     }
 
@@ -185,6 +199,25 @@ impl Settings {
             window_seconds,
             ..PaymentRules::default()
         }
+    }
+
+    /// Which destinations the hub may call: public ones, unless private ones are allowed.
+    pub fn destinations(&self) -> Destinations {
+        match self.allow_private_destinations {
+            Some(true) => Destinations::PrivateAllowed,
+            _ => Destinations::PublicOnly,
+        }
+    }
+
+    /// The extra CA certificates (PEM), or nothing.
+    pub fn extra_roots(&self) -> Result<Vec<u8>, ConfigError> {
+        let Some(path) = &self.extra_ca_file else {
+            return Ok(Vec::new());
+        };
+        std::fs::read(path).map_err(|source| ConfigError::ExtraCaFile {
+            path: path.clone(),
+            source,
+        })
     }
 
     /// Where providers reach the server listening at `bound`, without a trailing `/`.
@@ -317,6 +350,18 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(set.public_url(bound), "https://hub.example.com");
+    }
+
+    #[test]
+    fn private_destinations_are_refused_unless_allowed() {
+        assert_eq!(Settings::default().destinations(), Destinations::PublicOnly);
+        let file: Settings = toml::from_str("allow_private_destinations = true").unwrap();
+        assert_eq!(file.destinations(), Destinations::PrivateAllowed);
+        let flags = Settings {
+            allow_private_destinations: Some(false),
+            ..Settings::default()
+        };
+        assert_eq!(flags.over(file).destinations(), Destinations::PublicOnly);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use omnihub_domain::Clock;
 use omnihub_domain::clock::SystemClock;
+use omnihub_http::egress::Egress;
 use omnihub_http::{AppState, HttpConfig, Metrics, Providers, Shared};
 use omnihub_store::{Db, SecretKey, Store};
 use tokio::net::{TcpListener, TcpSocket};
@@ -30,14 +31,15 @@ pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<St
     }
     let secret_key = settings.secret_key()?.unwrap_or_else(|| {
         tracing::warn!(
-            "no secret key set (--secret-key, OMNIHUB_SECRET_KEY): channel credentials are sealed with a key \
-             of this process only, unreadable after a restart and by other nodes"
+            "no secret key set (--secret-key, OMNIHUB_SECRET_KEY): channel credentials and webhook secrets are \
+             sealed with a key of this process only, unreadable after a restart and by other nodes"
         );
         SecretKey::generate()
     });
     Ok(Store::new(db, clock)?
         .with_phone_region(phone_region)
         .with_payment_rules(settings.payment_rules())
+        .with_destinations(settings.destinations())
         .with_secret_key(secret_key))
 }
 
@@ -86,8 +88,14 @@ impl Application {
         let listener = listen(settings.listen())?;
         let address = listener.local_addr()?;
         let (shutdown, stopping) = watch::channel(false);
+        // `main` installs it too; tests start the application without `main`. Installing
+        // again fails harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let egress = Egress::new(settings.destinations(), settings.extra_roots()?)?;
+        let courier = Arc::new(Providers::new(store.clone(), egress.clone())?);
         let state = AppState::new(Shared {
             store: store.clone(),
+            courier: courier.clone(),
             config: Arc::new(HttpConfig {
                 body_limit: settings.body_limit(),
                 public_url: settings.public_url(address),
@@ -103,12 +111,12 @@ impl Application {
                 public_url: state.config.public_url.clone(),
                 secure_cookies: state.config.public_url.starts_with("https://"),
                 shutdown: stopping.clone(),
-                courier: Arc::new(Providers::new(store.clone())),
+                courier,
             },
         );
         let app = omnihub_http::router_with(state, admin);
         tokio::spawn(workers::expire_reservations(store.clone(), stopping.clone()));
-        let webhook_client = workers::webhooks::client(settings.webhook_timeout())?;
+        let webhook_client = workers::webhooks::client(&egress, settings.webhook_timeout())?;
         tokio::spawn(workers::webhooks::deliver(
             store.clone(),
             webhook_client,

@@ -57,6 +57,7 @@ fn conversation(row: &Row) -> Result<Conversation, Error> {
         resolution_seconds: seconds_between(opened_at, resolved_at),
         answered_automatically_at: row.opt_int("answered_automatically_at")?.map(Timestamp),
         claimed_email: row.opt_text("claimed_email")?,
+        claimed_phone: row.opt_text("claimed_phone")?,
         version: row.int("version")?,
         created_at: Timestamp(row.int("created_at")?),
         updated_at: Timestamp(row.int("updated_at")?),

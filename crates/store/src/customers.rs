@@ -513,8 +513,11 @@ pub(crate) async fn erase_customer_references(tx: &mut Tx, id: &str) -> Result<(
         sql("UPDATE messages SET text = NULL, template = NULL \
              WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = $1)"),
         // The provider's id of the person goes too; the conversation stays for the books.
-        // So does an e-mail the person typed into a web chat.
-        sql("UPDATE conversations SET contact_address = id, claimed_email = NULL WHERE customer_id = $1"),
+        // So do an e-mail and a phone number the person gave in a chat.
+        sql(
+            "UPDATE conversations SET contact_address = id, claimed_email = NULL, claimed_phone = NULL \
+             WHERE customer_id = $1",
+        ),
     ] {
         tx.execute(statement.bind(id)).await?;
     }

@@ -30,6 +30,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use omnihub_domain::customers::Region;
+use omnihub_domain::destinations::Destinations;
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::orders::PaymentRules;
 use omnihub_domain::{Clock, Invalid, Timestamp};
@@ -137,6 +138,8 @@ pub struct Store {
     phone_region: Region,
     /// How long storefronts' orders wait for their payment.
     payment_rules: PaymentRules,
+    /// Which servers the URLs given to the hub (webhook endpoints, inboxes) may name.
+    destinations: Destinations,
     /// SQLite's group-commit writer; PostgreSQL has none.
     writer: Option<writer::Writer>,
     known_keys: Arc<keys::KnownKeys>,
@@ -161,6 +164,7 @@ impl Store {
             log_commits,
             phone_region: Region::DE,
             payment_rules: PaymentRules::default(),
+            destinations: Destinations::PublicOnly,
             writer,
             known_keys: Default::default(),
             catalog_cache: Default::default(),
@@ -316,6 +320,15 @@ impl Store {
             payment_rules: rules,
             ..self
         }
+    }
+
+    /// Lets the URLs given to the hub name private destinations too (local development).
+    pub fn with_destinations(self, destinations: Destinations) -> Store {
+        Store { destinations, ..self }
+    }
+
+    pub fn destinations(&self) -> Destinations {
+        self.destinations
     }
 
     pub fn db(&self) -> &Db {

@@ -53,6 +53,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unpaid_orders",
         include_str!("../migrations/0017_unpaid_orders.sql"),
     ),
+    (
+        18,
+        "claimed_phone",
+        include_str!("../migrations/0018_claimed_phone.sql"),
+    ),
+    (
+        19,
+        "webhook_secrets_sealed",
+        include_str!("../migrations/0019_webhook_secrets_sealed.sql"),
+    ),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's

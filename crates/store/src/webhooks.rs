@@ -83,16 +83,18 @@ impl Store {
     /// only one that shows its secret.
     pub async fn create_webhook_endpoint(&self, mut new: NewEndpoint) -> Result<Endpoint, Error> {
         new.tidy();
-        new.validate()?;
+        new.validate(self.destinations)?;
         let now = self.now();
         let secret = new.secret.clone().unwrap_or_else(generate_secret);
+        let id = id::new(Kind::WebhookEndpoint);
+        let sealed = self.secret_key.seal(secret.as_bytes(), &id)?;
         let mut tx = self.db.begin().await?;
         let log_end = tx
             .fetch_optional(sql("SELECT COALESCE(MAX(seq), 0) AS seq FROM events"))
             .await?
             .map_or(Ok(0), |row| row.int("seq"))?;
         let created = Endpoint {
-            id: id::new(Kind::WebhookEndpoint),
+            id,
             draft: new.draft(),
             secret: None,
             last_event_seq: log_end,
@@ -101,12 +103,12 @@ impl Store {
             updated_at: now,
         };
         tx.execute(
-            sql("INSERT INTO webhook_endpoints (id, url, events, secret, status, last_event_seq, replay, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8)")
+            sql("INSERT INTO webhook_endpoints (id, url, events, secret, secret_sealed, status, last_event_seq, replay, version, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, TRUE, $5, $6, 0, $7, $8, $8)")
             .bind(&created.id)
             .bind(&created.draft.url)
             .bind(events_text(&created.draft.events))
-            .bind(&secret)
+            .bind(&sealed)
             .bind(created.draft.status.as_str())
             .bind(created.last_event_seq)
             .bind(created.version)
@@ -152,7 +154,7 @@ impl Store {
         version: i64,
     ) -> Result<Endpoint, Error> {
         draft.tidy();
-        draft.validate()?;
+        draft.validate(self.destinations)?;
         let now = self.now();
         let mut tx = self.db.begin().await?;
         let changed = tx
@@ -205,6 +207,17 @@ impl Store {
     pub async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), Error> {
         let now = self.now();
         let mut tx = self.db.begin().await?;
+        if self.db.backend() == Backend::Postgres {
+            // The worker writes under the same locks, in the same order: fan-out holds the
+            // endpoint's row while it adds deliveries, an attempt holds its delivery's row while
+            // it adds itself. Taking the endpoint's row, then its deliveries', waits for those in
+            // flight and holds off the next, so no new row refers to what goes below. SQLite
+            // writes one transaction at a time and needs none of this.
+            tx.fetch_all(sql("SELECT id FROM webhook_endpoints WHERE id = $1 FOR UPDATE").bind(id))
+                .await?;
+            tx.fetch_all(sql("SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 FOR UPDATE").bind(id))
+                .await?;
+        }
         tx.execute(
             sql("DELETE FROM webhook_attempts WHERE delivery_id IN \
                  (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)")
@@ -437,7 +450,15 @@ impl Store {
         tx.commit().await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            claimed.push(self.outgoing(&row.text("id")?).await?);
+            let id = row.text("id")?;
+            match self.outgoing(&id).await {
+                Ok(outgoing) => claimed.push(outgoing),
+                // Its endpoint was deleted since the claim: nothing to send.
+                Err(Error::NotFound(_)) => {}
+                // One that cannot be read (a secret sealed with another key) holds up no other;
+                // its claim runs out and it is tried again.
+                Err(error) => tracing::warn!(%error, delivery = %id, "a claimed webhook delivery cannot be read"),
+            }
         }
         Ok(claimed)
     }
@@ -463,7 +484,7 @@ impl Store {
             .db
             .fetch_optional(
                 sql(
-                    "SELECT d.event_seq, d.attempt_count, d.first_attempt_at, e.url, e.secret \
+                    "SELECT d.event_seq, d.attempt_count, d.first_attempt_at, d.endpoint_id, e.url, e.secret, e.secret_sealed \
                      FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1",
                 )
                 .bind(delivery_id),
@@ -480,11 +501,22 @@ impl Store {
         Ok(Outgoing {
             delivery_id: delivery_id.to_owned(),
             url: row.text("url")?,
-            secret: row.text("secret")?,
+            secret: self.endpoint_secret(&row)?,
             event,
             attempt: row.int("attempt_count")? + 1,
             first_attempt_at: row.opt_int("first_attempt_at")?.map(Timestamp),
         })
+    }
+
+    /// The endpoint's signing secret: opened when sealed; as it is when it was written before
+    /// secrets were sealed.
+    fn endpoint_secret(&self, row: &Row) -> Result<String, Error> {
+        let stored = row.text("secret")?;
+        if !row.bool("secret_sealed")? {
+            return Ok(stored);
+        }
+        let opened = self.secret_key.open(&stored, &row.text("endpoint_id")?)?;
+        String::from_utf8(opened).map_err(|_| Error::Corrupt("a webhook secret is not text".into()))
     }
 
     /// Logs an attempt and settles the delivery: succeeded on 2xx; otherwise pending until the

@@ -42,6 +42,8 @@ pub struct Context {
     pub identities: Vec<String>,
     /// The e-mail a web chat visitor typed: unverified, for the agent to confirm.
     pub claimed_email: Option<String>,
+    /// A phone number shared in the chat (a Viber contact card): unverified too.
+    pub claimed_phone: Option<String>,
     pub points: i64,
     pub cart: Option<CartView>,
     pub orders: Vec<OrderView>,
@@ -120,6 +122,7 @@ pub async fn context(admin: &Admin, conversation: &Conversation, names: &Names) 
             .map(|i| format!("{}: {}", i.kind.as_str(), i.value))
             .collect(),
         claimed_email: conversation.claimed_email.clone(),
+        claimed_phone: conversation.claimed_phone.clone(),
         points: standing.balance,
         cart,
         orders: orders(admin, customer_id).await?,

@@ -58,6 +58,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundEmail, Unreadable> {
             text,
             at: None,
             claimed_email: None,
+            claimed_phone: None,
         },
         answers,
     })

@@ -36,6 +36,9 @@ pub struct InboundMessage {
     /// An e-mail the sender gave without proof (the web chat): kept on the conversation for
     /// an agent to confirm, never used to find the customer.
     pub claimed_email: Option<String>,
+    /// A phone number the sender shared without the provider vouching that it is theirs (a
+    /// Viber contact card): kept like `claimed_email`, never used to find the customer.
+    pub claimed_phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +197,7 @@ fn telegram_message(message: &Value) -> Inbound {
         text: text_at(message, "/text").or_else(|| text_at(message, "/caption")),
         at: seconds(message.get("date")),
         claimed_email: None,
+        claimed_phone: None,
     })
 }
 
@@ -215,6 +219,7 @@ fn telegram_callback(callback: &Value) -> Inbound {
         text: text_at(callback, "/data"),
         at: None,
         claimed_email: None,
+        claimed_phone: None,
     })
 }
 
@@ -267,6 +272,7 @@ fn whatsapp_message(message: &Value, contacts: &[Value]) -> Inbound {
         text,
         at: seconds(message.get("timestamp")),
         claimed_email: None,
+        claimed_phone: None,
     })
 }
 
@@ -343,6 +349,7 @@ fn messenger_message(kind: InboxKind, sender: &str, message: &Value, at: Option<
         text: text_at(message, "/text"),
         at,
         claimed_email: None,
+        claimed_phone: None,
     })
 }
 
@@ -358,6 +365,7 @@ fn messenger_postback(kind: InboxKind, sender: &str, postback: &Value, event: &V
         text: text_at(postback, "/title").or_else(|| text_at(postback, "/payload")),
         at: millis(event.get("timestamp")),
         claimed_email: None,
+        claimed_phone: None,
     })
 }
 
@@ -419,18 +427,18 @@ fn viber_message(callback: &Value) -> Inbound {
     let (Some(token), Some(sender)) = (token, sender) else {
         return ignored("viber", "message without a sender");
     };
-    let mut identities = vec![Identity::new(IdentityKind::Viber, sender.clone())];
-    if let Some(phone) = text_at(callback, "/message/contact/phone_number") {
-        identities.push(shared_phone(&phone));
-    }
+    // A contact card carries any number the sender typed or picked, theirs or another's:
+    // Viber does not say whose it is, so it is a claim, never an identity.
+    let claimed_phone = text_at(callback, "/message/contact/phone_number").map(|p| shared_phone(&p).value);
     Inbound::Message(InboundMessage {
         provider_message_id: token,
-        address: sender,
-        identities,
+        address: sender.clone(),
+        identities: vec![Identity::new(IdentityKind::Viber, sender)],
         name: text_at(callback, "/sender/name"),
         text: text_at(callback, "/message/text"),
         at: millis(callback.get("timestamp")),
         claimed_email: None,
+        claimed_phone,
     })
 }
 
@@ -499,6 +507,7 @@ impl ApiMessage {
             text: Some(self.text.clone()),
             at: None,
             claimed_email: None,
+            claimed_phone: None,
         })
     }
 }
@@ -742,13 +751,18 @@ mod tests {
         assert_eq!(read.provider_message_id, "4912661846655238145");
         assert_eq!(read.identities, [Identity::new(IdentityKind::Viber, "01234567890A=")]);
         assert_eq!(read.name.as_deref(), Some("John McClane"));
+    }
+
+    #[test]
+    fn a_viber_contact_is_a_claim_that_links_no_phone() {
+        // Anyone can send a customer's number as a contact card: it must not make them that
+        // customer.
         let contact = json!({"event": "message", "timestamp": 1, "message_token": 5,
             "sender": {"id": "01234567890A="},
-            "message": {"type": "contact", "contact": {"name": "John", "phone_number": "+49 151 12345678"}}});
-        assert_eq!(
-            message(one(InboxKind::Viber, contact)).identities[1],
-            Identity::new(IdentityKind::Phone, "+49 151 12345678")
-        );
+            "message": {"type": "contact", "contact": {"name": "John", "phone_number": "4915112345678"}}});
+        let read = message(one(InboxKind::Viber, contact));
+        assert_eq!(read.identities, [Identity::new(IdentityKind::Viber, "01234567890A=")]);
+        assert_eq!(read.claimed_phone.as_deref(), Some("+4915112345678"));
     }
 
     #[test]

@@ -226,7 +226,12 @@ pub fn outcome(kind: InboxKind, address: &str, answer: &Answer) -> Outcome {
         return Outcome::Retry { after_seconds: asked };
     }
     if !(200..300).contains(&answer.status) {
-        return Outcome::Failed(refusal(&body, answer.status));
+        return Outcome::Failed(match kind {
+            // A custom channel's server is whatever its URL names: what it says is not
+            // repeated to the caller, only that it refused.
+            InboxKind::Api => format!("answered {}", answer.status),
+            _ => refusal(&body, answer.status),
+        });
     }
     let id = |pointer: &str| {
         body.pointer(pointer).and_then(|v| match v {
@@ -450,6 +455,15 @@ mod tests {
                 r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#
             ),
             Outcome::Failed("Forbidden: bot was blocked by the user".into())
+        );
+        let custom = Answer {
+            status: 403,
+            retry_after: None,
+            body: br#"{"error":{"message":"admin console 10.0.0.7: forbidden"}}"#,
+        };
+        assert_eq!(
+            outcome(InboxKind::Api, "x", &custom),
+            Outcome::Failed("answered 403".into())
         );
         let viber = |body: &str| {
             outcome(

@@ -59,6 +59,7 @@ impl VisitorMessage {
             text: Some(self.text.clone()),
             at: None,
             claimed_email,
+            claimed_phone: None,
         })
     }
 }

@@ -16,7 +16,6 @@ use omnihub_store::{OrderFilter, Page, StoredMessage};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::courier::Providers;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -93,9 +92,7 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
     let Some(pending) = recorded else {
         return Ok(());
     };
-    let delivery = Providers::new(state.store.clone())
-        .deliver(&target, &pending, sending)
-        .await;
+    let delivery = state.courier.deliver(&target, &pending, sending).await;
     let finished = state.store.finish_reply(&pending.id, delivery).await?;
     tracing::info!(conversation = %stored.conversation_id, message = %finished.id, status = ?finished.status,
                    "answered automatically");

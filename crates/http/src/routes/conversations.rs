@@ -18,7 +18,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::{if_match, patched, version_race};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::courier::Providers;
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -272,8 +271,10 @@ pub async fn reply_to_conversation(
 ) -> Result<Created<Message>, ApiError> {
     caller.require_secret("conversations:write")?;
     let reply = draft.validate()?;
-    let courier = Providers::new(state.store.clone());
-    let sent = state.store.send_reply(&id, reply, caller.0.key_id(), &courier).await?;
+    let sent = state
+        .store
+        .send_reply(&id, reply, caller.0.key_id(), state.courier.as_ref())
+        .await?;
     Ok(Created(sent))
 }
 

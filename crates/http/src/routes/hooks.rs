@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use omnihub_domain::conversations::inbound::{self, ApiMessage, Inbound};
 use omnihub_domain::conversations::{Credentials, Inbox, InboxKind, email, signatures};
 use omnihub_domain::id::{self, Kind};
+use omnihub_domain::webhooks;
 use omnihub_store::{Received, StoredMessage};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -184,7 +185,8 @@ fn log_ignored(inbox: &Inbox, items: &[Inbound]) {
 
 /// Post a customer's message from a custom channel. Authenticated by the inbox's secret
 /// (`Omnihub-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`) or by a secret
-/// API key with `conversations:write`. A `message_id` sent again is stored once (200).
+/// API key with `conversations:write`. A `message_id` sent again is stored once (200); so is a
+/// signed call without one sent again (the same signature time and body).
 #[utoipa::path(post, path = "/api/v1/inboxes/{id}/messages", tag = "conversations", request_body = ApiMessage,
     params(("id" = String, Path), ("Omnihub-Signature" = Option<String>, Header, description = "Signed with the inbox's secret")),
     responses((status = 201, body = StoredMessageView), (status = 200, body = StoredMessageView, description = "a message_id stored before"),
@@ -200,9 +202,14 @@ pub async fn post_channel_message(
     if inbox.kind != InboxKind::Api {
         return Err(ApiError::not_found("API channel inbox"));
     }
-    authenticate_channel(&state, &inbox, &credentials, &headers, &body).await?;
+    let signed = authenticate_channel(&state, &inbox, &credentials, &headers, &body).await?;
     let posted: ApiMessage = crate::json::parse(&body)?;
-    let message = posted.validate(&inbox.id, id::new(Kind::Message), state.store.phone_region())?;
+    // Without a message_id of its own, a signed call is named by what its signature covers:
+    // the same call replayed within the signature's tolerance is stored once.
+    let fresh_id = signed
+        .and_then(|header| webhooks::signed_call_id(&header, &body))
+        .unwrap_or_else(|| id::new(Kind::Message));
+    let message = posted.validate(&inbox.id, fresh_id, state.store.phone_region())?;
     let received = state.store.receive(&inbox, vec![Inbound::Message(message)]).await?;
     super::answers::answer_in_background(&state, &received.messages);
     Ok(match received.messages.into_iter().next() {
@@ -211,14 +218,15 @@ pub async fn post_channel_message(
     })
 }
 
-/// A bearer key with `conversations:write`, or else the inbox's own signature.
+/// A bearer key with `conversations:write`, or else the inbox's own signature; answers the
+/// signature header when that was the proof.
 async fn authenticate_channel(
     state: &AppState,
     inbox: &Inbox,
     credentials: &Credentials,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), ApiError> {
+) -> Result<Option<String>, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -228,10 +236,11 @@ async fn authenticate_channel(
         let proof = headers
             .get(signatures::header(InboxKind::Api))
             .and_then(|v| v.to_str().ok());
-        return check_signature(state, inbox, credentials, proof, body);
+        check_signature(state, inbox, credentials, proof, body)?;
+        return Ok(proof.map(str::to_owned));
     };
     match state.store.authenticate(token).await? {
-        Some(principal) if principal.channel().is_none() && principal.allows("conversations:write") => Ok(()),
+        Some(principal) if principal.channel().is_none() && principal.allows("conversations:write") => Ok(None),
         Some(_) => Err(ApiError::forbidden("this key lacks the scope conversations:write")),
         None => Err(ApiError::unauthorized()),
     }

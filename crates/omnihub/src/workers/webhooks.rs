@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::webhooks::{self, SIGNATURE_HEADER, accepted};
+use omnihub_http::egress::{self, Egress, HttpClient};
 use omnihub_store::{Outcome, Outgoing, Store};
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::{Semaphore, watch};
@@ -21,21 +22,15 @@ const GATHER: Duration = Duration::from_millis(20);
 /// hold up the others, and a backlog does not open thousands of connections.
 const SENDING_AT_ONCE: usize = 32;
 
-/// The client that sends deliveries. HTTPS goes through rustls with ring, the process's only
-/// crypto provider. Redirects are not followed: a receiver answers where it was registered.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    // `main` installs it too; tests start the application without `main`. Installing again
-    // fails harmlessly.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("Omnihub-Webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
+/// The client that sends deliveries, to the destinations the egress allows. HTTPS goes
+/// through rustls with ring, the process's only crypto provider. Redirects are not followed:
+/// a receiver answers where it was registered.
+pub fn client(egress: &Egress, timeout: Duration) -> Result<HttpClient, reqwest::Error> {
+    egress.http_client(timeout, concat!("Omnihub-Webhooks/", env!("CARGO_PKG_VERSION")))
 }
 
 /// Delivers webhooks until the server stops.
-pub async fn deliver(store: Store, client: reqwest::Client, mut stopping: watch::Receiver<bool>) {
+pub async fn deliver(store: Store, client: HttpClient, mut stopping: watch::Receiver<bool>) {
     let mut wake = store.watch_log();
     let sending = Arc::new(Semaphore::new(SENDING_AT_ONCE));
     loop {
@@ -67,7 +62,7 @@ async fn fan_out(store: &Store) {
 }
 
 /// Claims as many due deliveries as there are free sending slots and sends each in its own task.
-async fn send_due(store: &Store, client: &reqwest::Client, sending: &Arc<Semaphore>) {
+async fn send_due(store: &Store, client: &HttpClient, sending: &Arc<Semaphore>) {
     let free = sending.available_permits();
     if free == 0 {
         return;
@@ -93,52 +88,44 @@ async fn send_due(store: &Store, client: &reqwest::Client, sending: &Arc<Semapho
 }
 
 /// One attempt: POST the event, signed, and record what came of it.
-async fn send(store: &Store, client: &reqwest::Client, outgoing: &Outgoing) {
+async fn send(store: &Store, client: &HttpClient, outgoing: &Outgoing) {
     let at = store.now();
     let body = serde_json::to_vec(&outgoing.event).unwrap_or_default();
     let signature = webhooks::sign(&outgoing.secret, at.millis().div_euclid(1000), &body);
     let started = Instant::now();
-    let answer = client
-        .post(&outgoing.url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature)
-        .header("Omnihub-Event-Id", &outgoing.event.id)
-        .header("Omnihub-Event-Type", &outgoing.event.kind)
-        .body(body)
-        .send()
-        .await;
+    let answer = match client.post(&outgoing.url) {
+        Ok(request) => request
+            .header(CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header("Omnihub-Event-Id", &outgoing.event.id)
+            .header("Omnihub-Event-Type", &outgoing.event.kind)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| egress::failure(&error).to_owned()),
+        Err(refused) => Err(refused.to_string()),
+    };
     let response_time_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    // What the receiver said is never kept: its status code tells what the log needs.
     let outcome = match answer {
         Ok(response) => {
             let code = response.status().as_u16();
             Outcome {
                 at,
                 status_code: Some(code),
-                error: (!accepted(code)).then(|| format!("the receiver answered {code}")),
+                error: (!accepted(code)).then(|| format!("answered {code}")),
                 response_time_ms,
             }
         }
         Err(error) => Outcome {
             at,
             status_code: None,
-            error: Some(failure(error)),
+            error: Some(error),
             response_time_ms,
         },
     };
     match store.record_webhook_attempt(outgoing, &outcome).await {
         Ok(status) => tracing::debug!(delivery = %outgoing.delivery_id, status = status.as_str(), "webhook attempt"),
         Err(error) => tracing::warn!(%error, delivery = %outgoing.delivery_id, "could not record a webhook attempt"),
-    }
-}
-
-/// Why a request got no answer, in words for the delivery log (without the URL, which the
-/// log shows already).
-fn failure(error: reqwest::Error) -> String {
-    if error.is_timeout() {
-        "no answer in time (timeout)".to_owned()
-    } else if error.is_connect() {
-        "could not connect to the receiver".to_owned()
-    } else {
-        error.without_url().to_string()
     }
 }

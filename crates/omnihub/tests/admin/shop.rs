@@ -158,6 +158,8 @@ fn base_settings() -> Settings {
     Settings {
         listen: Some("127.0.0.1:0".parse().expect("address")),
         db_max_connections: Some(8),
+        // The fake providers and receivers listen on 127.0.0.1.
+        allow_private_destinations: Some(true),
         ..Settings::default()
     }
 }

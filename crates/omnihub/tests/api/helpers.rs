@@ -181,6 +181,13 @@ fn test_settings() -> Settings {
         listen: Some("127.0.0.1:0".parse().expect("address")),
         max_body_bytes: Some(64 * 1024),
         db_max_connections: Some(8),
+        // The fake providers and receivers listen on 127.0.0.1.
+        allow_private_destinations: Some(true),
+        // One key for every node and restart, as the README asks of PostgreSQL nodes: sealed
+        // credentials and webhook secrets open everywhere.
+        secret_key: Some(omnihub::config::Secret("5e".repeat(32))),
+        // The test SMTP servers' certificate is signed by this CA.
+        extra_ca_file: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem")),
         ..Settings::default()
     }
 }

@@ -18,7 +18,9 @@ on_both_backends!(
     whatsapp_messages_receipts_and_the_reply_window,
     messenger_replies_are_tagged_after_a_day_and_refused_after_a_week,
     viber_messages_replies_and_receipts,
+    a_shared_contact_is_a_claim_that_makes_nobody_the_customer,
     the_api_channel_posts_and_receives_signed_messages,
+    a_signed_call_replayed_without_a_message_id_is_stored_once,
     bad_signatures_and_replays_change_nothing,
     providers_that_fail_are_retried_then_the_reply_fails,
     conversations_are_assigned_resolved_and_reopened,
@@ -459,6 +461,102 @@ async fn viber_messages_replies_and_receipts(app: TestApp) {
     assert_eq!(
         message_status(&app, &conversation, sent["id"].as_str().unwrap()).await,
         "read"
+    );
+}
+
+/// The attack: a stranger sends a known customer's phone number as a Viber contact card, then
+/// asks where "their" order is. The number is a claim: the stranger stays a customer of their
+/// own, the agent sees the number as unverified, and the bot tells them nothing of the order.
+async fn a_shared_contact_is_a_claim_that_makes_nobody_the_customer(app: TestApp) {
+    let ann = json!({"name": "Ann Lee", "identities": [{"kind": "email", "value": "ann@example.com"},
+                                                       {"kind": "phone", "value": "+4915112345678"}]});
+    let ann = json(app.post("/customers", &ann).await, 201).await;
+    fixtures::shipped_order(&app, "Ann Lee", "ann@example.com").await;
+    let holding = "Let us look into it; an agent answers shortly.";
+    let faq = json!({"question": "Where is my order?", "answer": holding, "keywords": ["order", "Bestellung"]});
+    json(app.post("/faq-entries", &faq).await, 201).await;
+    let fake =
+        Fake::start(json!({"status": 0, "status_message": "ok", "message_token": 5741311803571721087_u64})).await;
+    let inbox = viber_inbox(&app, &fake).await;
+
+    let contact = json!({"event": "message", "timestamp": 1_790_000_000_000_i64, "message_token": 11,
+        "sender": {"id": "attacker-viber-id=", "name": "Ann Lee"},
+        "message": {"type": "contact", "contact": {"name": "Ann", "phone_number": "4915112345678"}}});
+    json(viber(&app, &inbox, &contact).await, 200).await;
+    let mut question = viber_message(12, "Where is my order?");
+    question["sender"]["id"] = json!("attacker-viber-id=");
+    json(viber(&app, &inbox, &question).await, 200).await;
+
+    let conversation = only_conversation(&app, &inbox).await;
+    assert_ne!(conversation["customer_id"], ann["id"], "{conversation}");
+    assert_eq!(
+        identities(&conversation["context"]["customer"]),
+        [pair("viber", "attacker-viber-id=")]
+    );
+    assert!(
+        conversation["context"]["orders"].as_array().is_none_or(Vec::is_empty),
+        "{conversation}"
+    );
+    assert_eq!(conversation["claimed_phone"], "+4915112345678");
+    let ann_now = get(&app, &format!("/customers/{}", id(&ann))).await;
+    assert_eq!(identities(&ann_now).len(), 2, "{ann_now}");
+
+    let answer = wait_for_call(&fake).await;
+    assert_eq!(answer.body["text"], holding, "the order stays untold");
+}
+
+/// The provider's first call, once it came.
+async fn wait_for_call(fake: &Fake) -> crate::fake_provider::Seen {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(first) = fake.seen().first() {
+            return first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the provider was never called");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The attack: someone who saw one signed call of the custom channel (a log, a proxy) sends
+/// it again within the signature's five minutes. Without a message_id to tell it by, the
+/// signed time and body name it: stored once. A new call with the same text is a new message.
+async fn a_signed_call_replayed_without_a_message_id_is_stored_once(app: TestApp) {
+    let fake = Fake::start(json!({"ok": true})).await;
+    let inbox = api_inbox(&app, &fake).await;
+    let raw = json!({"contact": {"external_id": "u-7"}, "text": "Cancel my order"}).to_string();
+    let signature = webhooks::sign(API_SECRET, unix_now(&app), raw.as_bytes());
+    let post = |signature: String| {
+        app.client
+            .post(format!("{}/api/v1/inboxes/{}/messages", app.base, id(&inbox)))
+            .header("Omnihub-Signature", signature)
+            .body(raw.clone())
+            .send()
+    };
+    assert_eq!(
+        json(post(signature.clone()).await.unwrap(), 201).await["duplicate"],
+        false
+    );
+    app.clock.advance_seconds(60);
+    let replayed = json(post(signature.clone()).await.unwrap(), 200).await;
+    assert_eq!(replayed["duplicate"], true);
+    let dressed = format!("{signature},v1=00");
+    assert_eq!(json(post(dressed).await.unwrap(), 200).await["duplicate"], true);
+    assert_eq!(
+        only_conversation(&app, &inbox).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let fresh = webhooks::sign(API_SECRET, unix_now(&app), raw.as_bytes());
+    json(post(fresh).await.unwrap(), 201).await;
+    assert_eq!(
+        only_conversation(&app, &inbox).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
     );
 }
 

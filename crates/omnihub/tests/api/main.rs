@@ -9,6 +9,7 @@ mod cart_rules;
 mod catalog;
 mod conventions;
 mod customers;
+mod destinations;
 mod email;
 mod events;
 mod fake_provider;

@@ -30,6 +30,8 @@ on_both_backends!(
     replay_delivers_again_from_an_event,
     paused_endpoints_get_nothing_until_resumed,
     deleted_endpoints_get_nothing_more,
+    deleting_an_endpoint_while_its_deliveries_run_never_fails,
+    signing_secrets_are_sealed_at_rest_and_plain_ones_still_sign,
     a_restart_mid_retry_loses_no_delivery,
     two_nodes_send_each_delivery_once,
     nats_carries_events_to_the_stream_and_other_nodes,
@@ -400,7 +402,11 @@ async fn a_receiver_that_does_not_answer_in_time_is_retried(mut app: TestApp) {
     let log = deliveries_after(&app, &endpoint, 1).await;
     assert_eq!(log[0]["status"], "pending");
     assert!(log[0]["last_status_code"].is_null());
-    assert!(log[0]["last_error"].as_str().unwrap().contains("timeout"), "{}", log[0]);
+    assert!(
+        log[0]["last_error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        log[0]
+    );
     assert!(log[0]["response_time_ms"].as_i64().unwrap() < 2000);
     assert_retry_in(&app, &log[0], 1);
 
@@ -534,6 +540,79 @@ async fn deleted_endpoints_get_nothing_more(app: TestApp) {
     app.clock.advance_seconds(2);
     fixtures::product(&app, "Socks", &["SO-1"], 500).await;
     assert_eq!(receiver.settled().await.len(), 1, "no retry and nothing new");
+}
+
+/// The race: an endpoint deleted while the worker fans events out to it and records its
+/// attempts. Whatever the interleaving, the delete answers 204 and nothing is left behind.
+async fn deleting_an_endpoint_while_its_deliveries_run_never_fails(app: TestApp) {
+    // Every answer a little late, so that attempts are being recorded as the delete runs.
+    let script = [Answer::Hang(Duration::from_millis(5)); 200];
+    let receiver = Receiver::start(&script).await;
+    for round in 0..8 {
+        let endpoint = register(&app, &receiver.url, &["product.*"]).await;
+        let before = receiver.received().len();
+        for n in 0..3 {
+            let sku = format!("R{round}-{n}");
+            fixtures::product(&app, "Shirt", &[sku.as_str()], 1000).await;
+        }
+        receiver.wait_for(before + 1).await;
+        let path = format!("/webhook-endpoints/{}", id(&endpoint));
+        let deleted = app.delete(&path).await;
+        let status = deleted.status().as_u16();
+        assert_eq!(status, 204, "round {round}: {}", deleted.text().await.unwrap());
+        problem(app.get(&format!("{path}/deliveries")).await, 404, "not_found").await;
+    }
+}
+
+/// The secret column of an endpoint, as the database holds it: no API shows it.
+async fn stored_secret(app: &TestApp, endpoint: &Value) -> String {
+    let query = omnihub_store::db::sql("SELECT secret FROM webhook_endpoints WHERE id = $1").bind(id(endpoint));
+    let row = app.store().db().fetch_optional(query).await.unwrap().unwrap();
+    row.text("secret").unwrap()
+}
+
+/// The attack: a copy of the database (a backup, a read replica, an SQL injection elsewhere)
+/// must not hand out the keys that make deliveries trusted. Endpoints written before secrets
+/// were sealed keep their plain secret and keep signing with it.
+async fn signing_secrets_are_sealed_at_rest_and_plain_ones_still_sign(app: TestApp) {
+    let receiver = Receiver::start(&[]).await;
+    let endpoint = register(&app, &receiver.url, &["product.*"]).await;
+    let generated = json!({"url": receiver.url, "events": ["product.*"]});
+    let generated = json(app.post("/webhook-endpoints", &generated).await, 201).await;
+    for (endpoint, secret) in [(&endpoint, SECRET), (&generated, generated["secret"].as_str().unwrap())] {
+        let stored = stored_secret(&app, endpoint).await;
+        assert!(!stored.contains(secret), "the row holds the secret: {stored}");
+        assert!(!stored.contains(&secret[6..]), "the row holds the secret: {stored}");
+    }
+    fixtures::product(&app, "Shirt", &["SH-1"], 1000).await;
+    let received = receiver.wait_for(2).await;
+    let now = unix_now(&app);
+    let signed_with = |secret: &str| {
+        received
+            .iter()
+            .filter(|r| verify(&r.signature, &r.body, secret, now, 300).is_ok())
+            .count()
+    };
+    assert_eq!(signed_with(SECRET), 1);
+    assert_eq!(signed_with(generated["secret"].as_str().unwrap()), 1);
+
+    // A row as written before sealing: the secret in the clear.
+    let old_secret = "whsec_written_before_sealing_01";
+    let unsealed =
+        omnihub_store::db::sql("UPDATE webhook_endpoints SET secret = $2, secret_sealed = FALSE WHERE id = $1")
+            .bind(id(&endpoint))
+            .bind(old_secret);
+    let mut tx = app.store().db().begin().await.unwrap();
+    tx.execute(unsealed).await.unwrap();
+    tx.commit().await.unwrap();
+    fixtures::product(&app, "Socks", &["SO-1"], 500).await;
+    let received = receiver.wait_for(4).await;
+    let now = unix_now(&app);
+    let old = received[2..]
+        .iter()
+        .filter(|r| verify(&r.signature, &r.body, old_secret, now, 300).is_ok())
+        .count();
+    assert_eq!(old, 1, "the plain secret still signs");
 }
 
 async fn a_restart_mid_retry_loses_no_delivery(mut app: TestApp) {

@@ -4,7 +4,7 @@
 use omnihub_domain::Timestamp;
 use omnihub_domain::conversations::inbound::{Inbound, InboundMessage, Receipt, ReceiptStatus, ReceiptTarget};
 use omnihub_domain::conversations::{Inbox, MessageStatus};
-use omnihub_domain::customers::{Identity, Region, mask, normalize};
+use omnihub_domain::customers::{Identity, IdentityKind, Region, mask, normalize};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use serde_json::json;
@@ -107,11 +107,17 @@ async fn take_message(
     if inserted == 0 {
         return Ok(Taken::Duplicate);
     }
-    if let Some(email) = &message.claimed_email {
+    let claimed_phone = message.claimed_phone.as_ref().and_then(|phone| {
+        let identity = Identity::new(IdentityKind::Phone, phone.clone());
+        normalize(&identity, region).ok().map(|normal| normal.value)
+    });
+    if message.claimed_email.is_some() || claimed_phone.is_some() {
         tx.execute(
-            sql("UPDATE conversations SET claimed_email = $2 WHERE id = $1")
-                .bind(&conversation_id)
-                .bind(email),
+            sql("UPDATE conversations SET claimed_email = COALESCE($2, claimed_email), \
+                 claimed_phone = COALESCE($3, claimed_phone) WHERE id = $1")
+            .bind(&conversation_id)
+            .bind(message.claimed_email.as_deref())
+            .bind(claimed_phone.as_deref()),
         )
         .await?;
     }

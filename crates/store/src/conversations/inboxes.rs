@@ -54,7 +54,7 @@ impl Store {
 
     /// Connects a channel. The answer never shows the credentials again.
     pub async fn create_inbox(&self, new: NewInbox) -> Result<Inbox, Error> {
-        let credentials = new.validate()?;
+        let credentials = new.validate(self.destinations)?;
         self.check_sales_channel(new.sales_channel_id.as_deref()).await?;
         let id = id::new(Kind::Inbox);
         let sealed = self
@@ -93,7 +93,7 @@ impl Store {
     /// when given, replace the old ones whole and are sealed anew.
     pub async fn update_inbox(&self, id: &str, draft: InboxDraft, version: i64) -> Result<Inbox, Error> {
         let current = self.inbox(id).await?;
-        let credentials = draft.validate(current.kind)?;
+        let credentials = draft.validate(current.kind, self.destinations)?;
         self.check_sales_channel(draft.sales_channel_id.as_deref()).await?;
         let sealed = match &credentials {
             Some(c) => Some(self.secret_key.seal(c.to_json().to_string().as_bytes(), id)?),
