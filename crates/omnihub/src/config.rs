@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use omnihub_domain::customers::{Region, parse_region};
+use omnihub_domain::network::TrustedProxies;
 use omnihub_store::{BadSecretKey, SecretKey};
 use serde::Deserialize;
 
@@ -54,6 +55,11 @@ pub struct Settings {
     /// (`https://hub.example.com`) [default: http://<listen>].
     #[arg(long, env = "OMNIHUB_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Load balancers and proxies in front of the server, as addresses or blocks
+    /// (`10.0.0.0/8,127.0.0.1`): only from these is `X-Forwarded-For` (or `Forwarded: for=`)
+    /// believed to name the client, whom rate limits count. [default: none, the peer is the client].
+    #[arg(long, env = "OMNIHUB_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<TrustedProxies>,
 }
 
 /// A setting that is never printed, not even by `{:?}`.
@@ -106,6 +112,7 @@ impl Settings {
             webhook_timeout_ms: self.webhook_timeout_ms.or(file.webhook_timeout_ms),
             secret_key: self.secret_key.or(file.secret_key),
             public_url: self.public_url.or(file.public_url),
+            trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
         }
     }
 
@@ -266,6 +273,28 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(set.public_url(bound), "https://hub.example.com");
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_flags_or_the_file() {
+        let listed: Settings = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        let written: Settings = toml::from_str("trusted_proxies = \"10.0.0.0/8, ::1\"").unwrap();
+        assert_eq!(listed.trusted_proxies, written.trusted_proxies);
+        let trusted = Settings::default().over(listed).trusted_proxies.unwrap();
+        assert!(trusted.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!trusted.trusts("192.0.2.1".parse().unwrap()));
+        let flag = Settings {
+            trusted_proxies: Some("192.0.2.0/24".parse().unwrap()),
+            ..Settings::default()
+        };
+        assert!(
+            !flag
+                .over(written)
+                .trusted_proxies
+                .unwrap()
+                .trusts("10.1.2.3".parse().unwrap())
+        );
+        assert!(toml::from_str::<Settings>("trusted_proxies = \"10.0.0.0/99\"").is_err());
     }
 
     #[test]

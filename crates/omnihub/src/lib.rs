@@ -90,6 +90,7 @@ impl Application {
             config: Arc::new(HttpConfig {
                 body_limit: settings.body_limit(),
                 public_url: settings.public_url(address),
+                trusted_proxies: settings.trusted_proxies.clone().unwrap_or_default(),
             }),
             metrics: Arc::new(Metrics::default()),
             shutdown: stopping.clone(),
@@ -119,7 +120,7 @@ impl Application {
         }
         let mut stop = stopping;
         let server = tokio::spawn(async move {
-            // The peer's address counts failed admin sign-ins per address.
+            // The peer's address is the client's, or names the proxy that forwards the client's.
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;

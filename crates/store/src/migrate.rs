@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "bot_hand_over",
         include_str!("../migrations/0016_bot_hand_over.sql"),
     ),
+    (
+        17,
+        "login_attempts",
+        include_str!("../migrations/0017_login_attempts.sql"),
+    ),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's

@@ -30,7 +30,7 @@ impl VisitorMessage {
     /// names a message that came without an id of its own.
     pub fn validate(&self, visitor_id: &str, fresh_id: String, region: Region) -> Result<InboundMessage, Invalid> {
         let mut check = Check::new();
-        check.text("text", &self.text, super::MAX_TEXT);
+        check.free_text("text", &self.text, super::MAX_TEXT);
         if let Some(name) = &self.name {
             check.text("name", name, super::MAX_NAME);
         }

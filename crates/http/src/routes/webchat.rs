@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +22,7 @@ use omnihub_domain::conversations::webchat::VisitorMessage;
 use omnihub_domain::conversations::{Inbox, InboxKind, SenderKind};
 use omnihub_domain::events::Event;
 use omnihub_domain::id::{self, Kind};
+use omnihub_domain::network::ClientAddress;
 use omnihub_store::WebchatSession;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -44,6 +45,20 @@ pub fn routes() -> Router<AppState> {
         .route("/webchat/{inbox_id}/sessions", post(start_webchat_session))
         .route("/webchat/{inbox_id}/messages", post(post_visitor_message))
         .route("/webchat/{inbox_id}/stream", get(stream_visitor_replies))
+        .layer(map_response(security_headers))
+}
+
+/// The chat's answers are data for the widget's script, never a page: nothing in them may run,
+/// be framed or be sniffed into HTML, and no address leaves with them.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// A new visitor of the web chat: `token` is shown once and authenticates the visitor's
@@ -73,10 +88,10 @@ impl From<WebchatSession> for WebchatSessionView {
 pub async fn start_webchat_session(
     State(state): State<AppState>,
     Path(inbox_id): Path<String>,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddress>>,
 ) -> Result<Created<WebchatSessionView>, ApiError> {
     let inbox = webchat_inbox(&state, &inbox_id).await?;
-    let address = connection.map(|Extension(ConnectInfo(a))| a.ip());
+    let address = client.map(|Extension(ClientAddress(a))| a);
     if !may_open_session(&inbox.id, address, state.store.now().millis()) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
