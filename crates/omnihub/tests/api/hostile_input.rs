@@ -16,6 +16,7 @@ on_both_backends!(
     forwarded_clients_are_limited_apart_only_behind_trusted_proxies,
     invented_methods_and_paths_leave_the_metrics_labels_bounded,
     the_web_chat_answers_forbid_framing_and_sniffing,
+    a_key_without_the_scope_learns_nothing_from_a_malformed_body,
 );
 
 /// Every kind of body the fuzzer broke, with a NUL where a client may write text: each is 422
@@ -309,4 +310,31 @@ async fn the_web_chat_answers_forbid_framing_and_sniffing(app: TestApp) {
     assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("referrer-policy"), "same-origin");
+}
+
+/// The scope is checked before the body is read: a key without it gets 403 however broken
+/// its body, never a description of what the route would take.
+async fn a_key_without_the_scope_learns_nothing_from_a_malformed_body(app: TestApp) {
+    let reader = app.key_with(&["orders:read"]).await;
+    for (method, path, body) in [
+        (Method::POST, "/products", "{\"title\": "),
+        (Method::POST, "/customers", r#"{"name": 5}"#),
+        (Method::PATCH, "/channels/chn_1", "not json"),
+        (Method::POST, "/carts", r#"{"channel_id": []}"#),
+        (Method::POST, "/inventory/adjustments", r#"{"sku": "A\u0000"}"#),
+        (Method::POST, "/webhook-endpoints", "{}"),
+        (Method::POST, "/orders", r#"{"lines": "none"}"#),
+    ] {
+        let answer = app
+            .client
+            .request(method.clone(), format!("{}/api/v1{path}", app.base))
+            .bearer_auth(&reader)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = problem(answer, 403, "forbidden").await;
+        assert!(problem["errors"].is_null(), "{method} {path}: {problem}");
+    }
 }
