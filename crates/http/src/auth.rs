@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use omnihub_domain::access::Principal;
 
 use crate::AppState;
+use crate::cors::{self, sent_origin};
 use crate::problem::ApiError;
 
 /// Every API route needs a live key; the principal is attached to the request.
@@ -25,8 +26,20 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     match state.store.authenticate(token).await {
         Ok(Some(principal)) => {
+            // A page of another site may use only a publishable key that names its site.
+            let origin = sent_origin(request.headers());
+            let cross_site = origin.filter(|_| principal.channel().is_some());
+            if let Some(origin) = &cross_site
+                && !principal.allows_origin(origin)
+            {
+                return cors::refused(origin);
+            }
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            let mut response = next.run(request).await;
+            if let Some(origin) = &cross_site {
+                cors::allow(&mut response, origin);
+            }
+            response
         }
         Ok(None) => ApiError::unauthorized().into_response(),
         Err(error) => ApiError::from(error).into_response(),

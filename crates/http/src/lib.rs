@@ -3,6 +3,7 @@
 //! document that describes them.
 
 mod auth;
+mod cors;
 mod courier;
 mod edge;
 mod idempotency;
@@ -90,6 +91,7 @@ pub fn router_with(state: AppState, more: Router) -> Router {
         .nest("/api/v1", api)
         // Providers prove themselves by their signatures, not by our API keys.
         .merge(routes::hooks())
+        .merge(routes::webchat().layer(from_fn_with_state(state.clone(), cors::webchat)))
         .merge(routes::ops())
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)

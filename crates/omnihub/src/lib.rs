@@ -48,14 +48,14 @@ pub async fn bootstrap_owner_key(store: &Store, bootstrap: Option<&str>) -> Resu
             return Err("OMNIHUB_BOOTSTRAP_KEY must start with sk_ and be at least 20 characters".into());
         }
         if !store.is_api_key(token).await? {
-            store.create_api_key("owner", token, &owner, None).await?;
+            store.create_api_key("owner", token, &owner, None, &[]).await?;
         }
         return Ok(None);
     }
     if store.has_api_keys().await? {
         return Ok(None);
     }
-    Ok(Some(store.generate_api_key("owner", &owner, None).await?.token))
+    Ok(Some(store.generate_api_key("owner", &owner, None, &[]).await?.token))
 }
 
 /// Listens on `address` with room for a thousand connections waiting to be accepted: a flash

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login_attempts",
         include_str!("../migrations/0017_login_attempts.sql"),
     ),
+    (18, "key_origins", include_str!("../migrations/0018_key_origins.sql")),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's

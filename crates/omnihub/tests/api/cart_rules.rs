@@ -85,7 +85,7 @@ fn address() -> Value {
 
 async fn publishable_key(app: &TestApp, channel: &str) -> String {
     app.store()
-        .generate_api_key("storefront", &[], Some(channel))
+        .generate_api_key("storefront", &[], Some(channel), &[])
         .await
         .expect("key")
         .token

@@ -17,6 +17,8 @@ on_both_backends!(
     invented_methods_and_paths_leave_the_metrics_labels_bounded,
     the_web_chat_answers_forbid_framing_and_sniffing,
     a_key_without_the_scope_learns_nothing_from_a_malformed_body,
+    only_the_sites_of_a_publishable_key_may_use_it_from_their_pages,
+    the_web_chat_answers_the_pages_of_the_shops_sites_only,
 );
 
 /// Every kind of body the fuzzer broke, with a NUL where a client may write text: each is 422
@@ -337,4 +339,132 @@ async fn a_key_without_the_scope_learns_nothing_from_a_malformed_body(app: TestA
         let problem = problem(answer, 403, "forbidden").await;
         assert!(problem["errors"].is_null(), "{method} {path}: {problem}");
     }
+}
+
+const SHOP: &str = "https://shop.example";
+const EVIL: &str = "https://evil.example";
+
+/// A storefront's publishable key for the pages of `SHOP`, on a new web channel.
+async fn storefront_key(app: &TestApp) -> String {
+    let warehouse = fixtures::location(app, "Warehouse", "warehouse").await;
+    let web = fixtures::channel(app, "Web", "web", &[id(&warehouse)]).await;
+    let origins = [format!("{SHOP}/")];
+    let made = app
+        .store()
+        .generate_api_key("storefront", &[], Some(id(&web)), &origins)
+        .await
+        .unwrap();
+    assert_eq!(made.key.origins, [SHOP], "kept in its canonical form");
+    made.token
+}
+
+fn header<'a>(answer: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    answer.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn preflight(app: &TestApp, path: &str, origin: &str, method: &str) -> reqwest::Response {
+    app.client
+        .request(Method::OPTIONS, format!("{}{path}", app.base))
+        .header("origin", origin)
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn only_the_sites_of_a_publishable_key_may_use_it_from_their_pages(app: TestApp) {
+    let token = storefront_key(&app).await;
+    let asked = preflight(&app, "/api/v1/products/prd_1", SHOP, "GET").await;
+    assert_eq!(asked.status(), 204);
+    assert_eq!(header(&asked, "access-control-allow-origin"), Some(SHOP));
+    assert_eq!(header(&asked, "access-control-allow-methods"), Some("GET"));
+    assert!(
+        header(&asked, "access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    let checkout = preflight(&app, "/api/v1/carts/crt_1/checkout", SHOP, "POST").await;
+    assert_eq!(checkout.status(), 204);
+    for (path, origin, method) in [
+        ("/api/v1/products", EVIL, "GET"),
+        ("/api/v1/products", SHOP, "POST"),
+        ("/api/v1/customers", SHOP, "GET"),
+    ] {
+        let refused = preflight(&app, path, origin, method).await;
+        assert_eq!(
+            header(&refused, "access-control-allow-origin"),
+            None,
+            "{method} {path} from {origin}"
+        );
+        problem(refused, 403, "forbidden").await;
+    }
+
+    let products = format!("{}/api/v1/products", app.base);
+    let from = |origin: Option<&str>, key: &str| {
+        let request = app.client.get(&products).bearer_auth(key);
+        match origin {
+            Some(origin) => request.header("origin", origin),
+            None => request,
+        }
+    };
+    let shop = from(Some(SHOP), &token).send().await.unwrap();
+    assert_eq!(header(&shop, "access-control-allow-origin"), Some(SHOP));
+    json(shop, 200).await;
+    let evil = from(Some(EVIL), &token).send().await.unwrap();
+    assert_eq!(header(&evil, "access-control-allow-origin"), None);
+    problem(evil, 403, "forbidden").await;
+    let server = from(None, &token).send().await.unwrap();
+    assert_eq!(header(&server, "access-control-allow-origin"), None);
+    json(server, 200).await;
+    // A secret key is never offered to a page: no browser reads its answers.
+    let secret = from(Some(SHOP), crate::helpers::OWNER_KEY).send().await.unwrap();
+    assert_eq!(header(&secret, "access-control-allow-origin"), None);
+
+    let web = json(app.get("/channels").await, 200).await["data"][0].clone();
+    let bad = ["https://shop.example/cart".to_owned()];
+    let refused = app.store().generate_api_key("x", &[], Some(id(&web)), &bad).await;
+    assert!(matches!(refused, Err(omnihub_store::Error::Invalid(_))), "{refused:?}");
+    let secret_with_origins = app
+        .store()
+        .generate_api_key("x", &["admin".into()], None, &[SHOP.into()])
+        .await;
+    assert!(secret_with_origins.is_err(), "a secret key is for servers only");
+}
+
+async fn the_web_chat_answers_the_pages_of_the_shops_sites_only(app: TestApp) {
+    storefront_key(&app).await;
+    let inbox = json!({"kind": "webchat", "name": "Chat", "credentials": {}});
+    let inbox = json(app.post("/inboxes", &inbox).await, 201).await;
+    let chat = format!("/webchat/{}", id(&inbox));
+    let asked = preflight(&app, &format!("{chat}/messages"), SHOP, "POST").await;
+    assert_eq!(asked.status(), 204);
+    assert_eq!(header(&asked, "access-control-allow-origin"), Some(SHOP));
+    assert!(
+        header(&asked, "access-control-allow-headers")
+            .unwrap()
+            .contains("content-type")
+    );
+    problem(
+        preflight(&app, &format!("{chat}/messages"), EVIL, "POST").await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    let open = |origin: &str| {
+        app.client
+            .post(format!("{}{chat}/sessions", app.base))
+            .header("origin", origin)
+            .send()
+    };
+    let opened = open(SHOP).await.unwrap();
+    assert_eq!(header(&opened, "access-control-allow-origin"), Some(SHOP));
+    json(opened, 201).await;
+    problem(open(EVIL).await.unwrap(), 403, "forbidden").await;
+    let own = app
+        .client
+        .post(format!("{}{chat}/sessions", app.base))
+        .header("origin", &app.base);
+    json(own.send().await.unwrap(), 201).await;
 }
