@@ -239,7 +239,7 @@ pub async fn log_in(
             "The sign-in form expired. Please try again.".into(),
         ));
     }
-    let from = client.map_or_else(|| "unknown".to_owned(), |Extension(ClientAddress(a))| a.to_string());
+    let from = client.map_or_else(|| "unknown".to_owned(), |Extension(client)| client.counted_as());
     match admin.store.log_in(&form.email, &form.password, &from).await? {
         LogIn::Welcome(session) => {
             let to = safe_next(Some(&form.next)).unwrap_or_else(|| page::path_of(session.user.role.home()).to_owned());

@@ -13,6 +13,18 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddress(pub IpAddr);
 
+impl ClientAddress {
+    /// What limits count this client under: its address, or for IPv6 its /64 network, which
+    /// one subscriber holds whole (counting each of its addresses apart would let one client
+    /// be billions).
+    pub fn counted_as(self) -> String {
+        match self.0.to_canonical() {
+            IpAddr::V6(v6) => format!("{}/64", std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+            v4 => v4.to_string(),
+        }
+    }
+}
+
 /// A block of addresses: `10.0.0.0/8`, `2001:db8::/32`, or one address alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -175,6 +187,15 @@ mod tests {
 
     fn proxies(text: &str) -> TrustedProxies {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_network() {
+        let one = ClientAddress(ip("2001:db8:1:2:aaaa::1")).counted_as();
+        assert_eq!(one, "2001:db8:1:2::/64");
+        assert_eq!(ClientAddress(ip("2001:db8:1:2:bbbb::9")).counted_as(), one);
+        assert_ne!(ClientAddress(ip("2001:db8:1:3::1")).counted_as(), one);
+        assert_eq!(ClientAddress(ip("::ffff:192.0.2.1")).counted_as(), "192.0.2.1");
     }
 
     #[test]

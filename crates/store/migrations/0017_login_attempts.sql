@@ -7,4 +7,7 @@ CREATE TABLE login_attempts (
     window_start BIGINT NOT NULL,
     attempts BIGINT NOT NULL
 );
+-- Counters whose window has passed are dropped as attempts come, so guessing over many
+-- addresses does not grow the table for ever.
+CREATE INDEX login_attempts_by_window ON login_attempts (window_start);
 DROP TABLE login_failures;

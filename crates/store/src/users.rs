@@ -281,6 +281,8 @@ impl Store {
             Box::pin(async move {
                 let now = clock.now().millis();
                 let since = now - LOGIN_WINDOW_SECONDS * 1000;
+                tx.execute(sql("DELETE FROM login_attempts WHERE window_start <= $1").bind(since))
+                    .await?;
                 let mut wait = None;
                 for (counter, subject) in subjects {
                     let row = tx

@@ -79,6 +79,7 @@ impl From<WebchatSession> for WebchatSessionView {
 #[utoipa::path(post, path = "/webchat/{inbox_id}/sessions", tag = "conversations", security(),
     params(("inbox_id" = String, Path)),
     responses((status = 201, body = WebchatSessionView),
+        (status = 403, body = Problem, description = "from the pages of a site no publishable key names", content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn start_webchat_session(
@@ -130,7 +131,7 @@ fn within_limit(state: &AppState, limit: ChatLimit, inbox_id: &str, who: &str, r
 
 /// The client address limits count, or one shared name when the server does not know it.
 fn client_of(client: Option<Extension<ClientAddress>>) -> String {
-    client.map_or_else(|| "unknown".to_owned(), |Extension(ClientAddress(a))| a.to_string())
+    client.map_or_else(|| "unknown".to_owned(), |Extension(client)| client.counted_as())
 }
 
 /// The live streams each visitor follows now, by inbox and visitor.
@@ -214,7 +215,9 @@ pub struct VisitorMessageView {
     params(("inbox_id" = String, Path)), request_body = VisitorMessage,
     responses((status = 201, body = VisitorMessageView), (status = 200, body = VisitorMessageView, description = "a message_id stored before"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, body = Problem, description = "from the pages of a site no publishable key names", content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "30 messages a minute per visitor; 5 naming an order number an hour per client address", content_type = "application/problem+json")))]
 pub async fn post_visitor_message(
     State(state): State<AppState>,
     Path(inbox_id): Path<String>,
@@ -272,11 +275,13 @@ pub struct VisitorReply {
 }
 
 /// Follow the replies to this visitor (agents' and the bot's) as Server-Sent Events of type
-/// `message`; each event's `id` resumes the stream with `Last-Event-ID`.
+/// `message`; each event's `id` resumes the stream with `Last-Event-ID`. A visitor follows at
+/// most 3 streams at once (429 `rate_limited`).
 #[utoipa::path(get, path = "/webchat/{inbox_id}/stream", tag = "conversations", security(),
     params(("inbox_id" = String, Path), VisitorStreamParams, ("Last-Event-ID" = Option<i64>, Header)),
     responses((status = 200, description = "text/event-stream of VisitorReply", content_type = "text/event-stream"),
-        (status = 401, body = Problem, content_type = "application/problem+json")))]
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "3 live streams per visitor", content_type = "application/problem+json")))]
 pub async fn stream_visitor_replies(
     State(state): State<AppState>,
     Path(inbox_id): Path<String>,

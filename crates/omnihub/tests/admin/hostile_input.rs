@@ -16,6 +16,7 @@ on_both_backends!(
     a_forwarded_address_from_an_untrusted_peer_escapes_no_limit,
     admin_pages_forbid_inline_scripts_framing_and_sniffing,
     only_admin_pages_are_followed_after_signing_in,
+    a_publishable_key_made_in_settings_names_the_sites_whose_pages_use_it,
 );
 
 async fn signed_in(shop: &Shop, role: Role) -> Browser {
@@ -223,4 +224,31 @@ async fn only_admin_pages_are_followed_after_signing_in(shop: Shop) {
         assert_eq!(signed_in.status, 303, "{next:?}: {}", signed_in.body);
         assert_eq!(signed_in.location.as_deref(), Some(lands), "{next:?}");
     }
+}
+
+async fn a_publishable_key_made_in_settings_names_the_sites_whose_pages_use_it(shop: Shop) {
+    let mut owner = signed_in(&shop, Role::Owner).await;
+    let settings = owner.get("/admin/settings").await;
+    let marker = "<select id=\"k-channel\" name=\"channel_id\">";
+    let after = &settings.body[settings.body.find(marker).expect("the channel choice") + marker.len()..];
+    let start = after.find("value=\"").expect("a channel") + "value=\"".len();
+    let channel: String = after[start..].chars().take_while(|c| *c != '"').collect();
+    let key = |origins: &'static str| {
+        [
+            ("name", "Shop"),
+            ("kind", "publishable"),
+            ("channel_id", ""),
+            ("origins", origins),
+        ]
+    };
+    let mut wrong = key("https://shop.example/cart");
+    wrong[2].1 = &channel;
+    let refused = owner.submit("/admin/settings", "/admin/settings/keys", &wrong).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.has("no path"));
+    let mut right = key("https://shop.example, https://www.shop.example");
+    right[2].1 = &channel;
+    let made = owner.submit("/admin/settings", "/admin/settings/keys", &right).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(made.has("from pages of https://shop.example, https://www.shop.example"));
 }
