@@ -681,8 +681,10 @@ impl Store {
     /// Takes in an order made elsewhere; the same channel and external id again answers the
     /// first order (`false`: not created now). A POS sale is handed over on the spot.
     pub async fn take_order(&self, intake: ExternalOrder) -> Result<(Order, bool), Error> {
-        if intake.external_id.trim().is_empty() || intake.external_id.len() > 200 {
-            return Err(Invalid::one("external_id", "invalid", "must be 1 to 200 characters").into());
+        let external_id = &intake.external_id;
+        if external_id.trim().is_empty() || external_id.len() > 200 || external_id.chars().any(char::is_control) {
+            let message = "must be 1 to 200 characters on one line";
+            return Err(Invalid::one("external_id", "invalid", message).into());
         }
         if intake.loyalty_points < 0 {
             return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative").into());

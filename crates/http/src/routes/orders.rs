@@ -15,6 +15,8 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{if_match, patched, version_race};
+use omnihub_domain::validation::{Check, Lines};
+
 use crate::AppState;
 use crate::auth::{Allowed, Caller, CartsWrite, CustomersRead, OrdersRead, OrdersWrite, Secret};
 use crate::json::{Created, Json};
@@ -416,6 +418,14 @@ pub async fn advance_fulfillment(
     } else {
         crate::json::parse(&body)?
     };
+    let mut check = Check::new();
+    for (field, value) in [
+        ("carrier", &details.carrier),
+        ("tracking_number", &details.tracking_number),
+    ] {
+        check.characters(field, value.as_deref().unwrap_or_default(), Lines::One);
+    }
+    check.done()?;
     // Blank is missing: a parcel cannot be followed with an empty carrier or number.
     let filled = |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let carrier = match (step, filled(details.carrier), filled(details.tracking_number)) {
@@ -472,6 +482,9 @@ pub async fn return_items(
             "must be at most 500 characters",
         ));
     }
+    let mut check = Check::new();
+    check.characters("reason", &body.reason, Lines::Many);
+    check.done()?;
     Ok(Created(
         state
             .store

@@ -129,6 +129,17 @@ async fn control_characters_in_single_line_fields_are_refused_and_line_breaks_ke
             json!({"question": "Opening\rhours?", "answer": "9 to 6"}),
             "question",
         ),
+        (
+            "/inventory/adjustments",
+            json!({"sku": "HAT-1", "location_id": "loc_1", "delta": 1, "reason": "receipt", "reference": "note\u{8}"}),
+            "reference",
+        ),
+        (
+            "/orders",
+            json!({"channel_id": "chn_1", "external_id": "A\n1", "lines": [], "fulfillment": {"method": "ship"},
+                "customer": {"identities": [{"kind": "email", "value": "ann@example.com"}]}}),
+            "external_id",
+        ),
     ] {
         let problem = problem(app.post(path, &body).await, 422, "validation_failed").await;
         assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
