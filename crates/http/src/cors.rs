@@ -22,11 +22,16 @@ pub fn sent_origin(headers: &HeaderMap) -> Option<String> {
     Some(origin(sent).unwrap_or_else(|| sent.to_owned()))
 }
 
-/// Tells the browser that the page of `origin` may read the answer.
+/// Tells the browser that the page of `origin` may read the answer, with the headers of ours
+/// a page may want (the request id to report, whether an idempotent retry was replayed).
 pub fn allow(response: &mut Response, origin: &str) {
     if let Ok(value) = HeaderValue::from_str(origin) {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id, idempotent-replayed"),
+        );
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
 }

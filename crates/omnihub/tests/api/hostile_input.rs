@@ -421,6 +421,11 @@ async fn only_the_sites_of_a_publishable_key_may_use_it_from_their_pages(app: Te
     };
     let shop = from(Some(SHOP), &token).send().await.unwrap();
     assert_eq!(header(&shop, "access-control-allow-origin"), Some(SHOP));
+    assert!(
+        header(&shop, "access-control-expose-headers")
+            .unwrap()
+            .contains("x-request-id")
+    );
     json(shop, 200).await;
     let evil = from(Some(EVIL), &token).send().await.unwrap();
     assert_eq!(header(&evil, "access-control-allow-origin"), None);
