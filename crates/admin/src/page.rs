@@ -8,6 +8,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use omnihub_domain::FieldError;
 use omnihub_domain::users::Area;
+use omnihub_domain::validation::has_nul;
 use serde::de::DeserializeOwned;
 
 use crate::assets;
@@ -165,6 +166,7 @@ pub fn done(to: &str, code: &str) -> Response {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
+    css: String,
     title: &'static str,
     detail: String,
 }
@@ -177,6 +179,8 @@ pub enum PageError {
     NotFound(&'static str),
     /// The page's address carries a parameter it cannot read (edited by hand, say).
     BadAddress(String),
+    /// A form field holds what no field may hold (a NUL), which no form of ours sends.
+    BadForm(String),
     Store(omnihub_store::Error),
 }
 
@@ -205,6 +209,13 @@ impl IntoResponse for PageError {
                     "The page cannot read its address ({why}). Go back to the admin and open the page from its menu."
                 ),
             ),
+            PageError::BadForm(field) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This form cannot be kept",
+                format!(
+                    "The field {field} holds a character that cannot be kept (U+0000). Go back, retype it and send the form again."
+                ),
+            ),
             PageError::Store(omnihub_store::Error::Unavailable(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Try again",
@@ -219,7 +230,12 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        let mut response = render_with(status, &ErrorPage { title, detail });
+        let page = ErrorPage {
+            css: assets::url("admin.css"),
+            title,
+            detail,
+        };
+        let mut response = render_with(status, &page);
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
@@ -235,10 +251,33 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(name) = holding_control(query) {
+            return Err(PageError::BadAddress(format!("{name} holds a control character")));
+        }
+        serde_urlencoded::from_str(query)
             .map(Query)
             .map_err(|error| PageError::BadAddress(error.to_string()))
     }
+}
+
+/// The first field of a query string or form holding a character no single line holds (a NUL,
+/// which PostgreSQL cannot store, among them).
+fn holding_control(encoded: &str) -> Option<String> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(encoded).unwrap_or_default();
+    fields
+        .into_iter()
+        .find(|(key, value)| (key.clone() + value).chars().any(char::is_control))
+        .map(|(key, _)| key.replace(char::is_control, "\u{fffd}"))
+}
+
+/// The first field of a submitted form holding a NUL: no text of the hub may hold one. Line
+/// breaks and tabs are for the fields of free text to keep or refuse.
+pub fn holding_nul(fields: &[(String, String)]) -> Option<String> {
+    fields
+        .iter()
+        .find(|(key, value)| has_nul(key) || has_nul(value))
+        .map(|(key, _)| key.replace('\0', "\u{fffd}"))
 }
 
 pub async fn not_found(uri: Uri) -> PageError {
@@ -369,6 +408,17 @@ pub fn status_of(feedback: &Feedback) -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_with_control_characters_are_named() {
+        assert_eq!(holding_control("status=open&q=Ann"), None);
+        assert_eq!(holding_control("status=open&q=%00").as_deref(), Some("q"));
+        assert_eq!(holding_control("next=%2Fadmin%0d%0a").as_deref(), Some("next"));
+        let form = vec![("text".to_owned(), "two\nlines".to_owned())];
+        assert_eq!(holding_nul(&form), None);
+        let form = vec![("name".to_owned(), "A\0".to_owned())];
+        assert_eq!(holding_nul(&form).as_deref(), Some("name"));
+    }
 
     #[test]
     fn feedback_finds_the_field_and_its_parts() {

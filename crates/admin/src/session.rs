@@ -6,23 +6,21 @@
 //! CSRF token that every POST must carry back, as the form field `_csrf` or the header
 //! `X-CSRF-Token`. The sign-in form, which has no session yet, uses a double-submit cookie.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::body::{Body, to_bytes};
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use omnihub_domain::network::ClientAddress;
 use omnihub_domain::users::{Access, Area, LOGIN_WINDOW_SECONDS, Role, SESSION_SECONDS};
 use omnihub_store::{LogIn, User};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 
-use crate::page::{PageError, Query, render_with};
+use crate::page::{PageError, render_with};
 use crate::{Admin, assets, page};
 
 const SESSION_COOKIE: &str = "omnihub_session";
@@ -157,11 +155,13 @@ async fn checked_form(request: Request, expected: &str) -> Result<Request, Respo
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let from_form = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-        .ok()
-        .and_then(|fields| fields.into_iter().find(|(k, _)| k == "_csrf").map(|(_, v)| v));
+    let fields = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).unwrap_or_default();
+    let from_form = fields.iter().find(|(k, _)| k == "_csrf").map(|(_, v)| v.clone());
     match from_header.or(from_form) {
-        Some(token) if same_secret(&token, expected) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Some(token) if same_secret(&token, expected) => match page::holding_nul(&fields) {
+            Some(field) => Err(PageError::BadForm(field).into_response()),
+            None => Ok(Request::from_parts(parts, Body::from(bytes))),
+        },
         _ => {
             tracing::info!(
                 path = parts.uri.path(),
@@ -182,18 +182,25 @@ struct LoginPage {
     message: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only pages of the admin app are followed after signing in: never another site.
+/// Only pages of the admin app are followed after signing in: a path of this site under
+/// `/admin` that no browser reads as another site's (`//evil.example`, `/\\evil.example`) and
+/// that fits in a `Location` header (no control characters). Anything else leads home.
 fn safe_next(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with("/admin") && !n.contains("//") && !n.contains('\\'))
+    let under_admin = |n: &str| n == "/admin" || n.starts_with("/admin/") || n.starts_with("/admin?");
+    next.filter(|n| under_admin(n) && !n.contains("//") && !n.contains('\\'))
+        .filter(|n| n.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
 }
 
-pub async fn login_page(State(admin): State<Admin>, Query(query): Query<LoginQuery>) -> Response {
+/// The sign-in page. Its `next` comes from wherever a link pointed, so an address it cannot
+/// read or follow is dropped rather than refused.
+pub async fn login_page(State(admin): State<Admin>, uri: Uri) -> Response {
+    let query: LoginQuery = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
     let csrf = Alphanumeric.sample_string(&mut rand::rng(), 32);
     let page = LoginPage {
         css: assets::url("admin.css"),
@@ -221,7 +228,7 @@ pub struct LoginForm {
 pub async fn log_in(
     State(admin): State<Admin>,
     headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddress>>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
@@ -232,7 +239,7 @@ pub async fn log_in(
             "The sign-in form expired. Please try again.".into(),
         ));
     }
-    let from = connection.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(a))| a.ip().to_string());
+    let from = client.map_or_else(|| "unknown".to_owned(), |Extension(client)| client.counted_as());
     match admin.store.log_in(&form.email, &form.password, &from).await? {
         LogIn::Welcome(session) => {
             let to = safe_next(Some(&form.next)).unwrap_or_else(|| page::path_of(session.user.role.home()).to_owned());
@@ -304,6 +311,18 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), None);
         assert_eq!(safe_next(Some("/admin//evil.example")), None);
         assert_eq!(safe_next(Some("/api/v1/orders")), None);
+        assert_eq!(safe_next(Some("/admin")).as_deref(), Some("/admin"));
+        for hostile in [
+            "/admin\r\nSet-Cookie: x=1",
+            "/admin/orders\u{0}",
+            "/admin/\\evil.example",
+            "/admin.evil.example",
+            "/administrator",
+            "/admin/ x",
+            "/admin/é",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), None, "{hostile:?}");
+        }
     }
 
     #[test]

@@ -39,11 +39,80 @@ pub fn check_scopes(scopes: &[String]) -> Result<(), Invalid> {
     check.done()
 }
 
+/// The routes (under `/api/v1`, `{}` for an id) a publishable key may use, so the only ones a
+/// browser on the shop's pages is let call across sites. Each also takes a publishable key in
+/// its handler: this list only answers browsers' preflights.
+const PUBLISHABLE_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/availability"),
+    ("GET", "/channels/{}"),
+    ("GET", "/locations"),
+    ("GET", "/locations/{}"),
+    ("GET", "/products"),
+    ("GET", "/products/{}"),
+    ("POST", "/carts"),
+    ("GET", "/carts/{}"),
+    ("PATCH", "/carts/{}"),
+    ("POST", "/carts/{}/lines"),
+    ("PATCH", "/carts/{}/lines/{}"),
+    ("DELETE", "/carts/{}/lines/{}"),
+    ("POST", "/carts/{}/checkout"),
+];
+
+/// Whether a publishable key may use `method` on `path` (under `/api/v1`).
+pub fn publishable_route(method: &str, path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    PUBLISHABLE_ROUTES.iter().any(|(m, pattern)| {
+        let pattern: Vec<&str> = pattern.split('/').collect();
+        *m == method
+            && pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| if *p == "{}" { !s.is_empty() } else { p == s })
+    })
+}
+
+/// A site's origin as browsers send it (`https://shop.example`, `http://localhost:3000`):
+/// scheme, host and port, lower-cased, nothing else; `None` for anything else.
+pub fn origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
+    let plain = url.username().is_empty() && url.password().is_none() && url.host().is_some();
+    (matches!(url.scheme(), "http" | "https") && bare && plain).then(|| url.origin().ascii_serialization())
+}
+
+/// The sites whose pages may use a publishable key, each in its canonical form, once.
+pub fn check_origins(origins: &[String]) -> Result<Vec<String>, Invalid> {
+    let mut check = Check::new();
+    let mut canonical: Vec<String> = Vec::new();
+    for (i, text) in origins.iter().enumerate() {
+        match origin(text) {
+            Some(origin) if !canonical.contains(&origin) => canonical.push(origin),
+            Some(_) => {}
+            None => check.fail(
+                format!("origins[{i}]"),
+                "invalid",
+                "must be a site's origin such as https://shop.example (no path)",
+            ),
+        }
+    }
+    check.done().map(|()| canonical)
+}
+
 /// The holder of the API key a request was made with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    Secret { key_id: String, scopes: Vec<String> },
-    Publishable { key_id: String, channel_id: String },
+    Secret {
+        key_id: String,
+        scopes: Vec<String>,
+    },
+    /// A key of one sales channel, for the pages of the sites in `origins` (and for servers,
+    /// which send no `Origin`).
+    Publishable {
+        key_id: String,
+        channel_id: String,
+        origins: Vec<String>,
+    },
 }
 
 impl Principal {
@@ -58,6 +127,15 @@ impl Principal {
         match self {
             Principal::Publishable { channel_id, .. } => Some(channel_id),
             Principal::Secret { .. } => None,
+        }
+    }
+
+    /// Whether a browser on the pages of `origin` may use this key. Never a secret key: it
+    /// must not live in a page at all.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        match self {
+            Principal::Publishable { origins, .. } => origins.iter().any(|o| o == origin),
+            Principal::Secret { .. } => false,
         }
     }
 
@@ -85,6 +163,51 @@ fn grants(held: &str, needed: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn origins_are_sites_without_paths() {
+        assert_eq!(origin("https://Shop.Example/").as_deref(), Some("https://shop.example"));
+        assert_eq!(
+            origin("http://localhost:3000").as_deref(),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(
+            origin("https://shop.example:443").as_deref(),
+            Some("https://shop.example")
+        );
+        for bad in [
+            "shop.example",
+            "https://shop.example/cart",
+            "ftp://shop.example",
+            "null",
+            "https://a@shop.example",
+        ] {
+            assert_eq!(origin(bad), None, "{bad}");
+        }
+        let listed = ["https://shop.example".to_owned(), "https://SHOP.example/".to_owned()];
+        assert_eq!(check_origins(&listed).unwrap(), ["https://shop.example"]);
+        let Invalid(errors) = check_origins(&["https://shop.example/x".to_owned()]).unwrap_err();
+        assert_eq!(errors[0].field, "origins[0]");
+    }
+
+    #[test]
+    fn browsers_may_call_only_the_routes_of_publishable_keys() {
+        assert!(publishable_route("GET", "/products/prd_1"));
+        assert!(publishable_route("POST", "/carts/crt_1/checkout"));
+        assert!(publishable_route("DELETE", "/carts/crt_1/lines/ln_2"));
+        assert!(!publishable_route("POST", "/products"));
+        assert!(!publishable_route("GET", "/customers"));
+        assert!(!publishable_route("GET", "/products//"));
+        assert!(!publishable_route("GET", "/carts/crt_1/lines/ln_2/x"));
+        let key = Principal::Publishable {
+            key_id: "key_1".into(),
+            channel_id: "chn_1".into(),
+            origins: vec!["https://shop.example".into()],
+        };
+        assert!(key.allows_origin("https://shop.example"));
+        assert!(!key.allows_origin("https://evil.example"));
+        assert!(!secret(&["admin"]).allows_origin("https://shop.example"));
+    }
+
     fn secret(scopes: &[&str]) -> Principal {
         Principal::Secret {
             key_id: "key_1".into(),
@@ -106,6 +229,7 @@ mod tests {
         let key = Principal::Publishable {
             key_id: "key_1".into(),
             channel_id: "chn_1".into(),
+            origins: Vec::new(),
         };
         assert!(key.allows("catalog:read"));
         assert!(key.allows("carts:write"));

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::money::{Money, check_currency};
-use crate::validation::{Check, Invalid};
+use crate::validation::{Check, Invalid, Lines};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -305,6 +305,7 @@ impl ProductDraft {
         if self.description.chars().count() > 20_000 {
             check.fail("description", "too_long", "must be at most 20000 characters");
         }
+        check.characters("description", &self.description, Lines::Many);
         if self.variants.is_empty() {
             check.fail("variants", "required", "a product needs at least one variant");
         }

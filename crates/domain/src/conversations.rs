@@ -842,10 +842,10 @@ impl ReplyDraft {
         }
         let mut check = Check::new();
         let reply = if let Some(text) = &self.text {
-            check.text("text", text, MAX_TEXT);
+            check.free_text("text", text, MAX_TEXT);
             Reply::Text(text.clone())
         } else if let Some(note) = &self.note {
-            check.text("note", note, MAX_TEXT);
+            check.free_text("note", note, MAX_TEXT);
             Reply::Note(note.clone())
         } else if let Some(code) = &self.canned {
             check.text("canned", code, MAX_SHORT_CODE);
@@ -958,7 +958,7 @@ impl CannedReplyDraft {
         if !self.short_code.chars().all(allowed) {
             check.fail("short_code", "invalid", "letters, digits, _ and - only");
         }
-        check.text("text", &self.text, MAX_TEXT);
+        check.free_text("text", &self.text, MAX_TEXT);
         check.done()
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::catalog::{StockBuffer, check_sku};
-use crate::validation::{Check, FieldError, Invalid};
+use crate::validation::{Check, FieldError, Invalid, Lines};
 
 /// The largest quantity one adjustment, transfer or reservation line may move. Far above any
 /// real shelf, and low enough that sums over many locations cannot overflow.
@@ -276,13 +276,15 @@ fn check_quantity(check: &mut Check, field: &str, quantity: i64) {
 }
 
 fn check_reference(check: &mut Check, reference: Option<&str>) {
-    if reference.is_some_and(|text| text.chars().count() > MAX_REFERENCE_CHARS) {
+    let Some(text) = reference else { return };
+    if text.chars().count() > MAX_REFERENCE_CHARS {
         check.fail(
             "reference",
             "too_long",
             format!("must be at most {MAX_REFERENCE_CHARS} characters"),
         );
     }
+    check.characters("reference", text, Lines::One);
 }
 
 // ───────────────────────────── channel availability ─────────────────────────────

@@ -13,6 +13,7 @@ pub mod events;
 pub mod id;
 pub mod inventory;
 pub mod money;
+pub mod network;
 pub mod orders;
 pub mod users;
 pub mod validation;

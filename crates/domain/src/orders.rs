@@ -217,6 +217,18 @@ pub fn on_checkout(
     (Some(PaymentStatus::Pending), hold)
 }
 
+/// A storefront's order names its buyer's e-mail: the unpaid orders of each buyer are counted.
+pub fn check_buyer(by: CheckoutBy, email: Option<&str>) -> Result<(), Invalid> {
+    match (by, email.map(str::trim)) {
+        (CheckoutBy::Storefront, None | Some("")) => Err(Invalid::one(
+            "email",
+            "required",
+            "a storefront's order needs the buyer's e-mail",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Until when a paid order still holds its stock: a reserve-in-store order until its 48 hours
 /// from `placed_at` are up; others until fulfilled.
 pub fn hold_once_paid(method: Method, placed_at: Timestamp) -> Option<Timestamp> {
@@ -811,6 +823,14 @@ mod tests {
             hold_once_paid(Method::ReserveInStore, now),
             Some(reserve_in_store_until(now))
         );
+    }
+
+    #[test]
+    fn a_storefronts_buyer_is_named_by_an_email() {
+        assert!(check_buyer(CheckoutBy::Storefront, None).is_err());
+        assert!(check_buyer(CheckoutBy::Storefront, Some(" ")).is_err());
+        assert!(check_buyer(CheckoutBy::Storefront, Some("ann@example.com")).is_ok());
+        assert!(check_buyer(CheckoutBy::Backend, None).is_ok());
     }
 
     #[test]

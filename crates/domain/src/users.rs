@@ -110,10 +110,58 @@ pub enum Access {
     Write,
 }
 
-/// Wrong passwords allowed for one e-mail address from one network address within
-/// [`LOGIN_WINDOW_SECONDS`]; the next attempt is refused until the window has passed.
-pub const LOGIN_ATTEMPTS: i64 = 5;
+/// How long sign-in attempts are counted for: a counter's window opens with its first
+/// attempt, and once over its limit attempts are refused unchecked until the window has passed.
 pub const LOGIN_WINDOW_SECONDS: i64 = 15 * 60;
+
+/// What sign-in attempts are counted under, each with its own limit per window. Attempts are
+/// counted before the password is checked, so parallel guesses cannot slip past the limit; a
+/// successful one is taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginCounter {
+    /// One e-mail address from one client address: the owner mistyping, or a guesser.
+    AccountFromAddress,
+    /// Every address tried from one client: one guesser trying many accounts. Loose enough
+    /// for an office behind one address.
+    Address,
+    /// One e-mail address from anywhere: guessers spread over many addresses. Loose enough
+    /// that strangers cannot easily lock the person out.
+    Account,
+}
+
+impl LoginCounter {
+    pub const ALL: [LoginCounter; 3] = [
+        LoginCounter::AccountFromAddress,
+        LoginCounter::Address,
+        LoginCounter::Account,
+    ];
+
+    /// Attempts allowed per window.
+    pub const fn limit(self) -> i64 {
+        match self {
+            LoginCounter::AccountFromAddress => 5,
+            LoginCounter::Address => 30,
+            LoginCounter::Account => 50,
+        }
+    }
+
+    /// The text this counter counts an attempt under (to be hashed: no address is kept in
+    /// clear); the e-mail address as typed counts as it signs in.
+    pub fn subject(self, email: &str, client: &str) -> String {
+        let email = normalize_email(email);
+        match self {
+            LoginCounter::AccountFromAddress => format!("{email}\n{client}"),
+            LoginCounter::Address => format!("address\n{client}"),
+            LoginCounter::Account => format!("account\n{email}"),
+        }
+    }
+}
+
+/// When a counter of `attempts` (this one included) whose window opened at `window_start_ms`
+/// refuses it: the seconds until its window has passed, at least one.
+pub fn login_retry_after(counter: LoginCounter, attempts: i64, window_start_ms: i64, now_ms: i64) -> Option<i64> {
+    (attempts > counter.limit()).then(|| ((window_start_ms + LOGIN_WINDOW_SECONDS * 1000 - now_ms) / 1000).max(1))
+}
 
 /// A signed-in session lasts a working day and a bit; then the person signs in again.
 pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
@@ -173,7 +221,7 @@ fn looks_like_email(email: &str) -> bool {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
                 && email.len() <= 254
-                && !email.chars().any(char::is_whitespace)
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
     }
@@ -245,6 +293,25 @@ mod tests {
             draft(Role::Agent, Some("loc_1"))
                 .validate("correct horse battery")
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn login_counters_refuse_past_their_limit_until_the_window_passes() {
+        let counter = LoginCounter::AccountFromAddress;
+        assert_eq!(login_retry_after(counter, 5, 0, 1_000), None);
+        assert_eq!(login_retry_after(counter, 6, 0, 0), Some(LOGIN_WINDOW_SECONDS));
+        assert_eq!(login_retry_after(counter, 6, 0, 899_500), Some(1));
+        assert!(LoginCounter::Address.limit() > counter.limit());
+        assert_eq!(login_retry_after(LoginCounter::Address, 6, 0, 0), None);
+        let subjects: std::collections::HashSet<_> = LoginCounter::ALL
+            .iter()
+            .map(|c| c.subject(" Ann@Example.com", "10.0.0.1"))
+            .collect();
+        assert_eq!(subjects.len(), 3, "each counter counts under its own subject");
+        assert_eq!(
+            counter.subject("ANN@example.com", "x"),
+            counter.subject("ann@example.com ", "x")
         );
     }
 

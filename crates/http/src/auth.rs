@@ -1,5 +1,7 @@
 //! Bearer-token authentication and scope checks.
 
+use std::marker::PhantomData;
+
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -8,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use omnihub_domain::access::Principal;
 
 use crate::AppState;
+use crate::cors::{self, sent_origin};
 use crate::problem::ApiError;
 
 /// Every API route needs a live key; the principal is attached to the request.
@@ -23,11 +26,101 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     match state.store.authenticate(token).await {
         Ok(Some(principal)) => {
+            // A page of another site may use only a publishable key that names its site.
+            let origin = sent_origin(request.headers());
+            let cross_site = origin.filter(|_| principal.channel().is_some());
+            if let Some(origin) = &cross_site
+                && !principal.allows_origin(origin)
+            {
+                return cors::refused(origin);
+            }
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            let mut response = next.run(request).await;
+            if let Some(origin) = &cross_site {
+                cors::allow(&mut response, origin);
+            }
+            response
         }
         Ok(None) => ApiError::unauthorized().into_response(),
         Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// A scope a route needs. Routes name it in their extractors ([`Secret`], [`Allowed`]), so it
+/// is checked as the key is read: before the body, so that a key without it learns nothing of
+/// the route (403, however malformed its body).
+pub trait Scope {
+    const NAME: &'static str;
+}
+
+macro_rules! scopes {
+    ($($scope:ident = $name:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("The scope `", $name, "`.")]
+            pub struct $scope;
+
+            impl Scope for $scope {
+                const NAME: &'static str = $name;
+            }
+        )*
+    };
+}
+
+scopes!(
+    CatalogRead = "catalog:read",
+    CatalogWrite = "catalog:write",
+    InventoryRead = "inventory:read",
+    InventoryWrite = "inventory:write",
+    OrdersRead = "orders:read",
+    OrdersWrite = "orders:write",
+    CustomersRead = "customers:read",
+    CustomersWrite = "customers:write",
+    ConversationsRead = "conversations:read",
+    ConversationsWrite = "conversations:write",
+    EventsRead = "events:read",
+    CartsWrite = "carts:write",
+    Admin = "admin",
+);
+
+/// The caller, holding a secret key with the scope `S` (publishable keys never manage the hub).
+pub struct Secret<S>(Caller, PhantomData<S>);
+
+/// The caller, holding any key, secret or publishable, with the scope `S`.
+pub struct Allowed<S>(Caller, PhantomData<S>);
+
+impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Secret<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_secret(S::NAME)?;
+        Ok(Secret(caller, PhantomData))
+    }
+}
+
+impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Allowed<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(S::NAME)?;
+        Ok(Allowed(caller, PhantomData))
+    }
+}
+
+impl<S> std::ops::Deref for Secret<S> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<S> std::ops::Deref for Allowed<S> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
     }
 }
 

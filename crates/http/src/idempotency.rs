@@ -2,13 +2,12 @@
 //! request answered, with `Idempotent-Replayed: true`, and changes nothing again.
 
 use axum::body::{Body, to_bytes};
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use omnihub_domain::access::Principal;
+use omnihub_domain::network::ClientAddress;
 use omnihub_store::Claim;
 use sha2::{Digest, Sha256};
 
@@ -45,8 +44,8 @@ fn scope(principal: &Principal, request: &Request) -> String {
         Some(_) => {
             let client = request
                 .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(address)| address.ip().to_string())
+                .get::<ClientAddress>()
+                .map(|client| client.counted_as())
                 .unwrap_or_default();
             format!("{}@{client}", principal.key_id())
         }

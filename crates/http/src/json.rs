@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use omnihub_domain::validation::has_nul;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -39,6 +40,7 @@ fn body_error(rejection: BytesRejection) -> ApiError {
 /// that is not JSON at all is `malformed_json`; valid JSON of the wrong shape is
 /// `validation_failed`.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_nul(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => {
@@ -55,6 +57,55 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 Err(_) => Err(malformed(error.inner())),
             }
         }
+    }
+}
+
+/// Refuses a body with a NUL (U+0000) in any string, naming where: no text of the hub may
+/// hold one (PostgreSQL cannot store it). JSON can only carry it escaped, so bodies without
+/// `\u0000` are not looked into.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    const ESCAPED_NUL: &[u8] = br"\u0000";
+    if !bytes.windows(ESCAPED_NUL.len()).any(|w| w == ESCAPED_NUL) {
+        return Ok(());
+    }
+    let Ok(document) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match nul_at(&document, String::new()) {
+        Some(field) => Err(ApiError::invalid_field(
+            &field,
+            "invalid_character",
+            "must not contain the NUL character (U+0000)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where in `value` (at `path`) a string or a key holds a NUL, as a field path
+/// (`variants[0].sku`).
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) => has_nul(text).then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if has_nul(key) {
+                Some(join(&key.replace('\0', "\u{fffd}")))
+            } else {
+                nul_at(item, join(key))
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -165,6 +216,22 @@ mod tests {
             wrong_enum.errors
         );
         assert_eq!(parse::<Tagged>(br#"{"status": 5"#).unwrap_err().code, "malformed_json");
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_its_field() {
+        let nul = parse::<serde_json::Value>(br#"{"variants": [{"sku": "A"}, {"sku": "B\u0000"}]}"#).unwrap_err();
+        assert_eq!(
+            (nul.code, nul.errors[0].field.as_str()),
+            ("validation_failed", "variants[1].sku")
+        );
+        assert_eq!(nul.errors[0].code, "invalid_character");
+        let in_key = parse::<serde_json::Value>(br#"{"attributes": {"k\u0000": 1}}"#).unwrap_err();
+        assert_eq!(in_key.errors[0].field, "attributes.k\u{fffd}");
+        let top = parse::<String>(br#""\u0000""#).unwrap_err();
+        assert_eq!(top.errors[0].field, "");
+        let escaped_backslash = parse::<serde_json::Value>(br#"{"path": "C:\\u0000"}"#).unwrap();
+        assert_eq!(escaped_backslash["path"], "C:\\u0000");
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -3,7 +3,9 @@
 //! document that describes them.
 
 mod auth;
+mod cors;
 mod courier;
+mod edge;
 pub mod egress;
 mod idempotency;
 pub mod json;
@@ -18,7 +20,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
+use omnihub_domain::network::TrustedProxies;
 use omnihub_store::Store;
 use tokio::sync::watch;
 
@@ -33,6 +36,8 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Where providers reach the server (`https://hub.example.com`), for inboxes' webhook URLs.
     pub public_url: String,
+    /// The load balancers and proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpConfig {
@@ -40,6 +45,7 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit: 2 * 1024 * 1024,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -88,11 +94,14 @@ pub fn router_with(state: AppState, more: Router) -> Router {
         .nest("/api/v1", api)
         // Providers prove themselves by their signatures, not by our API keys.
         .merge(routes::hooks())
+        .merge(routes::webchat().layer(from_fn_with_state(state.clone(), cors::webchat)))
         .merge(routes::ops())
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .with_state(state.clone())
         .merge(more)
+        .layer(from_fn(edge::refuse_control_paths))
+        .layer(from_fn_with_state(state.clone(), edge::identify_client))
         .layer(from_fn_with_state(state.clone(), observe::observe))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
 }

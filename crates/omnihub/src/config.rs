@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use omnihub_domain::customers::{Region, parse_region};
 use omnihub_domain::destinations::Destinations;
+use omnihub_domain::network::TrustedProxies;
 use omnihub_domain::orders::PaymentRules;
 use omnihub_store::{BadSecretKey, SecretKey};
 use serde::Deserialize;
@@ -69,6 +70,11 @@ pub struct Settings {
     /// connections (SMTP servers, webhook receivers, providers' APIs): a company's own CA.
     #[arg(long, env = "OMNIHUB_EXTRA_CA_FILE", global = true)]
     pub extra_ca_file: Option<PathBuf>,
+    /// Load balancers and proxies in front of the server, as addresses or blocks
+    /// (`10.0.0.0/8,127.0.0.1`): only from these is `X-Forwarded-For` (or `Forwarded: for=`)
+    /// believed to name the client, whom rate limits count. [default: none, the peer is the client].
+    #[arg(long, env = "OMNIHUB_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<TrustedProxies>,
 }
 
 /// A setting that is never printed, not even by `{:?}`.
@@ -126,6 +132,7 @@ impl Settings {
             unpaid_order_minutes: self.unpaid_order_minutes.or(file.unpaid_order_minutes),
             allow_private_destinations: self.allow_private_destinations.or(file.allow_private_destinations),
             extra_ca_file: self.extra_ca_file.or(file.extra_ca_file),
+            trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
         }
     }
 
@@ -362,6 +369,28 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(flags.over(file).destinations(), Destinations::PublicOnly);
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_flags_or_the_file() {
+        let listed: Settings = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        let written: Settings = toml::from_str("trusted_proxies = \"10.0.0.0/8, ::1\"").unwrap();
+        assert_eq!(listed.trusted_proxies, written.trusted_proxies);
+        let trusted = Settings::default().over(listed).trusted_proxies.unwrap();
+        assert!(trusted.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!trusted.trusts("192.0.2.1".parse().unwrap()));
+        let flag = Settings {
+            trusted_proxies: Some("192.0.2.0/24".parse().unwrap()),
+            ..Settings::default()
+        };
+        assert!(
+            !flag
+                .over(written)
+                .trusted_proxies
+                .unwrap()
+                .trusts("10.1.2.3".parse().unwrap())
+        );
+        assert!(toml::from_str::<Settings>("trusted_proxies = \"10.0.0.0/99\"").is_err());
     }
 
     #[test]

@@ -259,7 +259,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>, BoxError> {
     let orders = staff::orders(store, &channels, berlin).await?;
     let web = &channels[0];
     let publishable = store
-        .generate_api_key("web shop storefront", &[], Some(&web.id))
+        .generate_api_key("web shop storefront", &[], Some(&web.id), &[])
         .await?;
     Ok(Some(Demo {
         locations: location_ids.len(),

@@ -51,14 +51,14 @@ pub async fn bootstrap_owner_key(store: &Store, bootstrap: Option<&str>) -> Resu
             return Err("OMNIHUB_BOOTSTRAP_KEY must start with sk_ and be at least 20 characters".into());
         }
         if !store.is_api_key(token).await? {
-            store.create_api_key("owner", token, &owner, None).await?;
+            store.create_api_key("owner", token, &owner, None, &[]).await?;
         }
         return Ok(None);
     }
     if store.has_api_keys().await? {
         return Ok(None);
     }
-    Ok(Some(store.generate_api_key("owner", &owner, None).await?.token))
+    Ok(Some(store.generate_api_key("owner", &owner, None, &[]).await?.token))
 }
 
 /// Listens on `address` with room for a thousand connections waiting to be accepted: a flash
@@ -99,6 +99,7 @@ impl Application {
             config: Arc::new(HttpConfig {
                 body_limit: settings.body_limit(),
                 public_url: settings.public_url(address),
+                trusted_proxies: settings.trusted_proxies.clone().unwrap_or_default(),
             }),
             metrics: Arc::new(Metrics::default()),
             shutdown: stopping.clone(),
@@ -128,7 +129,7 @@ impl Application {
         }
         let mut stop = stopping;
         let server = tokio::spawn(async move {
-            // The peer's address counts failed admin sign-ins per address.
+            // The peer's address is the client's, or names the proxy that forwards the client's.
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;

@@ -94,6 +94,10 @@ enum KeysCommand {
         /// Make a publishable key bound to this sales channel instead.
         #[arg(long)]
         channel: Option<String>,
+        /// The sites whose pages may use the publishable key, comma-separated
+        /// (e.g. https://shop.example); browsers on any other site are refused it.
+        #[arg(long, value_delimiter = ',', requires = "channel")]
+        origins: Vec<String>,
     },
 }
 
@@ -137,9 +141,17 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("inventory is consistent: every level matches its ledger and reservations");
         }
         Command::Keys {
-            command: KeysCommand::Create { name, scopes, channel },
+            command:
+                KeysCommand::Create {
+                    name,
+                    scopes,
+                    channel,
+                    origins,
+                },
         } => {
-            let key = store.generate_api_key(&name, &scopes, channel.as_deref()).await?;
+            let key = store
+                .generate_api_key(&name, &scopes, channel.as_deref(), &origins)
+                .await?;
             println!("{}", key.token);
             eprintln!("key {} created; the token above is shown only this once", key.key.id);
         }

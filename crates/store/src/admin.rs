@@ -287,22 +287,11 @@ impl Store {
         let rows = self
             .db
             .fetch_all(sql(
-                "SELECT id, name, token_prefix, scopes, channel_id, created_at FROM api_keys \
+                "SELECT id, name, token_prefix, scopes, channel_id, origins, created_at FROM api_keys \
                  WHERE revoked_at IS NULL ORDER BY id DESC",
             ))
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ApiKey {
-                    id: row.text("id")?,
-                    name: row.text("name")?,
-                    token_prefix: row.text("token_prefix")?,
-                    scopes: row.text("scopes")?.split_whitespace().map(str::to_owned).collect(),
-                    channel_id: row.opt_text("channel_id")?,
-                    created_at: Timestamp(row.int("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(crate::keys::api_key).collect()
     }
 }
 

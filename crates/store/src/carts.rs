@@ -7,7 +7,7 @@ use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{
     Cart, CartDetails, CartLine, CartLineDraft, CartStatus, CheckoutBy, Fulfillment, ItemLine, Method, Order,
-    check_item_lines, on_checkout, totals,
+    check_buyer, check_item_lines, on_checkout, totals,
 };
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
 
@@ -641,6 +641,7 @@ impl Store {
             });
         }
         let details = &cart.details;
+        check_buyer(by, details.email.as_deref())?;
         let wanted: Vec<(String, i64)> = lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
         let plan = self
             .plan(
@@ -684,8 +685,10 @@ impl Store {
     /// Takes in an order made elsewhere; the same channel and external id again answers the
     /// first order (`false`: not created now). A POS sale is handed over on the spot.
     pub async fn take_order(&self, intake: ExternalOrder) -> Result<(Order, bool), Error> {
-        if intake.external_id.trim().is_empty() || intake.external_id.len() > 200 {
-            return Err(Invalid::one("external_id", "invalid", "must be 1 to 200 characters").into());
+        let external_id = &intake.external_id;
+        if external_id.trim().is_empty() || external_id.len() > 200 || external_id.chars().any(char::is_control) {
+            let message = "must be 1 to 200 characters on one line";
+            return Err(Invalid::one("external_id", "invalid", message).into());
         }
         if intake.loyalty_points < 0 {
             return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative").into());

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use omnihub_domain::Invalid;
 use omnihub_domain::Timestamp;
-use omnihub_domain::access::Principal;
+use omnihub_domain::access::{Principal, check_origins};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use rand::distr::{Alphanumeric, SampleString};
@@ -27,6 +28,8 @@ pub struct ApiKey {
     pub token_prefix: String,
     pub scopes: Vec<String>,
     pub channel_id: Option<String>,
+    /// The sites whose pages may use a publishable key.
+    pub origins: Vec<String>,
     pub created_at: Timestamp,
 }
 
@@ -47,25 +50,28 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn api_key(row: &Row) -> Result<ApiKey, Error> {
+pub(crate) fn api_key(row: &Row) -> Result<ApiKey, Error> {
     Ok(ApiKey {
         id: row.text("id")?,
         name: row.text("name")?,
         token_prefix: row.text("token_prefix")?,
         scopes: row.text("scopes")?.split_whitespace().map(str::to_owned).collect(),
         channel_id: row.opt_text("channel_id")?,
+        origins: row.text("origins")?.split_whitespace().map(str::to_owned).collect(),
         created_at: Timestamp(row.int("created_at")?),
     })
 }
 
 impl Store {
-    /// Stores a key for `token`. A publishable key (`pk_…`) names its sales channel.
+    /// Stores a key for `token`. A publishable key (`pk_…`) names its sales channel and the
+    /// sites (`origins`) whose pages may use it.
     pub async fn create_api_key(
         &self,
         name: &str,
         token: &str,
         scopes: &[String],
         channel_id: Option<&str>,
+        origins: &[String],
     ) -> Result<ApiKey, Error> {
         let publishable = token.starts_with("pk_");
         if publishable != channel_id.is_some() {
@@ -73,6 +79,11 @@ impl Store {
                 "a publishable key belongs to exactly one sales channel; a secret key to none".into(),
             ));
         }
+        if !publishable && !origins.is_empty() {
+            let message = "only a publishable key is used from web pages; a secret key must stay on servers";
+            return Err(Invalid::one("origins", "invalid", message).into());
+        }
+        let origins = check_origins(origins)?;
         if !publishable {
             omnihub_domain::access::check_scopes(scopes)?;
         }
@@ -85,13 +96,14 @@ impl Store {
             token_prefix: token.chars().take(10).collect(),
             scopes: scopes.to_vec(),
             channel_id: channel_id.map(str::to_owned),
+            origins,
             created_at: self.now(),
         };
         let mut tx = self.db.begin().await?;
         tx.execute(
             sql(
-                "INSERT INTO api_keys (id, name, token_hash, token_prefix, scopes, channel_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO api_keys (id, name, token_hash, token_prefix, scopes, channel_id, origins, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&key.id)
             .bind(&key.name)
@@ -99,6 +111,7 @@ impl Store {
             .bind(&key.token_prefix)
             .bind(key.scopes.join(" "))
             .bind(key.channel_id.as_deref())
+            .bind(key.origins.join(" "))
             .bind(key.created_at.millis()),
         )
         .await
@@ -119,9 +132,10 @@ impl Store {
         name: &str,
         scopes: &[String],
         channel_id: Option<&str>,
+        origins: &[String],
     ) -> Result<NewApiKey, Error> {
         let token = generate_token(channel_id.is_some());
-        let key = self.create_api_key(name, &token, scopes, channel_id).await?;
+        let key = self.create_api_key(name, &token, scopes, channel_id, origins).await?;
         Ok(NewApiKey { key, token })
     }
 
@@ -144,7 +158,7 @@ impl Store {
             .db
             .fetch_optional(
                 sql(
-                    "SELECT id, name, token_prefix, scopes, channel_id, created_at FROM api_keys \
+                    "SELECT id, name, token_prefix, scopes, channel_id, origins, created_at FROM api_keys \
                      WHERE token_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(hash),
@@ -157,6 +171,7 @@ impl Store {
             Some(channel_id) => Principal::Publishable {
                 key_id: key.id,
                 channel_id,
+                origins: key.origins,
             },
             None => Principal::Secret {
                 key_id: key.id,
@@ -208,6 +223,23 @@ impl Store {
     /// at once.
     pub fn watch_revocations(&self) -> watch::Receiver<u64> {
         self.known_keys.revocations.subscribe()
+    }
+
+    /// Whether the pages of `origin` may use some live publishable key: what a browser asks
+    /// before it sends a request across sites, without the key.
+    pub async fn origin_has_keys(&self, origin: &str) -> Result<bool, Error> {
+        let rows = self
+            .db
+            .fetch_all(sql(
+                "SELECT origins FROM api_keys WHERE channel_id IS NOT NULL AND revoked_at IS NULL AND origins <> ''",
+            ))
+            .await?;
+        for row in rows {
+            if row.text("origins")?.split_whitespace().any(|o| o == origin) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether any key exists yet (the first start creates the owner's).

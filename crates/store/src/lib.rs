@@ -147,6 +147,8 @@ pub struct Store {
     recent_carts: Arc<recent_carts::RecentCarts>,
     /// Seals the credentials of messaging channels at rest.
     secret_key: Arc<SecretKey>,
+    /// Sign-in attempts checked against a password hash (see [`Store::password_checks`]).
+    password_checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -171,6 +173,7 @@ impl Store {
             recent_carts: Default::default(),
             // Until the configured key is given, a key of this process alone.
             secret_key: Arc::new(SecretKey::generate()),
+            password_checks: Default::default(),
         })
     }
 

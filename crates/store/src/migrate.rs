@@ -63,6 +63,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_secrets_sealed",
         include_str!("../migrations/0019_webhook_secrets_sealed.sql"),
     ),
+    (
+        20,
+        "login_attempts",
+        include_str!("../migrations/0020_login_attempts.sql"),
+    ),
+    (21, "key_origins", include_str!("../migrations/0021_key_origins.sql")),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's

@@ -1,10 +1,12 @@
 //! The people who sign in to the admin app: their accounts, their sessions, and the limit on
 //! wrong passwords.
 //!
-//! Passwords are kept only as argon2id hashes; session tokens only as SHA-256 hashes. Failed
-//! sign-ins are counted per e-mail address and network address, both hashed together.
+//! Passwords are kept only as argon2id hashes; session tokens only as SHA-256 hashes. Sign-in
+//! attempts are counted per e-mail address and client address, per client address and per
+//! e-mail address, under SHA-256 hashes.
 
 use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -12,7 +14,8 @@ use omnihub_domain::catalog::LocationKind;
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::users::{
-    LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS, Role, SESSION_SECONDS, UserDraft, check_password, normalize_email,
+    LOGIN_WINDOW_SECONDS, LoginCounter, Role, SESSION_SECONDS, UserDraft, check_password, login_retry_after,
+    normalize_email,
 };
 use omnihub_domain::validation::Check;
 use omnihub_domain::{Invalid, Timestamp};
@@ -83,11 +86,6 @@ fn sha256_hex(text: &str) -> String {
 
 fn random_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 43)
-}
-
-/// What failed sign-ins are counted under: the address tried and where it came from, hashed.
-fn login_subject(email: &str, from: &str) -> String {
-    sha256_hex(&format!("{}\n{from}", normalize_email(email)))
 }
 
 /// Hashing is deliberately slow (tens of milliseconds), so it runs beside the async workers.
@@ -237,91 +235,104 @@ impl Store {
         .await
     }
 
-    /// Signs a person in with their e-mail address and password, coming from network address
-    /// `from`. After [`LOGIN_ATTEMPTS`] wrong passwords for that address from there within
-    /// [`LOGIN_WINDOW_SECONDS`], further attempts are refused unchecked until the window moves on.
+    /// Signs a person in with their e-mail address and password, coming from the client
+    /// address `from`. The attempt is counted first (see [`LoginCounter`]); past a counter's
+    /// limit it is refused unchecked until the counter's window has passed. Every counted
+    /// attempt checks a password hash, a decoy's for an unknown address, so the answer's timing
+    /// does not tell which addresses have accounts.
     pub async fn log_in(&self, email: &str, password: &str, from: &str) -> Result<LogIn, Error> {
-        let subject = login_subject(email, from);
-        let now = self.now();
-        let since = now.plus_seconds(-LOGIN_WINDOW_SECONDS);
-        if let Some(retry_after_seconds) = self.throttled(&subject, since, now).await? {
+        if let Some(retry_after_seconds) = self.count_attempt(email, from).await? {
             return Ok(LogIn::Throttled { retry_after_seconds });
         }
-        let row = self
-            .db
-            .fetch_optional(
-                sql("SELECT * FROM users WHERE email = $1 AND deactivated_at IS NULL").bind(normalize_email(email)),
-            )
-            .await?;
+        let email = normalize_email(email);
+        // An address no account can have (a NUL, which PostgreSQL cannot even compare) is
+        // looked up nowhere, and costs the decoy's check like any unknown one.
+        let row = if email.chars().any(char::is_control) {
+            None
+        } else {
+            self.db
+                .fetch_optional(sql("SELECT * FROM users WHERE email = $1 AND deactivated_at IS NULL").bind(&email))
+                .await?
+        };
         let hash = row.as_ref().map(|r| r.text("password_hash")).transpose()?;
         let account = row.as_ref().map(user).transpose()?;
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
         match account {
             Some(account) if password_matches(password.to_owned(), hash).await => {
-                let token = self.open_session(&account, &subject).await?;
+                let token = self.open_session(&account, &email, from).await?;
                 Ok(LogIn::Welcome(NewSession { token, user: account }))
             }
-            _ => {
-                self.count_failure(subject, since).await?;
-                Ok(LogIn::Refused)
-            }
+            _ => Ok(LogIn::Refused),
         }
     }
 
-    /// Seconds until the next attempt is allowed, when the limit is reached.
-    async fn throttled(&self, subject: &str, since: Timestamp, now: Timestamp) -> Result<Option<i64>, Error> {
-        let row = self
-            .db
-            .fetch_optional(
-                sql("SELECT COUNT(*) AS failures, MIN(at) AS first FROM login_failures WHERE subject = $1 AND at > $2")
-                    .bind(subject)
-                    .bind(since.millis()),
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        if row.int("failures")? < LOGIN_ATTEMPTS {
-            return Ok(None);
-        }
-        let first = row.opt_int("first")?.unwrap_or(now.millis());
-        let free_at = Timestamp(first).plus_seconds(LOGIN_WINDOW_SECONDS);
-        Ok(Some(((free_at.millis() - now.millis()) / 1000).max(1)))
+    /// How many sign-in attempts this process checked against a password hash, a decoy's
+    /// included: every attempt under the limits, and none over them.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks.load(Ordering::Relaxed)
     }
 
-    async fn count_failure(&self, subject: String, since: Timestamp) -> Result<(), Error> {
+    /// Counts an attempt under every counter, each in one conditional upsert (the row's lock
+    /// orders parallel attempts); answers the seconds to wait when a counter is over its limit.
+    async fn count_attempt(&self, email: &str, from: &str) -> Result<Option<i64>, Error> {
+        let subjects = LoginCounter::ALL.map(|counter| (counter, sha256_hex(&counter.subject(email, from))));
         let clock = self.clock.clone();
         self.write(move |tx| {
             Box::pin(async move {
-                // Failures that left the window count no more: the table stays small.
-                tx.execute(
-                    sql("DELETE FROM login_failures WHERE subject = $1 AND at <= $2")
-                        .bind(&subject)
-                        .bind(since.millis()),
-                )
-                .await?;
-                tx.execute(
-                    sql("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
-                        .bind(&subject)
-                        .bind(clock.now().millis()),
-                )
-                .await?;
-                Ok(())
+                let now = clock.now().millis();
+                let since = now - LOGIN_WINDOW_SECONDS * 1000;
+                tx.execute(sql("DELETE FROM login_attempts WHERE window_start <= $1").bind(since))
+                    .await?;
+                let mut wait = None;
+                for (counter, subject) in subjects {
+                    let row = tx
+                        .fetch_optional(
+                            sql(
+                                "INSERT INTO login_attempts (subject, window_start, attempts) VALUES ($1, $2, 1) \
+                                 ON CONFLICT (subject) DO UPDATE SET \
+                                 attempts = CASE WHEN login_attempts.window_start <= $3 THEN 1 \
+                                     ELSE login_attempts.attempts + 1 END, \
+                                 window_start = CASE WHEN login_attempts.window_start <= $3 THEN $2 \
+                                     ELSE login_attempts.window_start END \
+                                 RETURNING attempts, window_start",
+                            )
+                            .bind(&subject)
+                            .bind(now)
+                            .bind(since),
+                        )
+                        .await?
+                        .ok_or_else(|| Error::Corrupt("an upsert returned no row".into()))?;
+                    let refused = login_retry_after(counter, row.int("attempts")?, row.int("window_start")?, now);
+                    wait = wait.max(refused);
+                }
+                Ok(wait)
             })
         })
         .await
     }
 
-    async fn open_session(&self, account: &User, subject: &str) -> Result<String, Error> {
+    /// Opens a session for a person who signed in from `from`: their mistakes from there are
+    /// forgotten, and this attempt counts toward no other limit.
+    async fn open_session(&self, account: &User, email: &str, from: &str) -> Result<String, Error> {
         let token = random_token();
-        let (token_hash, user_id, subject, clock) = (
-            sha256_hex(&token),
-            account.id.clone(),
-            subject.to_owned(),
-            self.clock.clone(),
+        let subject = |counter: LoginCounter| sha256_hex(&counter.subject(email, from));
+        let (pair, address, everywhere) = (
+            subject(LoginCounter::AccountFromAddress),
+            subject(LoginCounter::Address),
+            subject(LoginCounter::Account),
         );
+        let (token_hash, user_id, clock) = (sha256_hex(&token), account.id.clone(), self.clock.clone());
         self.write(move |tx| {
             Box::pin(async move {
                 let now = clock.now();
-                tx.execute(sql("DELETE FROM login_failures WHERE subject = $1").bind(&subject))
+                tx.execute(sql("DELETE FROM login_attempts WHERE subject = $1").bind(&pair))
                     .await?;
+                tx.execute(
+                    sql("UPDATE login_attempts SET attempts = attempts - 1 WHERE subject IN ($1, $2) AND attempts > 0")
+                        .bind(&address)
+                        .bind(&everywhere),
+                )
+                .await?;
                 tx.execute(sql("DELETE FROM user_sessions WHERE expires_at <= $1").bind(now.millis()))
                     .await?;
                 tx.execute(

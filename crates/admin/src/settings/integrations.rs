@@ -63,7 +63,12 @@ pub async fn view(admin: &Admin, names: &Names, feedback: &Feedback) -> Result<I
                 name: k.name.clone(),
                 prefix: format!("{}…", k.token_prefix),
                 access: match &k.channel_id {
-                    Some(channel) => format!("publishable, {}", names.channel(channel)),
+                    Some(channel) if k.origins.is_empty() => format!("publishable, {}", names.channel(channel)),
+                    Some(channel) => format!(
+                        "publishable, {}, from pages of {}",
+                        names.channel(channel),
+                        k.origins.join(", ")
+                    ),
                     None => k.scopes.join(", "),
                 },
                 created: show::when(k.created_at),
@@ -106,7 +111,20 @@ async fn create_key(
             .map(|(_, v)| v.clone())
             .collect(),
     };
-    match admin.store.generate_api_key(&name, &scopes, channel.as_deref()).await {
+    // The sites whose pages use a publishable key, as typed: separated by commas or spaces.
+    let origins: Vec<String> = match channel {
+        Some(_) => field(&fields, "origins")
+            .split([',', ' ', '\n'])
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| o.trim().to_owned())
+            .collect(),
+        None => Vec::new(),
+    };
+    match admin
+        .store
+        .generate_api_key(&name, &scopes, channel.as_deref(), &origins)
+        .await
+    {
         Ok(made) => {
             tracing::info!(key_id = made.key.id, "an API key was made in the admin");
             let once = ShownOnce {

@@ -62,7 +62,7 @@ impl FaqEntryDraft {
     pub fn validate(&self) -> Result<(), Invalid> {
         let mut check = Check::new();
         check.text("question", &self.question, MAX_QUESTION);
-        check.text("answer", &self.answer, MAX_ANSWER);
+        check.free_text("answer", &self.answer, MAX_ANSWER);
         if self.keywords.len() > MAX_KEYWORDS {
             check.fail("keywords", "too_long", format!("at most {MAX_KEYWORDS} keywords"));
         }

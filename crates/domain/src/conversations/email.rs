@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::inbound::InboundMessage;
 use crate::customers::{Identity, IdentityKind};
+use crate::validation::without_nul;
 
 /// A customer's e-mail as the inbox reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,7 @@ pub fn parse(raw: &[u8]) -> Result<InboundEmail, Unreadable> {
     };
     let mut answers = ids(parsed.in_reply_to());
     answers.extend(ids(parsed.references()).into_iter().rev());
+    answers.iter_mut().for_each(without_nul);
     let text = parsed
         .body_text(0)
         .map(|t| t.trim().to_owned())
@@ -59,7 +61,8 @@ pub fn parse(raw: &[u8]) -> Result<InboundEmail, Unreadable> {
             at: None,
             claimed_email: None,
             claimed_phone: None,
-        },
+        }
+        .without_nul(),
         answers,
     })
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{InboxKind, identity_kind};
 use crate::Timestamp;
 use crate::customers::{Identity, IdentityKind, Region, normalize};
-use crate::validation::{Check, Invalid};
+use crate::validation::{Check, Invalid, has_nul, without_nul};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
@@ -78,7 +78,10 @@ pub struct NotJson(String);
 
 /// Everything a webhook call of an inbox of `kind` carries; Meta batches several.
 pub fn parse(kind: InboxKind, body: &[u8]) -> Result<Vec<Inbound>, NotJson> {
-    let payload: Value = serde_json::from_slice(body).map_err(|e| NotJson(e.to_string()))?;
+    let mut payload: Value = serde_json::from_slice(body).map_err(|e| NotJson(e.to_string()))?;
+    // A provider's message is kept rather than refused (it would only come again): a NUL,
+    // which no text of the hub may hold, becomes U+FFFD.
+    scrub_nul(&mut payload);
     let read = match kind {
         InboxKind::Telegram => telegram(&payload),
         InboxKind::Whatsapp => whatsapp(&payload),
@@ -90,6 +93,43 @@ pub fn parse(kind: InboxKind, body: &[u8]) -> Result<Vec<Inbound>, NotJson> {
         return Ok(vec![ignored(kind.as_str(), "update")]);
     }
     Ok(read)
+}
+
+fn scrub_nul(value: &mut Value) {
+    match value {
+        Value::String(text) => without_nul(text),
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(fields) => {
+            if fields.keys().any(|key| has_nul(key)) {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(mut key, value)| {
+                        without_nul(&mut key);
+                        (key, value)
+                    })
+                    .collect();
+            }
+            fields.values_mut().for_each(scrub_nul);
+        }
+        _ => {}
+    }
+}
+
+impl InboundMessage {
+    /// The message with every NUL replaced (see [`parse`]): a mail relay's raw MIME may hold
+    /// one anywhere.
+    pub fn without_nul(mut self) -> InboundMessage {
+        without_nul(&mut self.provider_message_id);
+        without_nul(&mut self.address);
+        self.identities.iter_mut().for_each(|i| without_nul(&mut i.value));
+        for text in [&mut self.name, &mut self.text, &mut self.claimed_email]
+            .into_iter()
+            .flatten()
+        {
+            without_nul(text);
+        }
+        self
+    }
 }
 
 fn ignored(provider: &str, what: &str) -> Inbound {
@@ -478,7 +518,7 @@ impl ApiMessage {
     pub fn validate(&self, inbox_id: &str, fresh_id: String, region: Region) -> Result<InboundMessage, Invalid> {
         let mut check = Check::new();
         check.text("contact.external_id", &self.contact.external_id, 200);
-        check.text("text", &self.text, super::MAX_TEXT);
+        check.free_text("text", &self.text, super::MAX_TEXT);
         if let Some(name) = &self.contact.name {
             check.text("contact.name", name, super::MAX_NAME);
         }

@@ -15,7 +15,7 @@ use omnihub_domain::customers::IdentityKind;
 use omnihub_store::{OrderFilter, Page, StoredMessage};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{ConversationsRead, ConversationsWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -33,10 +33,9 @@ pub fn routes() -> Router<AppState> {
     responses((status = 201, body = FaqEntry), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_faq_entry(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsWrite>,
     Json(draft): Json<FaqEntryDraft>,
 ) -> Result<Created<FaqEntry>, ApiError> {
-    caller.require_secret("conversations:write")?;
     Ok(Created(state.store.create_faq_entry(draft).await?))
 }
 
@@ -45,10 +44,9 @@ pub async fn create_faq_entry(
     responses((status = 200, body = List<FaqEntry>)))]
 pub async fn list_faq_entries(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<FaqEntry>>, ApiError> {
-    caller.require_secret("conversations:read")?;
     Ok(Json(List::new(state.store.faq_entries(&params.page()?).await?)))
 }
 

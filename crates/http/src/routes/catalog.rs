@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use super::{if_match, patched, version_race};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Allowed, CatalogRead, CatalogWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -39,10 +39,9 @@ pub fn routes() -> Router<AppState> {
     responses((status = 201, body = Channel), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_channel(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Json(draft): Json<ChannelDraft>,
 ) -> Result<Created<Channel>, ApiError> {
-    caller.require_secret("catalog:write")?;
     Ok(Created(state.store.create_channel(draft).await?))
 }
 
@@ -50,10 +49,9 @@ pub async fn create_channel(
 #[utoipa::path(get, path = "/api/v1/channels", tag = "catalog", params(ListParams), responses((status = 200, body = List<Channel>)))]
 pub async fn list_channels(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogRead>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Channel>>, ApiError> {
-    caller.require_secret("catalog:read")?;
     Ok(Json(List::new(state.store.channels(&params.page()?).await?)))
 }
 
@@ -62,10 +60,9 @@ pub async fn list_channels(
     responses((status = 200, body = Channel), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_channel(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CatalogRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Channel>, ApiError> {
-    caller.require("catalog:read")?;
     caller.channel(Some(&id))?;
     Ok(Json(state.store.channel(&id).await?))
 }
@@ -78,12 +75,11 @@ pub async fn get_channel(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_channel(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Channel>, ApiError> {
-    caller.require_secret("catalog:write")?;
     let asked = if_match(&headers)?;
     let current = state.store.channel(&id).await?;
     let draft = patched(&current.draft, &patch)?;
@@ -103,10 +99,9 @@ pub async fn patch_channel(
     responses((status = 201, body = Location), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_location(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Json(draft): Json<LocationDraft>,
 ) -> Result<Created<Location>, ApiError> {
-    caller.require_secret("catalog:write")?;
     Ok(Created(state.store.create_location(draft).await?))
 }
 
@@ -114,10 +109,9 @@ pub async fn create_location(
 #[utoipa::path(get, path = "/api/v1/locations", tag = "catalog", params(ListParams), responses((status = 200, body = List<Location>)))]
 pub async fn list_locations(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Allowed<CatalogRead>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Location>>, ApiError> {
-    caller.require("catalog:read")?;
     Ok(Json(List::new(state.store.locations(&params.page()?).await?)))
 }
 
@@ -126,10 +120,9 @@ pub async fn list_locations(
     responses((status = 200, body = Location), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_location(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Allowed<CatalogRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Location>, ApiError> {
-    caller.require("catalog:read")?;
     Ok(Json(state.store.location(&id).await?))
 }
 
@@ -139,12 +132,11 @@ pub async fn get_location(
     responses((status = 200, body = Location), (status = 412, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_location(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Location>, ApiError> {
-    caller.require_secret("catalog:write")?;
     let asked = if_match(&headers)?;
     let current = state.store.location(&id).await?;
     let draft = patched(&current.draft, &patch)?;
@@ -165,10 +157,9 @@ pub async fn patch_location(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_product(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Json(draft): Json<ProductDraft>,
 ) -> Result<Created<Product>, ApiError> {
-    caller.require_secret("catalog:write")?;
     Ok(Created(state.store.create_product(draft).await?))
 }
 
@@ -184,11 +175,10 @@ pub struct ChannelParam {
 #[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ListParams, ChannelParam), responses((status = 200, body = List<Product>)))]
 pub async fn list_products(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CatalogRead>,
     Query(params): Query<ListParams>,
     Query(channel): Query<ChannelParam>,
 ) -> Result<Json<List<Product>>, ApiError> {
-    caller.require("catalog:read")?;
     let channel = caller.channel(channel.channel_id.as_deref())?;
     Ok(Json(List::new(state.store.products(&params.page()?, channel).await?)))
 }
@@ -198,11 +188,10 @@ pub async fn list_products(
     responses((status = 200, body = Product), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_product(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CatalogRead>,
     Path(id): Path<String>,
     Query(channel): Query<ChannelParam>,
 ) -> Result<Json<Product>, ApiError> {
-    caller.require("catalog:read")?;
     let channel = caller.channel(channel.channel_id.as_deref())?;
     Ok(Json(state.store.product(&id, channel).await?))
 }
@@ -215,12 +204,11 @@ pub async fn get_product(
         (status = 412, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_product(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Product>, ApiError> {
-    caller.require_secret("catalog:write")?;
     let asked = if_match(&headers)?;
     let current = state.store.product(&id, None).await?;
     let draft = patched(&current.to_draft(), &patch)?;
@@ -245,12 +233,11 @@ pub async fn patch_product(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn put_listing(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogWrite>,
     Path((id, channel_id)): Path<(String, String)>,
     headers: HeaderMap,
     Json(draft): Json<ListingDraft>,
 ) -> Result<Json<Listing>, ApiError> {
-    caller.require_secret("catalog:write")?;
     let asked = if_match(&headers)?;
     Ok(Json(state.store.put_listing(&id, &channel_id, draft, asked).await?))
 }
@@ -260,10 +247,9 @@ pub async fn put_listing(
     params(("id" = String, Path), ("channel_id" = String, Path)), responses((status = 200, body = Listing)))]
 pub async fn get_listing(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogRead>,
     Path((id, channel_id)): Path<(String, String)>,
 ) -> Result<Json<Listing>, ApiError> {
-    caller.require_secret("catalog:read")?;
     state.store.product(&id, None).await?;
     state.store.channel(&channel_id).await?;
     Ok(Json(state.store.listing(&id, &channel_id).await?))
@@ -282,11 +268,10 @@ pub struct ParityParams {
     responses((status = 200, body = List<ParityRow>)))]
 pub async fn price_parity(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CatalogRead>,
     Query(filter): Query<ParityParams>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<ParityRow>>, ApiError> {
-    caller.require_secret("catalog:read")?;
     let page = params.page()?;
     Ok(Json(List::new(
         state.store.price_parity(filter.product_id.as_deref(), &page).await?,

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{if_match, patched, version_race};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{ConversationsRead, ConversationsWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -68,10 +68,9 @@ fn view(state: &AppState, inbox: Inbox) -> InboxView {
     responses((status = 201, body = InboxView), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_inbox(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsWrite>,
     Json(new): Json<NewInbox>,
 ) -> Result<Created<InboxView>, ApiError> {
-    caller.require_secret("conversations:write")?;
     let inbox = state.store.create_inbox(new).await?;
     Ok(Created(view(&state, inbox)))
 }
@@ -81,10 +80,9 @@ pub async fn create_inbox(
     responses((status = 200, body = List<InboxView>)))]
 pub async fn list_inboxes(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<InboxView>>, ApiError> {
-    caller.require_secret("conversations:read")?;
     let (inboxes, next) = state.store.inboxes(&params.page()?).await?;
     let views = inboxes.into_iter().map(|i| view(&state, i)).collect();
     Ok(Json(List::new((views, next))))
@@ -95,10 +93,9 @@ pub async fn list_inboxes(
     responses((status = 200, body = InboxView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_inbox(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<InboxView>, ApiError> {
-    caller.require_secret("conversations:read")?;
     let inbox = state.store.inbox(&id).await?;
     Ok(Json(view(&state, inbox)))
 }
@@ -114,12 +111,11 @@ pub async fn get_inbox(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_inbox(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<InboxView>, ApiError> {
-    caller.require_secret("conversations:write")?;
     let asked = if_match(&headers)?;
     let current = state.store.inbox(&id).await?;
     let draft = patched(&current.to_draft(), &patch)?;
@@ -143,11 +139,10 @@ pub struct ConversationParams {
     responses((status = 200, body = List<Conversation>)))]
 pub async fn list_conversations(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Query(filter): Query<ConversationParams>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Conversation>>, ApiError> {
-    caller.require_secret("conversations:read")?;
     let filter = ConversationFilter {
         status: filter.status,
         assignee_id: filter.assignee_id,
@@ -189,10 +184,9 @@ pub struct ConversationView {
     responses((status = 200, body = ConversationView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_conversation(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    caller.require_secret("conversations:read")?;
     let conversation = state.store.conversation(&id).await?;
     let messages = state.store.conversation_messages(&id).await?;
     let context = context(&state, &conversation.customer_id).await?;
@@ -243,11 +237,10 @@ fn first(limit: i64) -> Page {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_conversation_messages(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Message>>, ApiError> {
-    caller.require_secret("conversations:read")?;
     let page = params.page()?;
     state.store.conversation(&id).await?;
     Ok(Json(List::new(
@@ -265,11 +258,10 @@ pub async fn list_conversation_messages(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn reply_to_conversation(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Secret<ConversationsWrite>,
     Path(id): Path<String>,
     Json(draft): Json<ReplyDraft>,
 ) -> Result<Created<Message>, ApiError> {
-    caller.require_secret("conversations:write")?;
     let reply = draft.validate()?;
     let sent = state
         .store
@@ -287,12 +279,11 @@ pub async fn reply_to_conversation(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_conversation(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Conversation>, ApiError> {
-    caller.require_secret("conversations:write")?;
     let asked = if_match(&headers)?;
     let current = state.store.conversation(&id).await?;
     let draft = patched(&current.to_draft(), &patch)?;
@@ -308,10 +299,9 @@ pub async fn patch_conversation(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_canned_reply(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsWrite>,
     Json(draft): Json<CannedReplyDraft>,
 ) -> Result<Created<CannedReply>, ApiError> {
-    caller.require_secret("conversations:write")?;
     Ok(Created(state.store.create_canned_reply(draft).await?))
 }
 
@@ -320,9 +310,8 @@ pub async fn create_canned_reply(
     responses((status = 200, body = List<CannedReply>)))]
 pub async fn list_canned_replies(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<ConversationsRead>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<CannedReply>>, ApiError> {
-    caller.require_secret("conversations:read")?;
     Ok(Json(List::new(state.store.canned_replies(&params.page()?).await?)))
 }

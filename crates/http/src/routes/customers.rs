@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{if_match, patched, version_race};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{CustomersRead, CustomersWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, PROBLEM_JSON, Problem};
@@ -45,10 +45,9 @@ pub fn routes() -> Router<AppState> {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersWrite>,
     Json(draft): Json<CustomerDraft>,
 ) -> Result<Created<Customer>, ApiError> {
-    caller.require_secret("customers:write")?;
     Ok(Created(state.store.create_customer(draft).await?))
 }
 
@@ -65,11 +64,10 @@ pub struct CustomerSearch {
     responses((status = 200, body = List<Customer>)))]
 pub async fn list_customers(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersRead>,
     Query(params): Query<ListParams>,
     Query(search): Query<CustomerSearch>,
 ) -> Result<Json<List<Customer>>, ApiError> {
-    caller.require_secret("customers:read")?;
     let page = params.page()?;
     Ok(Json(List::new(
         state.store.customers(&page, search.q.as_deref()).await?,
@@ -81,10 +79,9 @@ pub async fn list_customers(
     responses((status = 200, body = Customer), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Customer>, ApiError> {
-    caller.require_secret("customers:read")?;
     Ok(Json(state.store.customer(&id).await?))
 }
 
@@ -98,12 +95,11 @@ pub async fn get_customer(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Customer>, ApiError> {
-    caller.require_secret("customers:write")?;
     let asked = if_match(&headers)?;
     let current = state.store.customer(&id).await?;
     let draft = patched(&current.to_draft(), &patch)?;
@@ -120,10 +116,9 @@ pub async fn patch_customer(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn erase_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersWrite>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_secret("customers:write")?;
     state.store.erase_customer(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -168,10 +163,9 @@ pub struct AmbiguousCustomer {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn resolve_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersWrite>,
     Json(request): Json<ResolveRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require_secret("customers:write")?;
     let resolution = state
         .store
         .resolve_customer(&request.identities, request.name, request.create)
@@ -221,11 +215,10 @@ pub struct MergeRequest {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn merge_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Secret<CustomersWrite>,
     Path(id): Path<String>,
     Json(request): Json<MergeRequest>,
 ) -> Result<Json<Customer>, ApiError> {
-    caller.require_secret("customers:write")?;
     let by = caller.0.key_id();
     Ok(Json(state.store.merge_customers(&id, &request.customer_id, by).await?))
 }
@@ -235,11 +228,10 @@ pub async fn merge_customer(
     responses((status = 200, body = List<TimelineEntry>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn customer_timeline(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersRead>,
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<TimelineEntry>>, ApiError> {
-    caller.require_secret("customers:read")?;
     let page = params.page()?;
     Ok(Json(List::new(state.store.customer_timeline(&id, &page).await?)))
 }
@@ -258,11 +250,10 @@ pub struct LoyaltyAccount {
     responses((status = 200, body = LoyaltyAccount), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn customer_loyalty(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersRead>,
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<LoyaltyAccount>, ApiError> {
-    caller.require_secret("customers:read")?;
     let page = params.page()?;
     let standing = state.store.loyalty_standing(&id).await?;
     let movements = List::new(state.store.loyalty_movements(&id, &page).await?);
@@ -290,11 +281,10 @@ pub struct LoyaltyChange {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn adjust_loyalty(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersWrite>,
     Path(id): Path<String>,
     Json(adjustment): Json<LoyaltyAdjustment>,
 ) -> Result<Created<LoyaltyChange>, ApiError> {
-    caller.require_secret("customers:write")?;
     let (movement, balance) = state.store.adjust_loyalty(&id, adjustment).await?;
     Ok(Created(LoyaltyChange { movement, balance }))
 }
@@ -305,9 +295,8 @@ pub async fn adjust_loyalty(
     responses((status = 200, body = CustomerExport), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn export_customer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<CustomerExport>, ApiError> {
-    caller.require_secret("customers:read")?;
     Ok(Json(state.store.export_customer(&id).await?))
 }

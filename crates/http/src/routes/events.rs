@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{EventsRead, Secret};
 use crate::json::Json;
 use crate::problem::ApiError;
 use crate::query::Query;
@@ -74,10 +74,9 @@ pub struct EventPage {
     responses((status = 200, body = EventPage)))]
 pub async fn list_events(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<EventsRead>,
     Query(params): Query<EventParams>,
 ) -> Result<Json<EventPage>, ApiError> {
-    caller.require_secret("events:read")?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -104,11 +103,10 @@ pub async fn list_events(
     responses((status = 200, description = "text/event-stream of events", content_type = "text/event-stream")))]
 pub async fn stream_events(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Secret<EventsRead>,
     headers: HeaderMap,
     Query(params): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    caller.require_secret("events:read")?;
     let after = match headers.get("last-event-id").filter(|v| !v.is_empty()) {
         Some(resume) => resume.to_str().ok().and_then(seq).ok_or_else(|| {
             ApiError::invalid_field(

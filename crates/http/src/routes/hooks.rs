@@ -29,7 +29,6 @@ pub fn hooks() -> Router<AppState> {
     Router::new()
         .route("/hooks/{inbox_id}", get(verify_hook).post(receive_hook))
         .route("/api/v1/inboxes/{id}/messages", post(post_channel_message))
-        .merge(super::webchat::routes())
 }
 
 /// The request body as sent: signatures are over these exact bytes.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Allowed, InventoryRead, InventoryWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -52,11 +52,10 @@ impl LevelParams {
     responses((status = 200, body = List<Level>)))]
 pub async fn list_levels(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryRead>,
     Query(filter): Query<LevelParams>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Level>>, ApiError> {
-    caller.require_secret("inventory:read")?;
     Ok(Json(List::new(
         state.store.levels(&filter.filter(), &params.page()?).await?,
     )))
@@ -69,10 +68,9 @@ pub async fn list_levels(
     responses((status = 200, body = Level), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn adjust(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryWrite>,
     Json(draft): Json<AdjustmentDraft>,
 ) -> Result<Json<Level>, ApiError> {
-    caller.require_secret("inventory:write")?;
     Ok(Json(state.store.adjust_stock(draft).await?))
 }
 
@@ -89,10 +87,9 @@ pub struct TransferResult {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn transfer(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryWrite>,
     Json(draft): Json<TransferDraft>,
 ) -> Result<Json<TransferResult>, ApiError> {
-    caller.require_secret("inventory:write")?;
     let (from, to) = state.store.transfer_stock(draft).await?;
     Ok(Json(TransferResult { from, to }))
 }
@@ -103,11 +100,10 @@ pub async fn transfer(
     responses((status = 200, body = List<Movement>)))]
 pub async fn list_movements(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryRead>,
     Query(filter): Query<LevelParams>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Movement>>, ApiError> {
-    caller.require_secret("inventory:read")?;
     Ok(Json(List::new(
         state.store.movements(&filter.filter(), &params.page()?).await?,
     )))
@@ -134,10 +130,9 @@ pub struct AvailabilityAnswer {
     responses((status = 200, body = AvailabilityAnswer), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn availability(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<InventoryRead>,
     Query(params): Query<AvailabilityParams>,
 ) -> Result<Json<AvailabilityAnswer>, ApiError> {
-    caller.require("inventory:read")?;
     let channel_id = caller
         .channel(params.channel_id.as_deref())?
         .ok_or_else(|| ApiError::invalid_field("channel_id", "required", "name the sales channel"))?
@@ -174,10 +169,9 @@ pub async fn availability(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn reserve(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryWrite>,
     Json(draft): Json<ReservationDraft>,
 ) -> Result<Created<Reservation>, ApiError> {
-    caller.require_secret("inventory:write")?;
     Ok(Created(state.store.reserve(draft).await?))
 }
 
@@ -186,10 +180,9 @@ pub async fn reserve(
     responses((status = 200, body = Reservation), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_reservation(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Reservation>, ApiError> {
-    caller.require_secret("inventory:read")?;
     Ok(Json(state.store.reservation(&id).await?))
 }
 
@@ -198,10 +191,9 @@ pub async fn get_reservation(
     responses((status = 200, body = Reservation), (status = 409, description = "not active any more", body = Problem, content_type = "application/problem+json")))]
 pub async fn release(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryWrite>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Reservation>), ApiError> {
-    caller.require_secret("inventory:write")?;
     Ok((StatusCode::OK, Json(state.store.release_reservation(&id).await?)))
 }
 
@@ -229,10 +221,9 @@ pub struct ReplenishmentAnswer {
     responses((status = 200, body = ReplenishmentAnswer)))]
 pub async fn replenishment(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<InventoryRead>,
     Query(params): Query<ReplenishmentParams>,
 ) -> Result<Json<ReplenishmentAnswer>, ApiError> {
-    caller.require_secret("inventory:read")?;
     let days = |value: Option<i64>, default: i64, field: &str| match value.unwrap_or(default) {
         n @ 0..=365 => Ok(n),
         _ => Err(ApiError::invalid_field(

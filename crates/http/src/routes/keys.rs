@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::delete;
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Admin, Secret};
 use crate::problem::{ApiError, Problem};
 
 pub fn routes() -> Router<AppState> {
@@ -21,10 +21,9 @@ pub fn routes() -> Router<AppState> {
     responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke_key(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_secret("admin")?;
     state.store.revoke_api_key(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

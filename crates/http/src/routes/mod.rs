@@ -24,6 +24,7 @@ use crate::problem::ApiError;
 
 pub use hooks::hooks;
 pub use ops::{method_not_allowed, not_found, ops};
+pub use webchat::routes as webchat;
 pub(crate) use {
     answers::*, catalog::*, conversations::*, customers::*, events::*, hooks::*, inventory::*, keys::*, ops::*,
     orders::*, webchat::*, webhooks::*,

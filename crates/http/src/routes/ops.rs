@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -66,11 +66,21 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
 
-/// A known path asked with a method it does not take (axum adds the `Allow` header).
-pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+/// A known path asked with a method it does not take (axum adds the `Allow` header); or a
+/// browser's preflight, which asks with `OPTIONS` before it calls across sites.
+pub async fn method_not_allowed(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Some(answer) = crate::cors::preflight(&state, &method, &headers, uri.path()).await {
+        return answer;
+    }
     ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("this path does not take {method}"),
     )
+    .into_response()
 }

@@ -15,8 +15,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{if_match, patched, version_race};
+use omnihub_domain::validation::{Check, Lines};
+
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Allowed, Caller, CartsWrite, CustomersRead, OrdersRead, OrdersWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -52,14 +54,12 @@ pub struct NewCart {
 }
 
 /// A cart the caller may touch: a publishable key only its channel's.
-async fn own_cart(state: &AppState, caller: &Caller, id: &str) -> Result<Cart, ApiError> {
-    caller.require("carts:write")?;
+async fn own_cart(state: &AppState, caller: &Allowed<CartsWrite>, id: &str) -> Result<Cart, ApiError> {
     owned(caller, state.store.cart(id).await?)
 }
 
 /// The same, to change: possibly as this process last wrote it (`Store::cart_to_change`).
-async fn own_cart_to_change(state: &AppState, caller: &Caller, id: &str) -> Result<Cart, ApiError> {
-    caller.require("carts:write")?;
+async fn own_cart_to_change(state: &AppState, caller: &Allowed<CartsWrite>, id: &str) -> Result<Cart, ApiError> {
     owned(caller, state.store.cart_to_change(id).await?)
 }
 
@@ -78,10 +78,9 @@ fn owned(caller: &Caller, cart: Cart) -> Result<Cart, ApiError> {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_cart(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Json(body): Json<NewCart>,
 ) -> Result<Created<Cart>, ApiError> {
-    caller.require("carts:write")?;
     let channel = caller
         .channel(body.channel_id.as_deref())?
         .ok_or_else(|| ApiError::invalid_field("channel_id", "required", "name the sales channel"))?;
@@ -99,7 +98,7 @@ pub async fn create_cart(
     responses((status = 200, body = Cart), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_cart(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Path(id): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
     let cart = own_cart(&state, &caller, &id).await?;
@@ -121,7 +120,7 @@ pub async fn get_cart(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_cart(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
@@ -163,7 +162,7 @@ async fn patch_from(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn add_line(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Path(id): Path<String>,
     Json(draft): Json<CartLineDraft>,
 ) -> Result<Json<Cart>, ApiError> {
@@ -183,7 +182,7 @@ pub struct LineQuantity {
     params(("id" = String, Path), ("line_id" = String, Path)), responses((status = 200, body = Cart)))]
 pub async fn set_line(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Path((id, line_id)): Path<(String, String)>,
     Json(body): Json<LineQuantity>,
 ) -> Result<Json<Cart>, ApiError> {
@@ -197,7 +196,7 @@ pub async fn set_line(
     params(("id" = String, Path), ("line_id" = String, Path)), responses((status = 200, body = Cart)))]
 pub async fn remove_line(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Path((id, line_id)): Path<(String, String)>,
 ) -> Result<Json<Cart>, ApiError> {
     own_cart(&state, &caller, &id).await?;
@@ -219,7 +218,7 @@ pub async fn remove_line(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn checkout(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<CartsWrite>,
     Path(id): Path<String>,
 ) -> Result<Created<Order>, ApiError> {
     let cart = own_cart_to_change(&state, &caller, &id).await?;
@@ -239,10 +238,9 @@ pub async fn checkout(
     responses((status = 200, body = Cart), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn customer_cart(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<CustomersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
-    caller.require_secret("customers:read")?;
     let cart = state.store.customer_cart(&id).await?;
     Ok(Json(state.store.priced_cart(cart).await?))
 }
@@ -291,10 +289,9 @@ pub struct Intake {
         (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn take_order(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersWrite>,
     Json(intake): Json<Intake>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
-    caller.require_secret("orders:write")?;
     let (customer_name, identities) = intake.customer.map(|c| (c.name, c.identities)).unwrap_or_default();
     let external = ExternalOrder {
         channel_id: intake.channel_id,
@@ -331,11 +328,10 @@ pub struct OrderParams {
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(OrderParams, ListParams), responses((status = 200, body = List<Order>)))]
 pub async fn list_orders(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersRead>,
     Query(filter): Query<OrderParams>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Order>>, ApiError> {
-    caller.require_secret("orders:read")?;
     if let Some(status) = &filter.status
         && omnihub_domain::orders::Status::parse(status).is_none()
     {
@@ -355,10 +351,9 @@ pub async fn list_orders(
     responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_order(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    caller.require_secret("orders:read")?;
     // Beside the id, what a customer quotes: `#1001` (or `1001`).
     let order = if id.starts_with("ord_") {
         state.store.order(&id).await?
@@ -373,11 +368,10 @@ pub async fn get_order(
     responses((status = 200, body = Order), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel_order(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Order>, ApiError> {
-    caller.require_secret("orders:write")?;
     Ok(Json(state.store.cancel_order(&id, if_match(&headers)?).await?))
 }
 
@@ -389,11 +383,10 @@ pub async fn cancel_order(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn mark_order_paid(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Order>, ApiError> {
-    caller.require_secret("orders:write")?;
     Ok(Json(state.store.mark_order_paid(&id, if_match(&headers)?).await?))
 }
 
@@ -411,11 +404,10 @@ pub struct NewFulfillment {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_fulfillment(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersWrite>,
     Path(id): Path<String>,
     Json(body): Json<NewFulfillment>,
 ) -> Result<Created<Order>, ApiError> {
-    caller.require_secret("orders:write")?;
     let draft = FulfillmentDraft {
         location_id: body.location_id,
         lines: body.lines,
@@ -440,11 +432,10 @@ pub struct StepDetails {
     responses((status = 200, body = Order), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn advance_fulfillment(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersWrite>,
     Path((id, fulfillment_id, step)): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Order>, ApiError> {
-    caller.require_secret("orders:write")?;
     let step = match step.as_str() {
         "ship" => Step::Ship,
         "ready" => Step::Ready,
@@ -457,6 +448,14 @@ pub async fn advance_fulfillment(
     } else {
         crate::json::parse(&body)?
     };
+    let mut check = Check::new();
+    for (field, value) in [
+        ("carrier", &details.carrier),
+        ("tracking_number", &details.tracking_number),
+    ] {
+        check.characters(field, value.as_deref().unwrap_or_default(), Lines::One);
+    }
+    check.done()?;
     // Blank is missing: a parcel cannot be followed with an empty carrier or number.
     let filled = |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let carrier = match (step, filled(details.carrier), filled(details.tracking_number)) {
@@ -502,11 +501,10 @@ pub struct NewReturn {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn return_items(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<OrdersWrite>,
     Path(id): Path<String>,
     Json(body): Json<NewReturn>,
 ) -> Result<Created<Order>, ApiError> {
-    caller.require_secret("orders:write")?;
     if body.reason.chars().count() > 500 {
         return Err(ApiError::invalid_field(
             "reason",
@@ -514,6 +512,9 @@ pub async fn return_items(
             "must be at most 500 characters",
         ));
     }
+    let mut check = Check::new();
+    check.characters("reason", &body.reason, Lines::Many);
+    check.done()?;
     Ok(Created(
         state
             .store

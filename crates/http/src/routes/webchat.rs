@@ -5,23 +5,23 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures_util::stream::{self, Stream};
 use omnihub_domain::conversations::inbound::Inbound;
-use omnihub_domain::conversations::webchat::VisitorMessage;
+use omnihub_domain::conversations::webchat::{ChatLimit, MAX_STREAMS_PER_VISITOR, VisitorMessage, names_an_order};
 use omnihub_domain::conversations::{Inbox, InboxKind, SenderKind};
 use omnihub_domain::events::Event;
 use omnihub_domain::id::{self, Kind};
+use omnihub_domain::network::ClientAddress;
 use omnihub_store::WebchatSession;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,10 +31,7 @@ use crate::json::{Created, Json};
 use crate::problem::{ApiError, Problem};
 use crate::query::Query;
 
-/// Sessions one address may open in one inbox per minute: enough for a household behind one
-/// router, too few to fill the table.
-const SESSIONS_PER_MINUTE: u32 = 20;
-/// Counters of past minutes are dropped once this many addresses are counted.
+/// Counters of past windows are dropped once this many are kept.
 const MAX_COUNTED: usize = 10_000;
 /// Other server processes' replies are seen by polling this often.
 const POLL: Duration = Duration::from_millis(250);
@@ -44,6 +41,20 @@ pub fn routes() -> Router<AppState> {
         .route("/webchat/{inbox_id}/sessions", post(start_webchat_session))
         .route("/webchat/{inbox_id}/messages", post(post_visitor_message))
         .route("/webchat/{inbox_id}/stream", get(stream_visitor_replies))
+        .layer(map_response(security_headers))
+}
+
+/// The chat's answers are data for the widget's script, never a page: nothing in them may run,
+/// be framed or be sniffed into HTML, and no address leaves with them.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// A new visitor of the web chat: `token` is shown once and authenticates the visitor's
@@ -64,51 +75,98 @@ impl From<WebchatSession> for WebchatSessionView {
 }
 
 /// Open a web chat session for a visitor (public: the widget holds no key). Limited to
-/// 20 sessions per address and minute (429 `rate_limited`).
+/// 20 sessions per client address and minute (429 `rate_limited`).
 #[utoipa::path(post, path = "/webchat/{inbox_id}/sessions", tag = "conversations", security(),
     params(("inbox_id" = String, Path)),
     responses((status = 201, body = WebchatSessionView),
+        (status = 403, body = Problem, description = "from the pages of a site no publishable key names", content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn start_webchat_session(
     State(state): State<AppState>,
     Path(inbox_id): Path<String>,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddress>>,
 ) -> Result<Created<WebchatSessionView>, ApiError> {
     let inbox = webchat_inbox(&state, &inbox_id).await?;
-    let address = connection.map(|Extension(ConnectInfo(a))| a.ip());
-    if !may_open_session(&inbox.id, address, state.store.now().millis()) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many chat sessions from this address; try again in a minute",
-        ));
-    }
+    let address = client_of(client);
+    within_limit(
+        &state,
+        ChatLimit::Sessions,
+        &inbox.id,
+        &address,
+        "too many chat sessions from this address",
+    )?;
     let session = state.store.start_webchat_session(&inbox.id).await?;
     Ok(Created(session.into()))
 }
 
-/// An inbox and the address sessions are opened from.
-type SessionOpener = (String, Option<IpAddr>);
+/// Who a limit counts: a client address, or a visitor.
+type Counted = (ChatLimit, String, String);
 
-/// Counts sessions per inbox, address and minute. In this process only: with several nodes
-/// an address may open this many on each, which still bounds it.
-fn may_open_session(inbox_id: &str, address: Option<IpAddr>, now_ms: i64) -> bool {
-    static COUNTED: LazyLock<Mutex<HashMap<SessionOpener, (i64, u32)>>> = LazyLock::new(Default::default);
-    let minute = now_ms.div_euclid(60_000);
+/// Counts one more of `limit` for `who` in the inbox; 429 `rate_limited` past its allowance.
+/// In this process only: with several nodes each allows as much, which still bounds it.
+fn within_limit(state: &AppState, limit: ChatLimit, inbox_id: &str, who: &str, refusal: &str) -> Result<(), ApiError> {
+    static COUNTED: LazyLock<Mutex<HashMap<Counted, (i64, u32)>>> = LazyLock::new(Default::default);
+    let now = state.store.now().millis();
     // A counter left poisoned by a panic elsewhere must not close the chat for everyone.
     let Ok(mut counted) = COUNTED.lock() else {
-        return true;
+        return Ok(());
     };
     if counted.len() >= MAX_COUNTED {
-        counted.retain(|_, (at, _)| *at == minute);
+        counted.retain(|(limit, _, _), (start, _)| now - *start < limit.allowance().1);
     }
-    let count = counted.entry((inbox_id.to_owned(), address)).or_insert((minute, 0));
-    if count.0 != minute {
-        *count = (minute, 0);
+    let key = (limit, inbox_id.to_owned(), who.to_owned());
+    let (counter, allowed) = limit.count(counted.get(&key).copied(), now);
+    counted.insert(key, counter);
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("{refusal}; try again later"),
+        ))
     }
-    count.1 += 1;
-    count.1 <= SESSIONS_PER_MINUTE
+}
+
+/// The client address limits count, or one shared name when the server does not know it.
+fn client_of(client: Option<Extension<ClientAddress>>) -> String {
+    client.map_or_else(|| "unknown".to_owned(), |Extension(client)| client.counted_as())
+}
+
+/// The live streams each visitor follows now, by inbox and visitor.
+static STREAMS: LazyLock<Mutex<HashMap<(String, String), u32>>> = LazyLock::new(Default::default);
+
+/// One of a visitor's live streams, given back when the stream ends (however it ends).
+struct StreamSlot((String, String));
+
+impl StreamSlot {
+    fn take(inbox_id: &str, visitor_id: &str) -> Result<StreamSlot, ApiError> {
+        let key = (inbox_id.to_owned(), visitor_id.to_owned());
+        let mut streams = STREAMS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = streams.entry(key.clone()).or_default();
+        if *open >= MAX_STREAMS_PER_VISITOR {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("at most {MAX_STREAMS_PER_VISITOR} live streams per visitor; close one first"),
+            ));
+        }
+        *open += 1;
+        Ok(StreamSlot(key))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = STREAMS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = streams.get_mut(&self.0) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                streams.remove(&self.0);
+            }
+        }
+    }
 }
 
 async fn webchat_inbox(state: &AppState, inbox_id: &str) -> Result<Inbox, ApiError> {
@@ -157,15 +215,35 @@ pub struct VisitorMessageView {
     params(("inbox_id" = String, Path)), request_body = VisitorMessage,
     responses((status = 201, body = VisitorMessageView), (status = 200, body = VisitorMessageView, description = "a message_id stored before"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, body = Problem, description = "from the pages of a site no publishable key names", content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "30 messages a minute per visitor; 5 naming an order number an hour per client address", content_type = "application/problem+json")))]
 pub async fn post_visitor_message(
     State(state): State<AppState>,
     Path(inbox_id): Path<String>,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddress>>,
     Json(posted): Json<VisitorMessage>,
 ) -> Result<Response, ApiError> {
     let inbox = webchat_inbox(&state, &inbox_id).await?;
     let visitor = visitor(&state, &inbox, &headers, None).await?;
+    within_limit(
+        &state,
+        ChatLimit::Messages,
+        &inbox.id,
+        &visitor,
+        "too many messages from this visitor",
+    )?;
+    if names_an_order(&posted) {
+        let address = client_of(client);
+        within_limit(
+            &state,
+            ChatLimit::OrderLookups,
+            &inbox.id,
+            &address,
+            "too many order lookups from this address",
+        )?;
+    }
     let message = posted.validate(&visitor, id::new(Kind::Message), state.store.phone_region())?;
     let received = state.store.receive(&inbox, vec![Inbound::Message(message)]).await?;
     super::answers::answer_in_background(&state, &received.messages);
@@ -197,11 +275,13 @@ pub struct VisitorReply {
 }
 
 /// Follow the replies to this visitor (agents' and the bot's) as Server-Sent Events of type
-/// `message`; each event's `id` resumes the stream with `Last-Event-ID`.
+/// `message`; each event's `id` resumes the stream with `Last-Event-ID`. A visitor follows at
+/// most 3 streams at once (429 `rate_limited`).
 #[utoipa::path(get, path = "/webchat/{inbox_id}/stream", tag = "conversations", security(),
     params(("inbox_id" = String, Path), VisitorStreamParams, ("Last-Event-ID" = Option<i64>, Header)),
     responses((status = 200, description = "text/event-stream of VisitorReply", content_type = "text/event-stream"),
-        (status = 401, body = Problem, content_type = "application/problem+json")))]
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, description = "3 live streams per visitor", content_type = "application/problem+json")))]
 pub async fn stream_visitor_replies(
     State(state): State<AppState>,
     Path(inbox_id): Path<String>,
@@ -210,6 +290,7 @@ pub async fn stream_visitor_replies(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let inbox = webchat_inbox(&state, &inbox_id).await?;
     let visitor_id = visitor(&state, &inbox, &headers, params.token.as_deref()).await?;
+    let slot = StreamSlot::take(&inbox.id, &visitor_id)?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -226,6 +307,7 @@ pub async fn stream_visitor_replies(
         conversation_id: None,
         after,
         pending: Vec::new().into_iter(),
+        _slot: slot,
     };
     let replies = stream::unfold(follow, |mut follow| async move {
         follow.next().await.map(|reply| (Ok(reply), follow))
@@ -244,6 +326,8 @@ struct VisitorFollow {
     after: i64,
     pending: std::vec::IntoIter<Event>,
     wake: tokio::sync::watch::Receiver<u64>,
+    /// Held while the stream lives.
+    _slot: StreamSlot,
 }
 
 impl VisitorFollow {

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{if_match, patched, version_race};
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Admin, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
@@ -40,10 +40,9 @@ pub fn routes() -> Router<AppState> {
     responses((status = 201, body = Endpoint), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_webhook_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Json(new): Json<NewEndpoint>,
 ) -> Result<Created<Endpoint>, ApiError> {
-    caller.require_secret("admin")?;
     Ok(Created(state.store.create_webhook_endpoint(new).await?))
 }
 
@@ -52,10 +51,9 @@ pub async fn create_webhook_endpoint(
     responses((status = 200, body = List<Endpoint>)))]
 pub async fn list_webhook_endpoints(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Endpoint>>, ApiError> {
-    caller.require_secret("admin")?;
     Ok(Json(List::new(state.store.webhook_endpoints(&params.page()?).await?)))
 }
 
@@ -64,10 +62,9 @@ pub async fn list_webhook_endpoints(
     responses((status = 200, body = Endpoint), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_webhook_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    caller.require_secret("admin")?;
     Ok(Json(state.store.webhook_endpoint(&id).await?))
 }
 
@@ -80,12 +77,11 @@ pub async fn get_webhook_endpoint(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_webhook_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    caller.require_secret("admin")?;
     let asked = if_match(&headers)?;
     let current = state.store.webhook_endpoint(&id).await?;
     let draft = patched(&current.draft, &patch)?;
@@ -105,10 +101,9 @@ pub async fn patch_webhook_endpoint(
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_webhook_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_secret("admin")?;
     state.store.delete_webhook_endpoint(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -120,11 +115,10 @@ pub async fn delete_webhook_endpoint(
     responses((status = 200, body = List<Delivery>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_webhook_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<List<Delivery>>, ApiError> {
-    caller.require_secret("admin")?;
     Ok(Json(List::new(
         state.store.webhook_deliveries(&id, &params.page()?).await?,
     )))
@@ -145,10 +139,9 @@ pub struct Replay {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn replay_webhook_endpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Secret<Admin>,
     Path(id): Path<String>,
     Json(replay): Json<Replay>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    caller.require_secret("admin")?;
     Ok(Json(state.store.replay_webhook_endpoint(&id, replay.from_seq).await?))
 }

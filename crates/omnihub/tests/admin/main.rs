@@ -5,6 +5,7 @@ mod client;
 #[path = "../api/fake_provider.rs"]
 #[allow(dead_code)] // What the admin's tests look at of a provider's calls is less than the API's.
 mod fake_provider;
+mod hostile_input;
 #[path = "../common/scratch.rs"]
 #[allow(dead_code)] // Only the API suite runs several nodes on one database.
 mod scratch;

@@ -219,10 +219,14 @@ async fn inboxes_are_connected_and_their_credentials_never_shown(shop: Shop) {
 
 async fn a_revoked_key_is_refused_by_the_api_at_once(shop: Shop) {
     let scopes = ["orders:read".to_owned()];
-    let erp = shop.store().generate_api_key("ERP", &scopes, None).await.expect("key");
+    let erp = shop
+        .store()
+        .generate_api_key("ERP", &scopes, None, &[])
+        .await
+        .expect("key");
     let shelf = shop
         .store()
-        .generate_api_key("Shelf", &scopes, None)
+        .generate_api_key("Shelf", &scopes, None, &[])
         .await
         .expect("key");
     let orders = |token: &str| {

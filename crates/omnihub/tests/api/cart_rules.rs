@@ -131,6 +131,9 @@ async fn a_publishable_key_cannot_spend_a_customers_points(app: TestApp) {
         "forbidden",
     )
     .await;
+    // Typing the customer's e-mail spends nothing of theirs either.
+    let typed = json!({"email": "vic@example.com"});
+    json(as_key(&app, &pk, Method::PATCH, &path, Some(&typed)).await, 200).await;
     let order = json(
         as_key(&app, &pk, Method::POST, &format!("{path}/checkout"), Some(&json!({}))).await,
         201,

@@ -249,7 +249,7 @@ async fn publishable_keys_read_their_own_channel_only(app: TestApp) {
     .await;
     let key = app
         .store()
-        .generate_api_key("storefront", &[], Some(id(&web)))
+        .generate_api_key("storefront", &[], Some(id(&web)), &[])
         .await
         .unwrap()
         .token;

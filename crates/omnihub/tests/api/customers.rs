@@ -800,7 +800,7 @@ async fn scopes_guard_customers(app: TestApp) {
     let web = crate::fixtures::channel(&app, "Web", "web", &[id(&location)]).await;
     let publishable = app
         .store()
-        .generate_api_key("storefront", &[], Some(id(&web)))
+        .generate_api_key("storefront", &[], Some(id(&web)), &[])
         .await
         .unwrap()
         .token;

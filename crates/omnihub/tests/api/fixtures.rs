@@ -71,7 +71,7 @@ pub fn id(value: &Value) -> &str {
 /// A publishable key of `channel`, as a storefront holds it.
 pub async fn publishable_key(app: &TestApp, channel: &str) -> String {
     app.store()
-        .generate_api_key("storefront", &[], Some(channel))
+        .generate_api_key("storefront", &[], Some(channel), &[])
         .await
         .expect("key")
         .token

@@ -149,7 +149,7 @@ impl TestApp {
     pub async fn key_with(&self, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         self.store()
-            .generate_api_key("test", &scopes, None)
+            .generate_api_key("test", &scopes, None, &[])
             .await
             .expect("key")
             .token

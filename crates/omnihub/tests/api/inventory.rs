@@ -209,7 +209,7 @@ async fn channels_see_stock_less_reservations_and_buffer(app: TestApp) {
 
     let key = app
         .store()
-        .generate_api_key("storefront", &[], Some(id(&web)))
+        .generate_api_key("storefront", &[], Some(id(&web)), &[])
         .await
         .unwrap()
         .token;

@@ -12,7 +12,7 @@ on_both_backends!(a_revoked_key_is_refused_at_once, a_revoked_keys_event_stream_
 async fn a_revoked_key_is_refused_at_once(app: TestApp) {
     let made = app
         .store()
-        .generate_api_key("ERP", &["orders:read".to_owned()], None)
+        .generate_api_key("ERP", &["orders:read".to_owned()], None, &[])
         .await
         .expect("key");
     let orders = || {
@@ -57,7 +57,7 @@ async fn ends_within(response: reqwest::Response, limit: Duration) -> bool {
 async fn a_revoked_keys_event_stream_ends(app: TestApp) {
     let made = app
         .store()
-        .generate_api_key("listener", &["events:read".to_owned()], None)
+        .generate_api_key("listener", &["events:read".to_owned()], None, &[])
         .await
         .expect("key");
     let open = |base: &str| {

@@ -1,6 +1,7 @@
 //! The API suite: every test runs against the real server, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod hostile_input;
 #[path = "../common/scratch.rs"]
 mod scratch;
 

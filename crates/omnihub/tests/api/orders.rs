@@ -567,7 +567,7 @@ async fn the_cart_follows_the_customer(app: TestApp) {
 
     let key = app
         .store()
-        .generate_api_key("storefront", &[], Some(&shop.web))
+        .generate_api_key("storefront", &[], Some(&shop.web), &[])
         .await
         .unwrap()
         .token;

@@ -208,6 +208,21 @@ async fn a_paid_storefront_order_stays_and_may_be_handed_over(app: TestApp) {
 
 async fn one_email_has_few_unpaid_orders_even_in_parallel(app: TestApp) {
     let shop = shop(&app).await;
+    // Every storefront order counts toward its buyer's e-mail: one without is refused.
+    let nameless = storefront_cart(&app, &shop, "mallory@example.com", 1).await;
+    json(
+        as_key(&app, &shop.pk, Method::PATCH, &nameless, Some(&json!({"email": null}))).await,
+        200,
+    )
+    .await;
+    let refused = problem(
+        storefront_checkout(&app, &shop, &nameless).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "email");
+
     let mut carts = Vec::new();
     for _ in 0..8 {
         carts.push(storefront_cart(&app, &shop, "Mallory@Example.com", 1).await);

@@ -14,6 +14,7 @@ on_both_backends!(
     a_visitor_writes_and_the_agents_answer_arrives_on_their_stream,
     wrong_tokens_other_inboxes_and_too_many_sessions_are_refused,
     an_email_typed_in_the_chat_reveals_no_order_and_links_nobody,
+    streams_messages_and_order_lookups_are_bounded_per_visitor_and_address,
 );
 
 async fn webchat_inbox(app: &TestApp) -> Value {
@@ -267,4 +268,53 @@ async fn an_email_typed_in_the_chat_reveals_no_order_and_links_nobody(app: TestA
     assert_eq!(app.delete(&format!("/customers/{visitor}")).await.status(), 204);
     let kept = json(app.get(&format!("/conversations/{}", id(conversation))).await, 200).await;
     assert!(kept["claimed_email"].is_null(), "{kept}");
+}
+
+/// The chat is public: one visitor follows a few streams at most and writes at a human pace,
+/// and order numbers are guessed a few times per address, however many sessions it opens.
+async fn streams_messages_and_order_lookups_are_bounded_per_visitor_and_address(app: TestApp) {
+    let inbox = webchat_inbox(&app).await;
+    let started = json(session(&app, &inbox).await, 201).await;
+    let token = started["token"].as_str().unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(visitor_stream(&app, &inbox, token).await);
+    }
+    let fourth = app
+        .client
+        .get(format!("{}?token={token}", url(&app, &inbox, "stream")))
+        .send()
+        .await
+        .unwrap();
+    problem(fourth, 429, "rate_limited").await;
+    drop(streams);
+
+    for i in 0..30 {
+        let message = json!({"text": format!("message {i}")});
+        json(visitor_writes(&app, &inbox, token, message).await, 201).await;
+    }
+    let chatty = visitor_writes(&app, &inbox, token, json!({"text": "one more"})).await;
+    problem(chatty, 429, "rate_limited").await;
+
+    // Each new session is a new conversation, where the bot would answer one guess: the
+    // address is what bounds the guessing.
+    for number in 0..5 {
+        let guesser = json(session(&app, &inbox).await, 201).await;
+        let guess = json!({"text": format!("Where is my order #{}?", 2000 + number), "email": "ann@example.com"});
+        json(
+            visitor_writes(&app, &inbox, guesser["token"].as_str().unwrap(), guess).await,
+            201,
+        )
+        .await;
+    }
+    let guesser = json(session(&app, &inbox).await, 201).await;
+    let guess = json!({"text": "Where is my order #2999?", "email": "ann@example.com"});
+    let refused = visitor_writes(&app, &inbox, guesser["token"].as_str().unwrap(), guess).await;
+    problem(refused, 429, "rate_limited").await;
+    let chat = json!({"text": "Do you ship to Austria?"});
+    json(
+        visitor_writes(&app, &inbox, guesser["token"].as_str().unwrap(), chat).await,
+        201,
+    )
+    .await;
 }
