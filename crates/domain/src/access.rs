@@ -22,6 +22,46 @@ pub const SCOPES: &[&str] = &[
 /// and availability, and work with carts.
 const PUBLISHABLE_SCOPES: &[&str] = &["catalog:read", "inventory:read", "carts:write"];
 
+/// What one client may do without a secret key, in one place (an inbox, a sales channel): web
+/// chat visitors and storefront shoppers are anybody, so each is bounded. Counted per server
+/// process, in fixed windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PublicLimit {
+    /// Chat sessions opened from one client address: enough for a household behind one router.
+    ChatSessions,
+    /// Chat messages written by one visitor.
+    ChatMessages,
+    /// Chat messages naming an order number from one client address, whatever session they
+    /// come from: each may be a guess at another person's order.
+    OrderLookups,
+    /// Checkouts through a storefront's public key from one client address: each holds stock
+    /// until it is paid or lapses.
+    StorefrontCheckouts,
+}
+
+impl PublicLimit {
+    /// How many are allowed per window, and the window in milliseconds.
+    pub const fn allowance(self) -> (u32, i64) {
+        match self {
+            PublicLimit::ChatSessions => (20, 60_000),
+            PublicLimit::ChatMessages => (30, 60_000),
+            PublicLimit::OrderLookups => (5, 60 * 60_000),
+            PublicLimit::StorefrontCheckouts => (20, 60 * 60_000),
+        }
+    }
+
+    /// Counts one more at `now_ms` on a counter `(window_start_ms, count)`: the counter after it,
+    /// and whether this one is allowed. A window passed starts a new one.
+    pub fn count(self, counter: Option<(i64, u32)>, now_ms: i64) -> ((i64, u32), bool) {
+        let (limit, window) = self.allowance();
+        let (start, count) = match counter {
+            Some((start, count)) if now_ms - start < window => (start, count + 1),
+            _ => (now_ms, 1),
+        };
+        ((start, count), count <= limit)
+    }
+}
+
 pub fn check_scopes(scopes: &[String]) -> Result<(), Invalid> {
     let mut check = Check::new();
     if scopes.is_empty() {
@@ -162,6 +202,19 @@ fn grants(held: &str, needed: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_limits_count_in_fixed_windows() {
+        let limit = PublicLimit::OrderLookups;
+        let mut counter = None;
+        for _ in 0..5 {
+            let (next, allowed) = limit.count(counter, 1_000);
+            assert!(allowed);
+            counter = Some(next);
+        }
+        assert!(!limit.count(counter, 2_000).1, "the sixth within the hour");
+        assert!(limit.count(counter, 1_000 + 60 * 60_000).1, "a new window");
+    }
 
     #[test]
     fn origins_are_sites_without_paths() {

@@ -9,6 +9,7 @@ mod edge;
 pub mod egress;
 mod idempotency;
 pub mod json;
+mod limits;
 mod lists;
 mod observe;
 mod openapi;

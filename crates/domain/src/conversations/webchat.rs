@@ -7,41 +7,6 @@ use super::inbound::InboundMessage;
 use crate::customers::{Identity, IdentityKind, Region, normalize};
 use crate::validation::{Check, Invalid};
 
-/// What one web chat visitor or client address may do, per inbox: the chat is public, so
-/// each is bounded. Counted per server process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChatLimit {
-    /// Sessions opened from one client address: enough for a household behind one router.
-    Sessions,
-    /// Messages written by one visitor.
-    Messages,
-    /// Messages naming an order number from one client address, whatever session they come
-    /// from: each may be a guess at another person's order.
-    OrderLookups,
-}
-
-impl ChatLimit {
-    /// How many are allowed per window, and the window in milliseconds.
-    pub const fn allowance(self) -> (u32, i64) {
-        match self {
-            ChatLimit::Sessions => (20, 60_000),
-            ChatLimit::Messages => (30, 60_000),
-            ChatLimit::OrderLookups => (5, 60 * 60_000),
-        }
-    }
-
-    /// Counts one more at `now_ms` on a counter `(window_start_ms, count)`: the counter after it,
-    /// and whether this one is allowed. A window passed starts a new one.
-    pub fn count(self, counter: Option<(i64, u32)>, now_ms: i64) -> ((i64, u32), bool) {
-        let (limit, window) = self.allowance();
-        let (start, count) = match counter {
-            Some((start, count)) if now_ms - start < window => (start, count + 1),
-            _ => (now_ms, 1),
-        };
-        ((start, count), count <= limit)
-    }
-}
-
 /// Live streams one visitor may follow at once (a few tabs); more are refused.
 pub const MAX_STREAMS_PER_VISITOR: u32 = 3;
 
@@ -114,16 +79,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chat_limits_count_in_fixed_windows() {
-        let limit = ChatLimit::OrderLookups;
-        let mut counter = None;
-        for _ in 0..5 {
-            let (next, allowed) = limit.count(counter, 1_000);
-            assert!(allowed);
-            counter = Some(next);
-        }
-        assert!(!limit.count(counter, 2_000).1, "the sixth within the hour");
-        assert!(limit.count(counter, 1_000 + 60 * 60_000).1, "a new window");
+    fn order_numbers_in_a_message_count_as_lookups() {
         let visitor = |text: &str| VisitorMessage {
             text: text.into(),
             name: None,

@@ -1,12 +1,14 @@
 //! Carts that follow the customer, checkout, orders from every channel, fulfilment from any
 //! location, cancellation and returns anywhere.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch, post};
+use axum::{Extension, Router};
 use omnihub_domain::Money;
+use omnihub_domain::access::PublicLimit;
 use omnihub_domain::customers::Identity;
+use omnihub_domain::network::ClientAddress;
 use omnihub_domain::orders::{
     Cart, CartDetails, CartLineDraft, CheckoutBy, Fulfillment, FulfillmentKind, ItemLine, Order, ShippingAddress, Step,
 };
@@ -17,12 +19,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::{if_match, patched, version_race};
 use omnihub_domain::validation::{Check, Lines};
 
-use crate::AppState;
 use crate::auth::{Allowed, Caller, CartsWrite, CustomersRead, OrdersRead, OrdersWrite, Secret};
 use crate::json::{Created, Json};
 use crate::lists::{List, ListParams};
 use crate::problem::{ApiError, Problem};
 use crate::query::Query;
+use crate::{AppState, limits};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -210,20 +212,28 @@ pub async fn remove_line(
 ///
 /// Through a publishable key the order waits for its payment (`payment_status: pending`): it
 /// holds its stock for the payment window only (`hold_expires_at`; then it is cancelled), hands
-/// nothing over until `POST /orders/{id}/mark-paid`, and one e-mail may have only a few such
-/// orders at once (429 `rate_limited`). Its answer names no customer: whoever typed the e-mail
-/// learns nothing of who holds it.
+/// nothing over until `POST /orders/{id}/mark-paid`. It needs the buyer's e-mail, which may
+/// have 3 such orders at once; one client address may check out 20 an hour (429
+/// `rate_limited`). Its answer names no customer: whoever typed the e-mail learns nothing of
+/// who holds it.
 #[utoipa::path(post, path = "/api/v1/carts/{id}/checkout", tag = "orders", params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Order), (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")))]
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn checkout(
     State(state): State<AppState>,
     caller: Allowed<CartsWrite>,
     Path(id): Path<String>,
+    client: Option<Extension<ClientAddress>>,
 ) -> Result<Created<Order>, ApiError> {
     let cart = own_cart_to_change(&state, &caller, &id).await?;
     let by = match caller.0.channel() {
-        Some(_) => CheckoutBy::Storefront,
+        Some(channel) => {
+            let shopper = limits::client_of(client);
+            let refusal = "too many checkouts from this address";
+            limits::within(&state, PublicLimit::StorefrontCheckouts, channel, &shopper, refusal)?;
+            CheckoutBy::Storefront
+        }
         None => CheckoutBy::Backend,
     };
     let mut order = state.store.checkout(&cart, by).await?;

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures_util::stream::{self, Stream};
+use omnihub_domain::access::PublicLimit;
 use omnihub_domain::conversations::inbound::Inbound;
-use omnihub_domain::conversations::webchat::{ChatLimit, MAX_STREAMS_PER_VISITOR, VisitorMessage, names_an_order};
+use omnihub_domain::conversations::webchat::{MAX_STREAMS_PER_VISITOR, VisitorMessage, names_an_order};
 use omnihub_domain::conversations::{Inbox, InboxKind, SenderKind};
 use omnihub_domain::events::Event;
 use omnihub_domain::id::{self, Kind};
@@ -26,13 +27,11 @@ use omnihub_store::WebchatSession;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::json::{Created, Json};
 use crate::problem::{ApiError, Problem};
 use crate::query::Query;
+use crate::{AppState, limits};
 
-/// Counters of past windows are dropped once this many are kept.
-const MAX_COUNTED: usize = 10_000;
 /// Other server processes' replies are seen by polling this often.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -88,50 +87,16 @@ pub async fn start_webchat_session(
     client: Option<Extension<ClientAddress>>,
 ) -> Result<Created<WebchatSessionView>, ApiError> {
     let inbox = webchat_inbox(&state, &inbox_id).await?;
-    let address = client_of(client);
-    within_limit(
+    let address = limits::client_of(client);
+    limits::within(
         &state,
-        ChatLimit::Sessions,
+        PublicLimit::ChatSessions,
         &inbox.id,
         &address,
         "too many chat sessions from this address",
     )?;
     let session = state.store.start_webchat_session(&inbox.id).await?;
     Ok(Created(session.into()))
-}
-
-/// Who a limit counts: a client address, or a visitor.
-type Counted = (ChatLimit, String, String);
-
-/// Counts one more of `limit` for `who` in the inbox; 429 `rate_limited` past its allowance.
-/// In this process only: with several nodes each allows as much, which still bounds it.
-fn within_limit(state: &AppState, limit: ChatLimit, inbox_id: &str, who: &str, refusal: &str) -> Result<(), ApiError> {
-    static COUNTED: LazyLock<Mutex<HashMap<Counted, (i64, u32)>>> = LazyLock::new(Default::default);
-    let now = state.store.now().millis();
-    // A counter left poisoned by a panic elsewhere must not close the chat for everyone.
-    let Ok(mut counted) = COUNTED.lock() else {
-        return Ok(());
-    };
-    if counted.len() >= MAX_COUNTED {
-        counted.retain(|(limit, _, _), (start, _)| now - *start < limit.allowance().1);
-    }
-    let key = (limit, inbox_id.to_owned(), who.to_owned());
-    let (counter, allowed) = limit.count(counted.get(&key).copied(), now);
-    counted.insert(key, counter);
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("{refusal}; try again later"),
-        ))
-    }
-}
-
-/// The client address limits count, or one shared name when the server does not know it.
-fn client_of(client: Option<Extension<ClientAddress>>) -> String {
-    client.map_or_else(|| "unknown".to_owned(), |Extension(client)| client.counted_as())
 }
 
 /// The live streams each visitor follows now, by inbox and visitor.
@@ -227,18 +192,18 @@ pub async fn post_visitor_message(
 ) -> Result<Response, ApiError> {
     let inbox = webchat_inbox(&state, &inbox_id).await?;
     let visitor = visitor(&state, &inbox, &headers, None).await?;
-    within_limit(
+    limits::within(
         &state,
-        ChatLimit::Messages,
+        PublicLimit::ChatMessages,
         &inbox.id,
         &visitor,
         "too many messages from this visitor",
     )?;
     if names_an_order(&posted) {
-        let address = client_of(client);
-        within_limit(
+        let address = limits::client_of(client);
+        limits::within(
             &state,
-            ChatLimit::OrderLookups,
+            PublicLimit::OrderLookups,
             &inbox.id,
             &address,
             "too many order lookups from this address",

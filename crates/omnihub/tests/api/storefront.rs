@@ -15,6 +15,7 @@ on_both_backends!(
     a_paid_storefront_order_stays_and_may_be_handed_over,
     one_email_has_few_unpaid_orders_even_in_parallel,
     one_shopper_never_gets_anothers_stored_answer,
+    one_address_checks_out_a_bounded_number_of_orders,
 );
 
 struct Shop {
@@ -287,4 +288,37 @@ async fn one_shopper_never_gets_anothers_stored_answer(app: TestApp) {
     let backend = json(new_cart(&ann, crate::helpers::OWNER_KEY).await.expect("request"), 201).await;
     let elsewhere = new_cart(&eve, crate::helpers::OWNER_KEY).await.expect("request");
     assert_eq!(json(elsewhere, 201).await["id"], backend["id"]);
+}
+
+async fn one_address_checks_out_a_bounded_number_of_orders(app: TestApp) {
+    let shop = shop(&app).await;
+    let receipt = json!({"sku": "A", "location_id": shop.warehouse, "delta": 10, "reason": "receipt"});
+    json(app.post("/inventory/adjustments", &receipt).await, 200).await;
+    // Twenty buyers' e-mails from one address: each e-mail is within its own cap.
+    for n in 0..20 {
+        let cart = storefront_cart(&app, &shop, &format!("buyer{n}@example.com"), 1).await;
+        json(storefront_checkout(&app, &shop, &cart).await, 201).await;
+    }
+    let cart = storefront_cart(&app, &shop, "buyer20@example.com", 1).await;
+    problem(storefront_checkout(&app, &shop, &cart).await, 429, "rate_limited").await;
+    assert_eq!(available(&app, &shop).await, 10, "the refused one holds nothing");
+
+    // Another shopper's address is counted apart.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .expect("a client");
+    let checkout = elsewhere
+        .post(format!("{}/api/v1{cart}/checkout", app.base))
+        .bearer_auth(&shop.pk)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    json(checkout, 201).await;
+
+    // A new hour, a new allowance.
+    app.clock.advance_seconds(3600);
+    let later = storefront_cart(&app, &shop, "buyer21@example.com", 1).await;
+    json(storefront_checkout(&app, &shop, &later).await, 201).await;
 }
