@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use omnihub_domain::orders::Status;
+use omnihub_domain::catalog::Address;
+use omnihub_domain::orders::{CartDetails, CartLineDraft, CheckoutBy, PaymentStatus, ShippingAddress, Status};
 use omnihub_domain::users::Role;
 use omnihub_store::{LevelFilter, Page as StorePage};
 
@@ -18,6 +19,7 @@ on_both_backends!(
     store_staff_hand_over_and_take_returns_at_their_desk,
     pickup_orders_carry_a_code_that_the_desk_reads,
     store_staff_find_other_stores_orders_only_with_the_buyers_email,
+    a_manager_marks_a_storefronts_order_paid,
     owners_open_accounts_make_keys_and_set_buffers,
     customers_are_merged,
     open_pages_hear_of_new_orders,
@@ -374,6 +376,57 @@ async fn store_staff_find_other_stores_orders_only_with_the_buyers_email(shop: S
     // A manager finds every order by its number.
     let mut manager = signed_in(&shop, Role::Manager).await;
     assert!(manager.get("/admin/desk?number=1004").await.has("Order found"));
+}
+
+async fn a_manager_marks_a_storefronts_order_paid(shop: Shop) {
+    let store = shop.store();
+    let (channels, _) = store
+        .channels(&StorePage { after: None, limit: 50 })
+        .await
+        .expect("channels");
+    let web = channels.iter().find(|c| c.draft.name == "Web shop").expect("web");
+    let cart = store.create_cart(&web.id, None).await.expect("cart");
+    let line = CartLineDraft {
+        sku: "OH-101-M".into(),
+        quantity: 1,
+    };
+    let cart = store.add_cart_line(&cart, line).await.expect("line");
+    let address = Address {
+        line1: "Torstr. 1".into(),
+        line2: None,
+        city: "Berlin".into(),
+        postal_code: "10119".into(),
+        region: None,
+        country: "DE".into(),
+    };
+    let details = CartDetails {
+        email: Some("walk.in@example.com".into()),
+        shipping_address: Some(ShippingAddress {
+            name: Some("Walk In".into()),
+            address,
+            geo: None,
+        }),
+        ..cart.details.clone()
+    };
+    let cart = store.update_cart(&cart, details, cart.version).await.expect("details");
+    let order = store.checkout(&cart, CheckoutBy::Storefront).await.expect("order");
+
+    let mut manager = signed_in(&shop, Role::Manager).await;
+    let page = format!("/admin/orders/{}", order.id);
+    let waiting = manager.get(&page).await;
+    assert!(
+        waiting.has("Waiting for payment") && waiting.has("Mark as paid"),
+        "{}",
+        waiting.body
+    );
+    let paid = manager
+        .submit(&page, &format!("/admin/orders/{}/mark-paid", order.id), &[])
+        .await;
+    assert_eq!(paid.status, 303);
+    let after = store.order(&order.id).await.expect("order");
+    assert_eq!(after.payment_status, Some(PaymentStatus::Paid));
+    let shown = manager.get(paid.location.as_deref().expect("back")).await;
+    assert!(shown.has("Order marked paid.") && !shown.has("Mark as paid"));
 }
 
 async fn pickup_orders_carry_a_code_that_the_desk_reads(shop: Shop) {
