@@ -373,8 +373,8 @@ fn check_web_url(check: &mut Check, field: &str, value: &str) {
 pub struct NewInbox {
     pub kind: InboxKind,
     pub name: String,
-    /// Per kind (see the API contract); write-only: never shown again.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// Per kind (see the API contract; `{}` for the web chat); write-only: never shown again.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object, required = true))]
     #[serde(default)]
     pub credentials: Value,
     /// The provider's API root; the provider's public one when left out. Like every URL the
