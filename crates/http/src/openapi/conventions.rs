@@ -264,20 +264,45 @@ fn patch_of(schema: &mut Value, schemas: &mut Map<String, Value>) {
         };
         // Taken before the fields are walked: a schema that contains itself ends here.
         schemas.insert(patch_name.clone(), Value::Null);
+        let mut required = Vec::new();
         if let Some(fields) = patch.as_object_mut() {
-            fields.remove("required");
+            required = fields
+                .remove("required")
+                .and_then(|r| r.as_array().cloned())
+                .unwrap_or_default();
             fields.insert("additionalProperties".into(), json!({"type": "null"}));
         }
-        for field in patch["properties"]
-            .as_object_mut()
-            .into_iter()
-            .flat_map(|f| f.values_mut())
-        {
+        for (name, field) in patch["properties"].as_object_mut().into_iter().flatten() {
             patch_of(field, schemas);
+            // `null` removes a member: a field that may be left out goes back to its default.
+            if !required.iter().any(|r| r == name.as_str()) {
+                nullable(field);
+            }
         }
         schemas.insert(patch_name.clone(), patch);
     }
     *schema = json!({"$ref": format!("#/components/schemas/{patch_name}")});
+}
+
+/// `schema`, or `null`.
+fn nullable(schema: &mut Value) {
+    match schema.get_mut("type") {
+        Some(Value::String(kind)) => {
+            let kind = kind.clone();
+            schema["type"] = json!([kind, "null"]);
+        }
+        Some(Value::Array(kinds)) => {
+            if !kinds.iter().any(|k| k == "null") {
+                kinds.push(json!("null"));
+            }
+        }
+        _ => {
+            let choices = schema.get("oneOf").and_then(Value::as_array);
+            if !choices.is_some_and(|c| c.iter().any(|c| c["type"] == "null")) {
+                *schema = json!({"oneOf": [schema.take(), {"type": "null"}]});
+            }
+        }
+    }
 }
 
 #[cfg(test)]
