@@ -5,12 +5,12 @@
 //! atomic (a reservation is one conditional `UPDATE`, never a read-then-write).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
-use crate::catalog::{StockBuffer, check_sku};
+use crate::catalog::{Channel, Location, StockBuffer, check_sku};
 use crate::validation::{Check, FieldError, Invalid, Lines};
 
 /// The largest quantity one adjustment, transfer or reservation line may move. Far above any
@@ -303,6 +303,109 @@ pub fn channel_available(buffer: &StockBuffer, location_availables: &[i64]) -> i
 /// or the buffer could be sold through a single store.
 pub fn location_available_for_channel(location_available: i64, channel_available: i64) -> i64 {
     location_available.min(channel_available).max(0)
+}
+
+/// SKU → location → the units available there (on hand less reserved, never below 0).
+pub type StockMap = BTreeMap<String, BTreeMap<String, i64>>;
+
+/// What decides a channel's sellable stock: its buffer and the locations it sells from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelStock {
+    pub id: String,
+    pub buffer: StockBuffer,
+    pub locations: Vec<String>,
+}
+
+impl ChannelStock {
+    pub fn of(channel: &Channel) -> Self {
+        ChannelStock {
+            id: channel.id.clone(),
+            buffer: channel.draft.stock_buffer.clone(),
+            locations: channel.draft.location_ids.clone(),
+        }
+    }
+
+    /// What the channel may sell of `sku` from `stock`.
+    pub fn sellable(&self, stock: &StockMap, sku: &str) -> i64 {
+        let at = stock.get(sku);
+        let availables: Vec<i64> = self
+            .locations
+            .iter()
+            .map(|l| at.and_then(|a| a.get(l)).copied().unwrap_or(0))
+            .collect();
+        channel_available(&self.buffer, &availables)
+    }
+
+    /// Each SKU the lines (summed per SKU) want more of than the channel may sell: the
+    /// channel's buffer holds some stock back from it, wherever the lines are sourced.
+    pub fn beyond_sellable(&self, lines: &[ReservationLineDraft], stock: &StockMap) -> Vec<FieldError> {
+        let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
+        for line in lines {
+            *wanted.entry(&line.sku).or_default() += line.quantity;
+        }
+        wanted
+            .into_iter()
+            .filter_map(|(sku, quantity)| {
+                let sellable = self.sellable(stock, sku);
+                (quantity > sellable).then(|| FieldError {
+                    field: "lines".into(),
+                    code: "insufficient_stock".into(),
+                    message: format!("{quantity} units of {sku} requested, {sellable} available in this channel"),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One channel's sellable quantity of one SKU, changed by a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AvailabilityChange {
+    pub channel_id: String,
+    pub sku: String,
+    pub available: i64,
+    pub previous: i64,
+}
+
+/// Every channel's sellable quantity of each of `skus` that differs between `before` and
+/// `after` a write.
+pub fn availability_changes(
+    channels: &[ChannelStock],
+    skus: &BTreeSet<String>,
+    before: &StockMap,
+    after: &StockMap,
+) -> Vec<AvailabilityChange> {
+    let mut changes = Vec::new();
+    for channel in channels {
+        for sku in skus {
+            let (was, is) = (channel.sellable(before, sku), channel.sellable(after, sku));
+            if was != is {
+                changes.push(AvailabilityChange {
+                    channel_id: channel.id.clone(),
+                    sku: sku.clone(),
+                    available: is,
+                    previous: was,
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// The locations a sourcing strategy may choose from, each with its stock of the SKUs wanted
+/// and its distance to the customer where known.
+pub fn candidates(locations: &[Location], distances: &BTreeMap<String, f64>, stock: &StockMap) -> Vec<Candidate> {
+    locations
+        .iter()
+        .map(|location| Candidate {
+            location_id: location.id.clone(),
+            priority: location.draft.priority,
+            distance_km: distances.get(&location.id).copied(),
+            stock: stock
+                .iter()
+                .filter_map(|(sku, at)| at.get(&location.id).map(|n| (sku.clone(), *n)))
+                .collect(),
+        })
+        .collect()
 }
 
 fn to_i64(value: i128) -> i64 {
@@ -827,6 +930,73 @@ pub struct LocationAvailability {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn store_and_warehouse(buffer_units: Option<i64>) -> ChannelStock {
+        ChannelStock {
+            id: "web".into(),
+            buffer: StockBuffer {
+                units: buffer_units,
+                percent: None,
+            },
+            locations: vec!["store".into(), "warehouse".into()],
+        }
+    }
+
+    fn stock_of(entries: &[(&str, &str, i64)]) -> StockMap {
+        let mut stock = StockMap::new();
+        for (sku, location, n) in entries {
+            stock
+                .entry(sku.to_string())
+                .or_default()
+                .insert(location.to_string(), *n);
+        }
+        stock
+    }
+
+    fn wanted(sku: &str, quantity: i64, location: Option<&str>) -> ReservationLineDraft {
+        ReservationLineDraft {
+            sku: sku.into(),
+            quantity,
+            location_id: location.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_channel_sells_from_its_own_locations_less_its_buffer_summed_per_sku() {
+        let channel = store_and_warehouse(Some(2));
+        let stock = stock_of(&[("A", "store", 3), ("A", "warehouse", 4), ("A", "elsewhere", 50)]);
+        assert_eq!(channel.sellable(&stock, "A"), 5);
+        assert_eq!(channel.sellable(&stock, "unknown"), 0);
+        // Two lines of one SKU at two locations are weighed together against the buffer.
+        let lines = [wanted("A", 3, Some("store")), wanted("A", 3, Some("warehouse"))];
+        let beyond = channel.beyond_sellable(&lines, &stock);
+        assert_eq!(beyond.len(), 1);
+        assert_eq!(beyond[0].message, "6 units of A requested, 5 available in this channel");
+        assert!(channel.beyond_sellable(&lines[..1], &stock).is_empty());
+    }
+
+    #[test]
+    fn only_the_channels_whose_sellable_quantity_moved_are_told() {
+        let web = store_and_warehouse(Some(2));
+        let outlet = ChannelStock {
+            id: "outlet".into(),
+            buffer: StockBuffer::default(),
+            locations: vec!["elsewhere".into()],
+        };
+        let skus: BTreeSet<String> = ["A".to_string()].into();
+        let before = stock_of(&[("A", "store", 3), ("A", "elsewhere", 1)]);
+        let after = stock_of(&[("A", "store", 2), ("A", "elsewhere", 1)]);
+        let changes = availability_changes(&[web, outlet], &skus, &before, &after);
+        assert_eq!(
+            changes,
+            [AvailabilityChange {
+                channel_id: "web".into(),
+                sku: "A".into(),
+                available: 0,
+                previous: 1
+            }]
+        );
+    }
 
     fn level(on_hand: i64, reserved: i64) -> Level {
         Level {

@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod money;
 pub mod network;
 pub mod orders;
+pub mod sourcing;
 pub mod users;
 pub mod validation;
 pub mod webhooks;

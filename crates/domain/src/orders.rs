@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::catalog::{Address, Geo};
+use crate::customers::LoyaltyProgram;
 use crate::money::Money;
 use crate::validation::{Check, Invalid};
 
@@ -106,19 +107,24 @@ impl Status {
         }
     }
 
+    pub const ALL: [Status; 8] = [
+        Status::Placed,
+        Status::Allocated,
+        Status::PartiallyFulfilled,
+        Status::ReadyForPickup,
+        Status::Shipped,
+        Status::Completed,
+        Status::Cancelled,
+        Status::Returned,
+    ];
+
     pub fn parse(text: &str) -> Option<Status> {
-        [
-            Status::Placed,
-            Status::Allocated,
-            Status::PartiallyFulfilled,
-            Status::ReadyForPickup,
-            Status::Shipped,
-            Status::Completed,
-            Status::Cancelled,
-            Status::Returned,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Every status that passes `rule` (to ask the database for orders a rule allows).
+    pub fn all_that(rule: fn(Status) -> bool) -> impl Iterator<Item = Status> {
+        Status::ALL.into_iter().filter(move |s| rule(*s))
     }
 
     /// An order may be cancelled until goods have left or been handed over.
@@ -133,6 +139,14 @@ impl Status {
 
     pub fn is_final(self) -> bool {
         matches!(self, Status::Cancelled | Status::Returned)
+    }
+
+    /// Still to be served: nothing has left, or not everything yet.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::Placed | Status::Allocated | Status::PartiallyFulfilled | Status::ReadyForPickup
+        )
     }
 }
 
@@ -328,17 +342,27 @@ impl FulfillmentStatus {
         }
     }
 
+    pub const ALL: [FulfillmentStatus; 6] = [
+        FulfillmentStatus::Pending,
+        FulfillmentStatus::Ready,
+        FulfillmentStatus::Shipped,
+        FulfillmentStatus::Delivered,
+        FulfillmentStatus::Collected,
+        FulfillmentStatus::Cancelled,
+    ];
+
     pub fn parse(text: &str) -> Option<FulfillmentStatus> {
-        [
-            FulfillmentStatus::Pending,
-            FulfillmentStatus::Ready,
-            FulfillmentStatus::Shipped,
-            FulfillmentStatus::Delivered,
-            FulfillmentStatus::Collected,
-            FulfillmentStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        FulfillmentStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Nothing has left the location yet: cancelling the order cancels it.
+    pub fn is_open(self) -> bool {
+        matches!(self, FulfillmentStatus::Pending | FulfillmentStatus::Ready)
+    }
+
+    /// Every open status (to ask the database for open fulfilments).
+    pub fn open() -> impl Iterator<Item = FulfillmentStatus> {
+        FulfillmentStatus::ALL.into_iter().filter(|s| s.is_open())
     }
 
     /// The status after `step`, or why the step is not allowed now.
@@ -431,6 +455,53 @@ pub fn subtotal(lines: &[(i64, i64)]) -> Option<i64> {
 /// Totals of `(quantity, unit price)` lines less a discount, which never exceeds the subtotal.
 /// Lines adding up to more than an `i64` holds are refused on field `lines` (`out_of_range`),
 /// never wrapped.
+/// Why an order whose hold lapsed was cancelled: a storefront's order not paid in time, or a
+/// reserve-in-store order not collected.
+pub fn lapse_reason(payment: Option<PaymentStatus>) -> &'static str {
+    match payment {
+        Some(PaymentStatus::Pending) => "it was not paid in time",
+        _ => "the hold lapsed before it was collected",
+    }
+}
+
+/// Whose loyalty points an order spends. A cart spends those of the customer it names, never
+/// those of one found by its e-mail, which whoever holds the storefront's public key may type;
+/// an order taken in from another system spends those of the customer it was resolved to.
+pub fn redeemer<'a>(from_cart: bool, named: Option<&'a str>, resolved: Option<&'a str>) -> Option<&'a str> {
+    if from_cart { named } else { resolved }
+}
+
+/// What `points` take off lines of (quantity, unit amount): only a known customer redeems, and
+/// never more than the lines are worth. Whether the customer holds the points is checked as
+/// they are taken.
+pub fn redemption(
+    program: &LoyaltyProgram,
+    points: i64,
+    redeemer: Option<&str>,
+    lines: &[(i64, i64)],
+) -> Result<i64, Invalid> {
+    if points == 0 {
+        return Ok(0);
+    }
+    if redeemer.is_none() {
+        return Err(Invalid::one(
+            "loyalty_points",
+            "no_customer",
+            "only a known customer can redeem points",
+        ));
+    }
+    let subtotal = subtotal(lines).ok_or_else(|| crate::money::too_large("lines"))?;
+    let discount = program.redemption_value(points);
+    if discount > subtotal {
+        return Err(Invalid::one(
+            "loyalty_points",
+            "out_of_range",
+            "more points than the order is worth",
+        ));
+    }
+    Ok(discount)
+}
+
 pub fn totals(lines: &[(i64, i64)], discount: i64, currency: &str) -> Result<Totals, Invalid> {
     let subtotal = subtotal(lines).ok_or_else(|| crate::money::too_large("lines"))?;
     let discount = discount.clamp(0, subtotal.max(0));
@@ -769,6 +840,35 @@ impl Order {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_cart_spends_only_the_points_of_the_customer_it_names() {
+        assert_eq!(redeemer(true, None, Some("cus_found_by_email")), None);
+        assert_eq!(redeemer(true, Some("cus_named"), Some("cus_found")), Some("cus_named"));
+        assert_eq!(redeemer(false, None, Some("cus_resolved")), Some("cus_resolved"));
+    }
+
+    #[test]
+    fn points_redeem_for_a_known_customer_up_to_what_the_order_is_worth() {
+        let program = LoyaltyProgram::default();
+        let lines = [(2, 500)];
+        assert_eq!(redemption(&program, 0, None, &lines), Ok(0));
+        let nobody = redemption(&program, 100, None, &lines).unwrap_err();
+        assert_eq!(nobody.0[0].code, "no_customer");
+        let worth = program.redemption_value(100);
+        assert_eq!(redemption(&program, 100, Some("cus_1"), &lines), Ok(worth));
+        let too_many = redemption(&program, 1_000_000, Some("cus_1"), &lines).unwrap_err();
+        assert_eq!(too_many.0[0].code, "out_of_range");
+    }
+
+    #[test]
+    fn the_status_lists_asked_of_the_database_follow_the_rules() {
+        let cancellable: Vec<&str> = Status::all_that(Status::can_cancel).map(Status::as_str).collect();
+        assert_eq!(cancellable, ["placed", "allocated", "ready_for_pickup"]);
+        let open: Vec<&str> = FulfillmentStatus::open().map(FulfillmentStatus::as_str).collect();
+        assert_eq!(open, ["pending", "ready"]);
+        assert!(Status::ALL.iter().all(|s| Status::parse(s.as_str()) == Some(*s)));
+    }
 
     fn progress(ordered: i64, left: i64, done: i64, ready: i64, returned: i64) -> Progress {
         Progress {

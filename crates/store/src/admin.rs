@@ -8,7 +8,7 @@ use omnihub_domain::orders::{Method, Order, Status};
 use omnihub_domain::{Money, Timestamp};
 
 use crate::catalog::Page;
-use crate::db::{Row, sql};
+use crate::db::{Row, Sql, placeholders, sql, sql_built};
 use crate::inventory::LevelFilter;
 use crate::keys::ApiKey;
 use crate::{Error, Store};
@@ -111,11 +111,14 @@ impl Store {
 
     /// How many orders still need someone to do something.
     pub async fn open_order_count(&self) -> Result<i64, Error> {
+        let open: Vec<&str> = Status::all_that(Status::is_open).map(Status::as_str).collect();
+        let text = format!(
+            "SELECT COUNT(*) AS n FROM orders WHERE status IN ({})",
+            placeholders(1, open.len())
+        );
         let row = self
             .db
-            .fetch_optional(sql(
-                "SELECT COUNT(*) AS n FROM orders WHERE status IN ('placed', 'allocated', 'partially_fulfilled', 'ready_for_pickup')",
-            ))
+            .fetch_optional(open.into_iter().fold(sql_built(text), Sql::bind))
             .await?;
         row.map_or(Ok(0), |r| r.int("n"))
     }

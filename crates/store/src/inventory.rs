@@ -11,9 +11,9 @@ use omnihub_domain::catalog::{Channel, Location, StockBuffer};
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{
-    AdjustmentDraft, Allocation, Candidate, FewestSplits, Level, Movement, MovementReason, ReorderRow, Reservation,
-    ReservationDraft, ReservationLineDraft, ReservationStatus, Sourced, SourcingStrategy, TransferDraft,
-    channel_available, suggest_reorder,
+    AdjustmentDraft, Allocation, ChannelStock, FewestSplits, Level, Movement, MovementReason, ReorderRow, Reservation,
+    ReservationDraft, ReservationLineDraft, ReservationStatus, Sourced, SourcingStrategy, StockMap, TransferDraft,
+    availability_changes, candidates, suggest_reorder,
 };
 use omnihub_domain::{FieldError, Invalid, Timestamp};
 use serde::Serialize;
@@ -226,14 +226,6 @@ async fn unhold(
 
 // ---- per-channel availability ----
 
-/// A channel's buffer and the locations it sells from.
-#[derive(Clone)]
-pub(crate) struct ChannelStock {
-    pub(crate) id: String,
-    pub(crate) buffer: StockBuffer,
-    pub(crate) locations: Vec<String>,
-}
-
 pub(crate) async fn channel_stock(tx: &mut Tx) -> Result<Vec<ChannelStock>, Error> {
     let rows = tx
         .fetch_all(sql(
@@ -262,9 +254,7 @@ pub(crate) async fn channel_stock(tx: &mut Tx) -> Result<Vec<ChannelStock>, Erro
     Ok(channels)
 }
 
-/// sku → location → available, for the given SKUs.
-pub(crate) type StockMap = BTreeMap<String, BTreeMap<String, i64>>;
-
+/// What is available of the given SKUs, at every location.
 pub(crate) async fn stock_of(tx: &mut Tx, skus: &BTreeSet<String>) -> Result<StockMap, Error> {
     let mut stock = StockMap::new();
     if skus.is_empty() {
@@ -285,16 +275,6 @@ pub(crate) async fn stock_of(tx: &mut Tx, skus: &BTreeSet<String>) -> Result<Sto
             .insert(row.text("location_id")?, available);
     }
     Ok(stock)
-}
-
-pub(crate) fn sellable(channel: &ChannelStock, stock: &StockMap, sku: &str) -> i64 {
-    let at = stock.get(sku);
-    let availables: Vec<i64> = channel
-        .locations
-        .iter()
-        .map(|l| at.and_then(|a| a.get(l)).copied().unwrap_or(0))
-        .collect();
-    channel_available(&channel.buffer, &availables)
 }
 
 /// Remembers what each channel may sell of some SKUs, to announce what a change altered.
@@ -340,20 +320,8 @@ fn announce_to(
     after: &StockMap,
     now: Timestamp,
 ) {
-    for channel in channels {
-        for sku in skus {
-            let (was, is) = (sellable(channel, before, sku), sellable(channel, after, sku));
-            if was != is {
-                append(
-                    tx,
-                    now,
-                    NewEvent::new(
-                        "availability.changed",
-                        serde_json::json!({"channel_id": channel.id, "sku": sku, "available": is, "previous": was}),
-                    ),
-                );
-            }
-        }
+    for change in availability_changes(channels, skus, before, after) {
+        append(tx, now, NewEvent::new("availability.changed", &change));
     }
 }
 
@@ -718,7 +686,10 @@ fn plan_lines(
         .strategy
         .source(lines, &candidates)
         .map_err(|short| Error::InsufficientStock(short.field_errors(lines)))?;
-    check_buffer(channel, lines, stock)?;
+    let beyond = ChannelStock::of(channel).beyond_sellable(lines, stock);
+    if !beyond.is_empty() {
+        return Err(Error::InsufficientStock(beyond));
+    }
     Ok(sourced)
 }
 
@@ -753,50 +724,6 @@ pub(crate) async fn take_stock(tx: &mut Tx, planned: PlannedReservation, now: Ti
     }
     announce_to(tx, &planned.channels, &planned.skus, &before, &after, now);
     Ok(planned.reservation)
-}
-
-/// The channel's buffer holds some stock back from it.
-fn check_buffer(channel: &Channel, lines: &[ReservationLineDraft], stock: &StockMap) -> Result<(), Error> {
-    let view = ChannelStock {
-        id: channel.id.clone(),
-        buffer: channel.draft.stock_buffer.clone(),
-        locations: channel.draft.location_ids.clone(),
-    };
-    let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
-    for line in lines {
-        *wanted.entry(&line.sku).or_default() += line.quantity;
-    }
-    let errors: Vec<FieldError> = wanted
-        .into_iter()
-        .filter_map(|(sku, quantity)| {
-            let sellable = sellable(&view, stock, sku);
-            (quantity > sellable).then(|| FieldError {
-                field: "lines".into(),
-                code: "insufficient_stock".into(),
-                message: format!("{quantity} units of {sku} requested, {sellable} available in this channel"),
-            })
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InsufficientStock(errors))
-    }
-}
-
-fn candidates(locations: &[Location], distances: &BTreeMap<String, f64>, stock: &StockMap) -> Vec<Candidate> {
-    locations
-        .iter()
-        .map(|location| Candidate {
-            location_id: location.id.clone(),
-            priority: location.draft.priority,
-            distance_km: distances.get(&location.id).copied(),
-            stock: stock
-                .iter()
-                .filter_map(|(sku, at)| at.get(&location.id).map(|n| (sku.clone(), *n)))
-                .collect(),
-        })
-        .collect()
 }
 
 async fn write_reservation(

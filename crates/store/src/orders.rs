@@ -12,14 +12,15 @@ use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft
 use omnihub_domain::orders::{
     Fulfillment, FulfillmentKind, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order, OrderLine,
     PaymentStatus, Progress, ReturnRecord, ShippingAddress, Status, Step, buyer_of, check_handover, check_item_lines,
-    check_mark_paid, derive_status, hold_once_paid, order_number, return_split, totals,
+    check_mark_paid, derive_status, hold_once_paid, lapse_reason, order_number, redeemer, redemption, return_split,
+    totals,
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
 use crate::carts::{self, PricedCart};
 use crate::catalog::Page;
 use crate::customers::timeline;
-use crate::db::{Backend, Row, Sent, Sql, Tx, row_inserts, sql};
+use crate::db::{Backend, Row, Sent, Sql, Tx, placeholders, row_inserts, sql, sql_built};
 use crate::events::append;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
@@ -247,12 +248,7 @@ async fn place_in(
     };
     let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
     let currency = &new.channel.draft.currency;
-    // A cart spends the points of the customer it names, never of one found by an e-mail,
-    // which whoever holds the storefront's public key may type.
-    let redeemer = match from_cart {
-        Some(_) => new.customer_id.as_deref(),
-        None => customer_id.as_deref(),
-    };
+    let redeemer = redeemer(from_cart.is_some(), new.customer_id.as_deref(), customer_id.as_deref());
     let discount = redeem(tx, redeemer, new.loyalty_points, &sums, &order_id, now).await?;
     let totals = totals(&sums, discount, currency)?;
     let order = |insert: Sql| {
@@ -397,31 +393,19 @@ async fn hand_to_store(
     }])
 }
 
-/// Takes the points the customer redeems; answers the discount they are worth.
+/// Takes the points `redeemer` spends (see [`redemption`]); answers the discount they are worth.
 async fn redeem(
     tx: &mut Tx,
-    customer_id: Option<&str>,
+    redeemer: Option<&str>,
     points: i64,
     lines: &[(i64, i64)],
     order_id: &str,
     now: Timestamp,
 ) -> Result<i64, Error> {
-    if points == 0 {
-        return Ok(0);
-    }
-    let customer = customer_id.ok_or_else(|| {
-        Error::from(Invalid::one(
-            "loyalty_points",
-            "no_customer",
-            "only a known customer can redeem points",
-        ))
-    })?;
-    let program = LoyaltyProgram::default();
-    let subtotal = omnihub_domain::orders::subtotal(lines).ok_or_else(|| omnihub_domain::money::too_large("lines"))?;
-    let discount = program.redemption_value(points);
-    if discount > subtotal {
-        return Err(Invalid::one("loyalty_points", "out_of_range", "more points than the order is worth").into());
-    }
+    let discount = redemption(&LoyaltyProgram::default(), points, redeemer, lines)?;
+    let Some(customer) = redeemer.filter(|_| points > 0) else {
+        return Ok(discount);
+    };
     let redeemed = add_loyalty_points_in(tx, customer, -points, LoyaltyReason::Redeemed, Some(order_id), now).await;
     match redeemed {
         Ok(_) => Ok(discount),
@@ -831,14 +815,15 @@ async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) -> Result<O
 /// order not paid in time.
 pub(crate) async fn hold_lapsed(tx: &mut Tx, reservation_id: &str, now: Timestamp) -> Result<(), Error> {
     let rows = tx
-        .fetch_all(sql("SELECT id, payment_status FROM orders WHERE reservation_id = $1 AND status IN ('placed', 'allocated', 'ready_for_pickup')").bind(reservation_id))
+        .fetch_all(sql("SELECT id, status, payment_status FROM orders WHERE reservation_id = $1").bind(reservation_id))
         .await?;
     for row in &rows {
-        let reason = match row.opt_text("payment_status")?.as_deref() {
-            Some("pending") => "it was not paid in time",
-            _ => "the hold lapsed before it was collected",
-        };
-        cancel_in(tx, &row.text("id")?, reason, now).await?;
+        let status = parse(row.text("status")?, Status::parse, "order status")?;
+        if !status.can_cancel() {
+            continue;
+        }
+        let payment = row.opt_text("payment_status")?.and_then(|p| PaymentStatus::parse(&p));
+        cancel_in(tx, &row.text("id")?, lapse_reason(payment), now).await?;
     }
     Ok(())
 }
@@ -874,16 +859,21 @@ async fn uncount_unpaid(tx: &mut Tx, email: &str) -> Result<(), Error> {
 }
 
 async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) -> Result<Order, Error> {
+    let open: Vec<&str> = FulfillmentStatus::open().map(FulfillmentStatus::as_str).collect();
+    let text = format!(
+        "UPDATE fulfillments SET status = $2, updated_at = $3 WHERE order_id = $1 AND status IN ({})",
+        placeholders(4, open.len())
+    );
+    let cancel = sql_built(text)
+        .bind(order_id)
+        .bind(FulfillmentStatus::Cancelled.as_str())
+        .bind(now.millis());
+    tx.execute(open.into_iter().fold(cancel, Sql::bind)).await?;
     tx.execute(
-        sql("UPDATE fulfillments SET status = 'cancelled', updated_at = $2 WHERE order_id = $1 AND status IN ('pending', 'ready')")
+        sql("UPDATE orders SET status = $3, version = version + 1, updated_at = $2 WHERE id = $1")
             .bind(order_id)
-            .bind(now.millis()),
-    )
-    .await?;
-    tx.execute(
-        sql("UPDATE orders SET status = 'cancelled', version = version + 1, updated_at = $2 WHERE id = $1")
-            .bind(order_id)
-            .bind(now.millis()),
+            .bind(now.millis())
+            .bind(Status::Cancelled.as_str()),
     )
     .await?;
     let order = read_order(tx, order_id).await?;

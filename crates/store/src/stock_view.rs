@@ -13,13 +13,15 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
-use omnihub_domain::inventory::{LocationAvailability, SkuAvailability, location_available_for_channel};
+use omnihub_domain::inventory::{
+    ChannelStock, LocationAvailability, SkuAvailability, StockMap, location_available_for_channel,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::db::sql;
 use crate::events::Logged;
-use crate::inventory::{ChannelStock, StockMap, channel_stock, sellable};
+use crate::inventory::channel_stock;
 use crate::{Error, Store};
 
 /// How old the view may get before a read looks for other processes' events.
@@ -80,7 +82,7 @@ impl State {
     fn answer(&self, channel: &ChannelStock, skus: &[String]) -> Vec<SkuAvailability> {
         skus.iter()
             .map(|sku| {
-                let available = sellable(channel, &self.stock, sku);
+                let available = channel.sellable(&self.stock, sku);
                 let at = self.stock.get(sku);
                 let locations = channel
                     .locations
@@ -229,11 +231,7 @@ struct LocationChange {
 impl Store {
     /// What a channel may sell of each SKU now, and where.
     pub async fn availability(&self, channel: &Channel, skus: &[String]) -> Result<Vec<SkuAvailability>, Error> {
-        let channel = ChannelStock {
-            id: channel.id.clone(),
-            buffer: channel.draft.stock_buffer.clone(),
-            locations: channel.draft.location_ids.clone(),
-        };
+        let channel = ChannelStock::of(channel);
         self.with_view(|state| Ok(state.answer(&channel, skus))).await
     }
 
