@@ -19,6 +19,12 @@ use crate::validation::{Check, FieldError, Invalid};
 
 // ───────────────────────────── identities ─────────────────────────────
 
+/// A name as the name search compares it: trimmed and lower-cased in every script (SQLite's
+/// `LOWER()` knows ASCII alone), so that `Özdemir`, `özdemir` and `ÖZDEMIR` find each other.
+pub fn search_name(name: Option<&str>) -> Option<String> {
+    name.map(|name| name.trim().to_lowercase())
+}
+
 /// What an identity's value is: an address, a number, or a provider's id for the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,5 +1,7 @@
 //! Sales channels, locations, products with variants and channel listings.
 
+pub(crate) mod cache;
+
 use omnihub_domain::catalog::{
     Address, Channel, ChannelDraft, ChannelKind, Geo, Listing, ListingDraft, Location, LocationDraft, LocationKind,
     Parity, ParityRow, PriceOverride, PricePolicy, Product, ProductDraft, StockBuffer, Variant, deviation_basis_points,
@@ -9,34 +11,9 @@ use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Money, Timestamp};
 use serde::Serialize;
 
-use crate::db::{Row, Tx, sql};
-use crate::events::append;
+use crate::db::events::append;
+use crate::db::{Page, Row, Tx, sql};
 use crate::{Error, Store};
-
-/// One page of a list: at most `limit` items after the item with id `after`.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub after: Option<String>,
-    pub limit: i64,
-}
-
-impl Page {
-    /// Splits one extra fetched row off to tell whether there is a next page.
-    pub fn finish<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> &str) -> (Vec<T>, Option<String>) {
-        let limit = usize::try_from(self.limit).unwrap_or(0);
-        if items.len() > limit {
-            items.truncate(limit);
-            let next = items.last().map(|item| id(item).to_owned());
-            (items, next)
-        } else {
-            (items, None)
-        }
-    }
-
-    fn after(&self) -> &str {
-        self.after.as_deref().unwrap_or("")
-    }
-}
 
 fn enum_text<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value)

@@ -17,9 +17,9 @@ use omnihub_domain::conversations::{
 use omnihub_domain::events::NewEvent;
 use serde_json::json;
 
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Row, Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 pub use inbound::{Received, StoredMessage};

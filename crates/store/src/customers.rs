@@ -3,13 +3,13 @@
 //! submodules; other domains write into both from their own transactions.
 
 mod loyalty;
-pub mod timeline;
+pub(crate) mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 
 use omnihub_domain::customers::{
     Consent, ConsentStatus, Customer, CustomerDraft, CustomerExport, CustomerMerge, Identity, IdentityKind,
-    MergeSuggestion, Region, check_merge, merge_tags, normalize, normalize_identities,
+    MergeSuggestion, Region, check_merge, merge_tags, normalize, normalize_identities, search_name,
 };
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
@@ -18,9 +18,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Db, Row, Sql, Tx, placeholders, sql, sql_built};
-use crate::events::append;
 use crate::{Error, Store};
 
 pub use loyalty::{add_loyalty_points_in, record_spend_in};
@@ -852,31 +852,6 @@ impl Store {
     }
 }
 
-/// A name as the name search compares it: lower-cased in every script (SQLite's `LOWER()`
-/// knows ASCII alone), so that `Özdemir`, `özdemir` and `ÖZDEMIR` find each other.
-pub(crate) fn search_name(name: Option<&str>) -> Option<String> {
-    name.map(|name| name.trim().to_lowercase())
-}
-
-/// Fills the search names of customers written before the column existed.
-pub(crate) async fn fill_search_names(tx: &mut Tx) -> Result<(), Error> {
-    let rows = tx
-        .fetch_all(sql(
-            "SELECT id, name FROM customers WHERE name IS NOT NULL AND search_name IS NULL",
-        ))
-        .await?;
-    for row in &rows {
-        let name = row.opt_text("name")?;
-        tx.execute(
-            sql("UPDATE customers SET search_name = $2 WHERE id = $1")
-                .bind(row.text("id")?)
-                .bind(search_name(name.as_deref())),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
@@ -1074,4 +1049,24 @@ async fn record_merge(tx: &mut Tx, merge: &CustomerMerge) -> Result<(), Error> {
     .await?;
     append(tx, merge.at, NewEvent::new("customer.merged", data));
     Ok(())
+}
+
+impl Store {
+    /// The customers suggested for merging with this one.
+    pub async fn merge_candidates(&self, customer_id: &str) -> Result<Vec<String>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql("SELECT customer_id, other_customer_id FROM merge_suggestions \
+                     WHERE customer_id = $1 OR other_customer_id = $1 ORDER BY suggested_at")
+                .bind(customer_id),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let (a, b) = (row.text("customer_id")?, row.text("other_customer_id")?);
+                Ok(if a == customer_id { b } else { a })
+            })
+            .collect()
+    }
 }

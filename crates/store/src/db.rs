@@ -7,10 +7,16 @@
 //! [`write_connection`]). The backends are a closed set, so an enum dispatches to them.
 
 mod direct;
+pub(crate) mod events;
 mod flush;
+mod leases;
+pub mod migrate;
+mod paging;
 mod point_reads;
 mod postgres;
+pub(crate) mod sealed;
 mod write_connection;
+pub(crate) mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,6 +31,7 @@ pub use direct::DirectRow;
 #[cfg(test)]
 pub(crate) use direct::Scratch;
 use flush::Flusher;
+pub use paging::Page;
 use point_reads::PointReaders;
 pub use write_connection::WriteConnection;
 use write_connection::WriteTx;

@@ -4,6 +4,10 @@
 //! never a read-then-write, so nothing is oversold with any number of server processes. The
 //! database's own CHECK constraint refuses the rest.
 
+mod stock_view;
+
+pub(crate) use stock_view::{KnownStock, StockView};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -18,11 +22,10 @@ use omnihub_domain::inventory::{
 use omnihub_domain::{FieldError, Invalid, Timestamp};
 use serde::Serialize;
 
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
+use crate::db::writer::BoxFuture;
 use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
-use crate::events::append;
-use crate::stock_view::KnownStock;
-use crate::writer::BoxFuture;
 use crate::{Error, Store};
 
 #[derive(Debug, Clone, Default)]
@@ -590,10 +593,8 @@ impl Store {
         Ok(reservation)
     }
 
-    /// Releases every reservation past its time (status `expired`). Safe on several nodes at
-    /// once: each reservation's status flips in a conditional write only one of them wins.
-    pub async fn expire_reservations(&self) -> Result<usize, Error> {
-        let now = self.now();
+    /// Up to 100 active reservations past their time, the oldest first.
+    pub(crate) async fn due_reservations(&self, now: Timestamp) -> Result<Vec<String>, Error> {
         let due = self
             .db
             .fetch_all(
@@ -602,18 +603,7 @@ impl Store {
                 .bind(now.millis()),
             )
             .await?;
-        let mut expired = 0;
-        for row in &due {
-            let mut tx = self.db.begin().await?;
-            if end_reservation(&mut tx, &row.text("id")?, ReservationStatus::Expired, now)
-                .await?
-                .is_some()
-            {
-                self.commit(tx).await?;
-                expired += 1;
-            }
-        }
-        Ok(expired)
+        due.iter().map(|row| row.text("id")).collect()
     }
 }
 
@@ -873,9 +863,6 @@ pub(crate) async fn end_reservation(
         "reservation.released"
     };
     append(tx, now, NewEvent::new(kind, &reservation));
-    if status == ReservationStatus::Expired {
-        crate::orders::hold_lapsed(tx, id, now).await?;
-    }
     Ok(Some(reservation))
 }
 
@@ -1014,5 +1001,51 @@ impl Store {
                 .then(a.sku.cmp(&b.sku))
         });
         Ok(out)
+    }
+}
+
+impl Store {
+    /// How many SKUs nobody can sell now: nothing free at any location.
+    pub async fn stock_out_count(&self) -> Result<i64, Error> {
+        let row = self
+            .db
+            .fetch_optional(sql(
+                "SELECT COUNT(*) AS n FROM variants v WHERE COALESCE((SELECT SUM(l.on_hand - l.reserved) \
+                 FROM inventory_levels l WHERE l.sku = v.sku), 0) <= 0",
+            ))
+            .await?;
+        row.map_or(Ok(0), |r| r.int("n"))
+    }
+
+    /// The SKUs nobody can sell now, at most `limit`, in SKU order.
+    pub async fn stock_outs(&self, limit: i64) -> Result<Vec<String>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql(
+                    "SELECT v.sku FROM variants v WHERE COALESCE((SELECT SUM(l.on_hand - l.reserved) \
+                     FROM inventory_levels l WHERE l.sku = v.sku), 0) <= 0 ORDER BY v.sku LIMIT $1",
+                )
+                .bind(limit),
+            )
+            .await?;
+        rows.iter().map(|row| row.text("sku")).collect()
+    }
+
+    /// The newest `limit` movements of the ledger, newest first.
+    pub async fn latest_movements(&self, filter: &LevelFilter, limit: i64) -> Result<Vec<Movement>, Error> {
+        let rows = self
+            .db
+            .fetch_all(
+                sql(
+                    "SELECT * FROM inventory_movements WHERE ($1 = '' OR sku = $1) AND ($2 = '' OR location_id = $2) \
+                     ORDER BY id DESC LIMIT $3",
+                )
+                .bind(filter.sku.as_deref().unwrap_or(""))
+                .bind(filter.location_id.as_deref().unwrap_or(""))
+                .bind(limit),
+            )
+            .await?;
+        rows.iter().map(movement).collect()
     }
 }

@@ -4,27 +4,15 @@
 //! transactional outbox), so the log never misses a change and never shows one that was
 //! rolled back.
 
-mod admin;
-mod carts;
+mod access;
 mod catalog;
-mod catalog_cache;
 mod conversations;
 mod customers;
 pub mod db;
-mod events;
-mod idempotency;
 mod inventory;
-mod keys;
-pub mod migrate;
 mod orders;
-mod recent_carts;
-mod relay;
-mod sealed;
-mod sourcing;
-mod stock_view;
-mod users;
+mod reports;
 mod webhooks;
-mod writer;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,20 +24,21 @@ use omnihub_domain::orders::PaymentRules;
 use omnihub_domain::{Clock, Invalid, Timestamp};
 use tokio::sync::watch;
 
-pub use admin::{ChannelSales, OrderSearch, OrderSummary};
-pub use carts::{ExternalLine, ExternalOrder};
-pub use catalog::Page;
+pub use access::{ApiKey, Claim, KEYS_TRUSTED_FOR, LogIn, NewApiKey, NewSession, SignedIn, User};
+use catalog::cache::CatalogCache;
 pub use conversations::{ConversationFilter, Courier, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
+pub use db::Page;
 use db::Sql;
+use db::events::LogCommits;
+pub use db::sealed::{BadSecretKey, SecretKey};
+use db::writer::{BoxFuture, Undo, Writer};
 pub use db::{Backend, Db};
-pub use idempotency::Claim;
 pub use inventory::{Discrepancy, LevelFilter};
-pub use keys::{ApiKey, KNOWN_FOR as KEYS_TRUSTED_FOR, NewApiKey};
+use inventory::{KnownStock, StockView};
+pub use orders::{ExternalLine, ExternalOrder, OrderSearch, OrderSummary};
 pub use orders::{FulfillmentDraft, OrderFilter};
-pub use sealed::{BadSecretKey, SecretKey};
-use stock_view::KnownStock;
-pub use users::{LogIn, NewSession, SignedIn, User};
+pub use reports::ChannelSales;
 pub use webhooks::{Outcome, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +122,7 @@ pub struct Store {
     /// The `seq` of the newest event this process committed and has on disk (or heard another
     /// process did), so live readers wake at once and the stock view knows how far it must
     /// have caught up.
-    log_commits: Arc<events::LogCommits>,
+    log_commits: Arc<LogCommits>,
     /// Where phone numbers written without a country code are read.
     phone_region: Region,
     /// How long storefronts' orders wait for their payment.
@@ -141,10 +130,12 @@ pub struct Store {
     /// Which servers the URLs given to the hub (webhook endpoints, inboxes) may name.
     destinations: Destinations,
     /// SQLite's group-commit writer; PostgreSQL has none.
-    writer: Option<writer::Writer>,
-    known_keys: Arc<keys::KnownKeys>,
-    catalog_cache: Arc<catalog_cache::CatalogCache>,
-    recent_carts: Arc<recent_carts::RecentCarts>,
+    writer: Option<Writer>,
+    known_keys: Arc<access::KnownKeys>,
+    /// What every channel may sell, kept in memory from the log.
+    stock_view: Arc<StockView>,
+    catalog_cache: Arc<CatalogCache>,
+    recent_carts: Arc<orders::RecentCarts>,
     /// Seals the credentials of messaging channels at rest.
     secret_key: Arc<SecretKey>,
     /// Sign-in attempts checked against a password hash (see [`Store::password_checks`]).
@@ -155,9 +146,11 @@ impl Store {
     /// The store of a database. On SQLite this starts the group-commit writer's thread, which
     /// fails only when the system refuses a thread.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> std::io::Result<Store> {
-        let log_commits = Arc::new(events::LogCommits::default());
+        let stock_view = Arc::new(StockView::default());
+        let catalog_cache = Arc::new(CatalogCache::default());
+        let log_commits = Arc::new(LogCommits::new(vec![stock_view.clone(), catalog_cache.clone()]));
         let writer = match db.backend() {
-            Backend::Sqlite => Some(writer::Writer::start(db.clone(), log_commits.clone())?),
+            Backend::Sqlite => Some(Writer::start(db.clone(), log_commits.clone())?),
             Backend::Postgres => None,
         };
         Ok(Store {
@@ -169,7 +162,8 @@ impl Store {
             destinations: Destinations::PublicOnly,
             writer,
             known_keys: Default::default(),
-            catalog_cache: Default::default(),
+            stock_view,
+            catalog_cache,
             recent_carts: Default::default(),
             // Until the configured key is given, a key of this process alone.
             secret_key: Arc::new(SecretKey::generate()),
@@ -183,9 +177,9 @@ impl Store {
     pub(crate) async fn write<T, F>(&self, job: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
-        self.write_undone_by(writer::Undo::Savepoint, job).await
+        self.write_undone_by(Undo::Savepoint, job).await
     }
 
     /// [`Store::write`] for a job that changes rows with one statement at most, which needs no
@@ -194,9 +188,9 @@ impl Store {
     pub(crate) async fn write_one_statement<T, F>(&self, job: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
-        self.write_undone_by(writer::Undo::Statement, job).await
+        self.write_undone_by(Undo::Statement, job).await
     }
 
     /// A write of one statement, ending in `RETURNING`, whose one event is known before it runs
@@ -217,7 +211,7 @@ impl Store {
             Box::pin(async move {
                 let row = tx.fetch_optional(statement).await?;
                 if row.is_some() {
-                    events::append(tx, now, event);
+                    db::events::append(tx, now, event);
                 }
                 Ok(row)
             })
@@ -235,30 +229,29 @@ impl Store {
         event: NewEvent,
     ) -> Result<Option<db::Row>, Error> {
         let kind = event.kind;
-        let viewed = stock_view::VIEWED.contains(&kind).then(|| event.data.clone());
-        let logged = events::with_logged_event(statement, then, now, event);
+        let followed = self.log_commits.is_followed(kind).then(|| event.data.clone());
+        let logged = db::events::with_logged_event(statement, then, now, event);
         let Some(row) = self.db.fetch_optional(logged).await? else {
             return Ok(None);
         };
         let seq = row.int("logged_seq")?;
-        let viewed = viewed
-            .map(|data| events::Logged { seq, kind, data })
+        let followed = followed
+            .map(|data| db::events::Logged { seq, kind, data })
             .into_iter()
             .collect();
         self.db.flushed().await?;
-        let appended = events::Appended {
+        let appended = db::events::Appended {
             last_seq: seq,
-            kinds: [kind].into(),
-            viewed,
+            followed,
         };
         self.log_commits.note_own(&appended);
         Ok(Some(row))
     }
 
-    async fn write_undone_by<T, F>(&self, undo: writer::Undo, job: F) -> Result<T, Error>
+    async fn write_undone_by<T, F>(&self, undo: Undo, job: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
         let Some(writer) = &self.writer else {
             let mut tx = self.db.begin().await?;
@@ -266,7 +259,7 @@ impl Store {
             self.commit(tx).await?;
             return Ok(value);
         };
-        let value = writer.submit(writer::erase(job), undo).await?;
+        let value = writer.submit(db::writer::erase(job), undo).await?;
         value
             .downcast::<T>()
             .map(|value| *value)
@@ -285,7 +278,7 @@ impl Store {
     ) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut db::Tx) -> writer::BoxFuture<'t, Result<T, Error>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut db::Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
         for attempt in 0..TAKE_STOCK_ATTEMPTS {
             let known = if attempt == 0 { self.known_stock(skus) } else { None };
@@ -359,7 +352,7 @@ impl Store {
     }
 
     async fn commit(&self, tx: db::Tx) -> Result<(), Error> {
-        let appended = events::commit(tx).await?;
+        let appended = db::events::commit(tx, &self.log_commits).await?;
         if let Some(appended) = appended {
             self.log_commits.note_own(&appended);
         }

@@ -1,6 +1,15 @@
 //! Orders from every channel: placing them (from a cart or from elsewhere), fulfilment from
 //! any location, cancellation and returns at any location.
 
+mod carts;
+mod recent_carts;
+mod search;
+mod sourcing;
+
+pub use carts::{ExternalLine, ExternalOrder};
+pub(crate) use recent_carts::RecentCarts;
+pub use search::{OrderSearch, OrderSummary};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,18 +26,18 @@ use omnihub_domain::orders::{
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
-use crate::carts::{self, PricedCart};
-use crate::catalog::Page;
 use crate::customers::timeline;
+use crate::db::Page;
+use crate::db::events::append;
+use crate::db::writer::BoxFuture;
 use crate::db::{Backend, Row, Sent, Sql, Tx, placeholders, row_inserts, sql, sql_built};
-use crate::events::append;
+use crate::inventory::KnownStock;
 use crate::inventory::{
     Sourcing, end_reservation, ensure_level, move_stock, plan_reservation, take_reserved, take_stock,
 };
-use crate::stock_view::KnownStock;
-use crate::writer::BoxFuture;
 use crate::{Error, Store};
 use crate::{add_loyalty_points_in, record_spend_in, resolve_customer_in};
+use carts::PricedCart;
 
 /// A priced line of an order about to be placed.
 #[derive(Debug, Clone)]
@@ -811,9 +820,31 @@ async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) -> Result<O
     Ok(updated)
 }
 
+impl Store {
+    /// Ends every reservation past its time (status `expired`) and cancels the order it held
+    /// stock for, if any. Safe on several nodes at once: each reservation's status flips in a
+    /// conditional write only one of them wins.
+    pub async fn expire_reservations(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let mut expired = 0;
+        for id in self.due_reservations(now).await? {
+            let mut tx = self.db.begin().await?;
+            if end_reservation(&mut tx, &id, ReservationStatus::Expired, now)
+                .await?
+                .is_some()
+            {
+                hold_lapsed(&mut tx, &id, now).await?;
+                self.commit(tx).await?;
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+}
+
 /// Cancels an order whose hold lapsed: a reserve-in-store order not collected, a storefront's
 /// order not paid in time.
-pub(crate) async fn hold_lapsed(tx: &mut Tx, reservation_id: &str, now: Timestamp) -> Result<(), Error> {
+async fn hold_lapsed(tx: &mut Tx, reservation_id: &str, now: Timestamp) -> Result<(), Error> {
     let rows = tx
         .fetch_all(sql("SELECT id, status, payment_status FROM orders WHERE reservation_id = $1").bind(reservation_id))
         .await?;

@@ -16,9 +16,9 @@ use omnihub_domain::webhooks::{
 };
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Backend, Row, placeholders, sql, sql_built};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// How many events one fan-out pass reads per endpoint.

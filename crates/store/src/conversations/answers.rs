@@ -9,9 +9,9 @@ use omnihub_domain::id::{self, Kind};
 use serde_json::json;
 
 use super::{read_conversation, read_message};
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Row, Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// The most questions the bot ranks a message against; a list this long is a knowledge base,

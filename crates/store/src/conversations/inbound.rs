@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::read_message;
 use crate::customers::{resolve_customer_in, timeline};
+use crate::db::events::append;
 use crate::db::{Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// A customer's message as stored.

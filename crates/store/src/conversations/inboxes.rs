@@ -6,9 +6,9 @@ use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Timestamp};
 
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Row, Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 fn inbox(row: &Row, agent_ids: Vec<String>) -> Result<Inbox, Error> {

@@ -16,10 +16,10 @@ use omnihub_domain::{Invalid, Timestamp};
 use serde_json::json;
 
 use super::{read_conversation, read_message};
-use crate::catalog::Page;
 use crate::customers::timeline;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Row, Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// Everything needed to send into a conversation.

@@ -14,9 +14,9 @@ use omnihub_domain::id::{self, Kind};
 use serde_json::json;
 
 use super::{closed, count, finish_newest_first, from_text, newest_first_cursor, read_customer, timeline, to_text};
-use crate::catalog::Page;
+use crate::db::Page;
+use crate::db::events::append;
 use crate::db::{Db, Row, Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// Twelve months, as the tier counts them.

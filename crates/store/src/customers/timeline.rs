@@ -10,7 +10,7 @@ use omnihub_domain::id::{self, Kind};
 use serde::Serialize;
 
 use super::{finish_newest_first, newest_first_cursor, read_customer};
-use crate::catalog::Page;
+use crate::db::Page;
 use crate::db::{Db, Row, Sql, Tx, sql};
 use crate::{Error, Store};
 

@@ -1,14 +1,12 @@
 //! The event log: append inside a write transaction, read in `seq` order.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use omnihub_domain::Timestamp;
 use omnihub_domain::events::{Event, NewEvent};
 use omnihub_domain::id::{self, Kind};
 
 use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
-use crate::stock_view::{Horizon, StockView, VIEWED};
 use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
@@ -21,12 +19,11 @@ pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
     tx.events.push((at, event));
 }
 
-/// What a transaction wrote to the log: the `seq` of its last event, the kinds of its events,
-/// and those of its events the stock view applies.
+/// What a transaction wrote to the log: the `seq` of its last event, and those of its events
+/// some follower follows.
 pub(crate) struct Appended {
     pub(crate) last_seq: i64,
-    pub(crate) kinds: BTreeSet<&'static str>,
-    pub(crate) viewed: Vec<Logged>,
+    pub(crate) followed: Vec<Logged>,
 }
 
 /// An event this process logged, as it wrote it.
@@ -36,52 +33,63 @@ pub(crate) struct Logged {
     pub(crate) data: String,
 }
 
-/// How far the log has grown by the commits this process made (answered only once on disk) or
-/// heard of from others: overall, to wake the live readers, and in the events each in-memory
-/// view applies, so that a view need not look at the log after commits that cannot change it.
-/// This process's own commits are applied to the stock view as they commit.
-#[derive(Default)]
+/// An in-memory view of some of the state, kept current from the log (the stock view, the
+/// catalog cache). The log tells each follower of the commits with events it follows, as this
+/// process makes them or hears of other processes' (over NATS); a follower reads the log
+/// itself for what it was not told, so it needs no import of anything here but this trait.
+pub(crate) trait Follower: Send + Sync {
+    /// Whether events of `kind` change what the follower holds.
+    fn follows(&self, kind: &str) -> bool;
+    /// This process committed `events` (those the follower follows, as written), the newest at
+    /// `last_seq`; told before anyone else learns of the commit.
+    fn committed_here(&self, events: &[&Logged], last_seq: i64);
+    /// Another process committed an event the follower follows at `seq`, and all before it.
+    fn committed_elsewhere(&self, seq: i64);
+}
+
+/// How far the log has grown by the commits this process made (told only once on disk) or
+/// heard of from others: overall, to wake the live readers, and to each follower, the commits
+/// with events it follows.
 pub(crate) struct LogCommits {
     pub(crate) any: tokio::sync::watch::Sender<u64>,
-    /// The newest commit of this process with an event the stock view applies.
-    stock: AtomicI64,
-    /// The newest such commit another process told of.
-    stock_heard: AtomicI64,
-    /// The newest commit with an event that makes remembered catalog entries wrong.
-    pub(crate) catalog: AtomicI64,
-    pub(crate) stock_view: StockView,
+    followers: Vec<Arc<dyn Follower>>,
 }
 
 impl LogCommits {
-    /// This process committed `appended`: the stock view applies it, then everyone is told.
+    pub(crate) fn new(followers: Vec<Arc<dyn Follower>>) -> Self {
+        LogCommits {
+            any: tokio::sync::watch::Sender::default(),
+            followers,
+        }
+    }
+
+    /// Whether some follower follows events of `kind` (their data is kept for it).
+    pub(crate) fn is_followed(&self, kind: &str) -> bool {
+        self.followers.iter().any(|f| f.follows(kind))
+    }
+
+    /// This process committed `appended`: the followers are told first, then everyone.
     pub(crate) fn note_own(&self, appended: &Appended) {
-        self.stock_view.apply_own(&appended.viewed, appended.last_seq);
-        self.advance(appended.last_seq, appended.kinds.iter().copied(), &self.stock);
+        for follower in &self.followers {
+            let events: Vec<&Logged> = appended.followed.iter().filter(|e| follower.follows(e.kind)).collect();
+            if !events.is_empty() {
+                follower.committed_here(&events, appended.last_seq);
+            }
+        }
+        self.advance(appended.last_seq);
     }
 
     /// Another process committed the event `seq` of `kind`, and every one before it.
     pub(crate) fn note_heard(&self, seq: i64, kind: &str) {
-        self.advance(seq, [kind], &self.stock_heard);
+        for follower in self.followers.iter().filter(|f| f.follows(kind)) {
+            follower.committed_elsewhere(seq);
+        }
+        self.advance(seq);
     }
 
-    fn advance<'k>(&self, last_seq: i64, kinds: impl IntoIterator<Item = &'k str>, stock: &AtomicI64) {
-        for kind in kinds {
-            if crate::stock_view::VIEWED.contains(&kind) {
-                stock.fetch_max(last_seq, Ordering::AcqRel);
-            }
-            if crate::catalog_cache::FORGETTING.contains(&kind) {
-                self.catalog.fetch_max(last_seq, Ordering::AcqRel);
-            }
-        }
+    fn advance(&self, last_seq: i64) {
         self.any
             .send_modify(|latest| *latest = (*latest).max(last_seq.unsigned_abs()));
-    }
-
-    pub(crate) fn stock_horizon(&self) -> Horizon {
-        Horizon {
-            own: self.stock.load(Ordering::Acquire),
-            heard: self.stock_heard.load(Ordering::Acquire),
-        }
     }
 
     /// The newest `seq` committed (or heard of).
@@ -94,19 +102,18 @@ impl LogCommits {
 /// commit is on disk. A write's few events go in one statement, which the commit goes out with
 /// (the log's lock, taken by the insert, is held up by no round trip); a group commit's
 /// hundreds go 64 at a time.
-pub(crate) async fn commit(mut tx: Tx) -> Result<Option<Appended>, Error> {
+pub(crate) async fn commit(mut tx: Tx, log: &LogCommits) -> Result<Option<Appended>, Error> {
     if tx.events.is_empty() {
         tx.commit().await?;
         return Ok(None);
     }
-    let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
-    // Which of the events the stock view applies, and their documents, before the inserts
-    // take the events.
-    let viewed: Vec<(usize, &'static str, String)> = tx
+    // Which of the events a follower follows, and their documents, before the inserts take
+    // the events.
+    let followed: Vec<(usize, &'static str, String)> = tx
         .events
         .iter()
         .enumerate()
-        .filter(|(_, (_, event))| VIEWED.contains(&event.kind))
+        .filter(|(_, (_, event))| log.is_followed(event.kind))
         .map(|(at, (_, event))| (at, event.kind, event.data.clone()))
         .collect();
     let mut inserts = row_inserts(
@@ -131,7 +138,7 @@ pub(crate) async fn commit(mut tx: Tx) -> Result<Option<Appended>, Error> {
     let last_seq = *seqs
         .last()
         .ok_or_else(|| Error::Corrupt("the log answered no seq".into()))?;
-    let viewed = viewed
+    let followed = followed
         .into_iter()
         .map(|(at, kind, data)| Logged {
             seq: seqs[at],
@@ -139,11 +146,7 @@ pub(crate) async fn commit(mut tx: Tx) -> Result<Option<Appended>, Error> {
             data,
         })
         .collect();
-    Ok(Some(Appended {
-        last_seq,
-        kinds,
-        viewed,
-    }))
+    Ok(Some(Appended { last_seq, followed }))
 }
 
 /// The `seq`s an insert into the log answered, in the VALUES' order: RETURNING answers in no
@@ -178,7 +181,7 @@ pub(crate) fn with_logged_event(statement: Sql, then: Option<Sql>, at: Timestamp
 
 const CATCH_UP_BATCH: i64 = 1000;
 
-fn event(row: &Row) -> Result<Event, Error> {
+pub(crate) fn event(row: &Row) -> Result<Event, Error> {
     Ok(Event {
         seq: row.int("seq")?,
         id: row.text("id")?,
@@ -267,30 +270,54 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// Follows level changes, noting what it is told.
+    #[derive(Default)]
+    struct Levels {
+        here: std::sync::Mutex<Vec<(Vec<i64>, i64)>>,
+        elsewhere: std::sync::Mutex<Vec<i64>>,
+    }
+
+    impl Follower for Levels {
+        fn follows(&self, kind: &str) -> bool {
+            kind == "inventory.level_changed"
+        }
+        fn committed_here(&self, events: &[&Logged], last_seq: i64) {
+            let seqs = events.iter().map(|e| e.seq).collect();
+            self.here.lock().unwrap().push((seqs, last_seq));
+        }
+        fn committed_elsewhere(&self, seq: i64) {
+            self.elsewhere.lock().unwrap().push(seq);
+        }
+    }
+
+    fn logged(seq: i64, kind: &'static str) -> Logged {
+        Logged {
+            seq,
+            kind,
+            data: "{}".into(),
+        }
+    }
+
     #[test]
-    fn a_view_follows_only_commits_that_can_change_it() {
-        let commits = LogCommits::default();
-        let own = |last_seq, kinds: &[&'static str]| Appended {
-            last_seq,
-            kinds: kinds.iter().copied().collect(),
-            viewed: Vec::new(),
-        };
-        commits.note_own(&own(5, &["cart.created", "cart.updated"]));
+    fn a_follower_is_told_only_of_commits_with_events_it_follows() {
+        let levels = Arc::new(Levels::default());
+        let commits = LogCommits::new(vec![levels.clone()]);
+        assert!(commits.is_followed("inventory.level_changed"));
+        assert!(!commits.is_followed("cart.created"));
+        commits.note_own(&Appended {
+            last_seq: 5,
+            followed: Vec::new(),
+        });
         assert_eq!(commits.committed(), 5);
-        assert_eq!((commits.stock_horizon().own, commits.stock_horizon().heard), (0, 0));
-        assert_eq!(commits.catalog.load(Ordering::Acquire), 0);
-        commits.note_own(&own(7, &["order.placed", "inventory.level_changed"]));
-        commits.note_own(&own(9, &["listing.updated"]));
+        commits.note_own(&Appended {
+            last_seq: 7,
+            followed: vec![logged(6, "inventory.level_changed"), logged(7, "order.placed")],
+        });
         commits.note_heard(11, "channel.updated");
-        // Heard late from another node: never moves a horizon back.
         commits.note_heard(8, "inventory.level_changed");
+        // Heard late from another node: the overall horizon never moves back.
         assert_eq!(commits.committed(), 11);
-        let horizon = commits.stock_horizon();
-        assert_eq!(
-            (horizon.own, horizon.heard),
-            (7, 11),
-            "a channel change changes availability"
-        );
-        assert_eq!(commits.catalog.load(Ordering::Acquire), 11);
+        assert_eq!(*levels.here.lock().unwrap(), [(vec![6], 7)]);
+        assert_eq!(*levels.elsewhere.lock().unwrap(), [8]);
     }
 }

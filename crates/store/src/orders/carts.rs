@@ -11,9 +11,9 @@ use omnihub_domain::orders::{
 };
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
 
+use super::{NewOrder, PricedLine};
+use crate::db::events::append;
 use crate::db::{Backend, Db, Row, Sql, Tx, sql};
-use crate::events::append;
-use crate::orders::{NewOrder, PricedLine};
 use crate::{Error, Store};
 
 /// An order made elsewhere (a marketplace, a POS, an external web shop), to take in.

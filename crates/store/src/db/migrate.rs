@@ -3,72 +3,81 @@
 //! One script serves both backends; the few words that differ are filled in per backend.
 
 use omnihub_domain::clock::{Clock, SystemClock};
+use omnihub_domain::customers::search_name;
 
 use crate::Error;
-use crate::db::{Backend, Db, sql};
+use crate::db::{Backend, Db, Tx, sql};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
-    (2, "inventory", include_str!("../migrations/0002_inventory.sql")),
-    (3, "customers", include_str!("../migrations/0003_customers.sql")),
-    (4, "orders", include_str!("../migrations/0004_orders.sql")),
-    (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
-    (6, "inbox", include_str!("../migrations/0006_inbox.sql")),
-    (7, "admin", include_str!("../migrations/0007_admin.sql")),
-    (8, "inbox_more", include_str!("../migrations/0008_inbox_more.sql")),
-    (9, "order_numbers", include_str!("../migrations/0009_order_numbers.sql")),
+    (1, "foundation", include_str!("../../migrations/0001_foundation.sql")),
+    (2, "inventory", include_str!("../../migrations/0002_inventory.sql")),
+    (3, "customers", include_str!("../../migrations/0003_customers.sql")),
+    (4, "orders", include_str!("../../migrations/0004_orders.sql")),
+    (5, "webhooks", include_str!("../../migrations/0005_webhooks.sql")),
+    (6, "inbox", include_str!("../../migrations/0006_inbox.sql")),
+    (7, "admin", include_str!("../../migrations/0007_admin.sql")),
+    (8, "inbox_more", include_str!("../../migrations/0008_inbox_more.sql")),
+    (
+        9,
+        "order_numbers",
+        include_str!("../../migrations/0009_order_numbers.sql"),
+    ),
     (
         10,
         "event_log_lock",
-        include_str!("../migrations/0010_event_log_lock.sql"),
+        include_str!("../../migrations/0010_event_log_lock.sql"),
     ),
     (
         11,
         "channel_references",
-        include_str!("../migrations/0011_channel_references.sql"),
+        include_str!("../../migrations/0011_channel_references.sql"),
     ),
     (
         12,
         "event_seq_cached",
-        include_str!("../migrations/0012_event_seq_cached.sql"),
+        include_str!("../../migrations/0012_event_seq_cached.sql"),
     ),
-    (13, "cart_updates", include_str!("../migrations/0013_cart_updates.sql")),
+    (
+        13,
+        "cart_updates",
+        include_str!("../../migrations/0013_cart_updates.sql"),
+    ),
     (
         14,
         "customer_search_name",
-        include_str!("../migrations/0014_customer_search_name.sql"),
+        include_str!("../../migrations/0014_customer_search_name.sql"),
     ),
     (
         15,
         "webchat_claims",
-        include_str!("../migrations/0015_webchat_claims.sql"),
+        include_str!("../../migrations/0015_webchat_claims.sql"),
     ),
     (
         16,
         "bot_hand_over",
-        include_str!("../migrations/0016_bot_hand_over.sql"),
+        include_str!("../../migrations/0016_bot_hand_over.sql"),
     ),
     (
         17,
         "unpaid_orders",
-        include_str!("../migrations/0017_unpaid_orders.sql"),
+        include_str!("../../migrations/0017_unpaid_orders.sql"),
     ),
     (
         18,
         "claimed_phone",
-        include_str!("../migrations/0018_claimed_phone.sql"),
+        include_str!("../../migrations/0018_claimed_phone.sql"),
     ),
     (
         19,
         "webhook_secrets_sealed",
-        include_str!("../migrations/0019_webhook_secrets_sealed.sql"),
+        include_str!("../../migrations/0019_webhook_secrets_sealed.sql"),
     ),
     (
         20,
         "login_attempts",
-        include_str!("../migrations/0020_login_attempts.sql"),
+        include_str!("../../migrations/0020_login_attempts.sql"),
     ),
-    (21, "key_origins", include_str!("../migrations/0021_key_origins.sql")),
+    (21, "key_origins", include_str!("../../migrations/0021_key_origins.sql")),
 ];
 
 /// The migration after which the server writes existing customers' search names (Rust's
@@ -156,7 +165,7 @@ pub async fn run(db: &Db) -> Result<usize, Error> {
         }
         tx.execute_script(dialect(script, db.backend())).await?;
         if *version == FILLS_SEARCH_NAMES {
-            crate::customers::fill_search_names(&mut tx).await?;
+            fill_search_names(&mut tx).await?;
         }
         tx.execute(
             sql("INSERT INTO omnihub_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
@@ -170,4 +179,23 @@ pub async fn run(db: &Db) -> Result<usize, Error> {
         applied += 1;
     }
     Ok(applied)
+}
+
+/// Fills the search names of customers written before the column existed.
+async fn fill_search_names(tx: &mut Tx) -> Result<(), Error> {
+    let rows = tx
+        .fetch_all(sql(
+            "SELECT id, name FROM customers WHERE name IS NOT NULL AND search_name IS NULL",
+        ))
+        .await?;
+    for row in &rows {
+        let name = row.opt_text("name")?;
+        tx.execute(
+            sql("UPDATE customers SET search_name = $2 WHERE id = $1")
+                .bind(row.text("id")?)
+                .bind(search_name(name.as_deref())),
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
+use super::events;
+use crate::Error;
+use crate::db::events::LogCommits;
 use crate::db::{Db, Tx, sql};
-use crate::events::LogCommits;
-use crate::{Error, events};
 
 pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Outcome = Result<Box<dyn Any + Send>, Error>;
@@ -106,7 +107,7 @@ async fn run_batch(db: &Db, log_commits: &LogCommits, batch: Vec<Queued>) {
         }
     }
     let ran = started.elapsed();
-    let committed = events::commit(tx).await;
+    let committed = events::commit(tx, log_commits).await;
     tracing::debug!(jobs, ?ran, took = ?started.elapsed(), "group commit");
     match committed {
         Ok(appended) => {
@@ -209,7 +210,7 @@ mod tests {
                 (job, undo, reply)
             })
             .collect();
-        run_batch(db, &LogCommits::default(), batch).await;
+        run_batch(db, &LogCommits::new(Vec::new()), batch).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             outcomes.push(answer.await.unwrap());

@@ -15,8 +15,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::db::events::append;
 use crate::db::{Row, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// A key as listed: never its token.
@@ -313,5 +313,19 @@ impl KnownKeys {
             .lock()
             .map(|known| known.revoked.contains(key_id))
             .unwrap_or(false)
+    }
+}
+
+impl Store {
+    /// The live API keys, newest first; never their tokens.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKey>, Error> {
+        let rows = self
+            .db
+            .fetch_all(sql(
+                "SELECT id, name, token_prefix, scopes, channel_id, origins, created_at FROM api_keys \
+                 WHERE revoked_at IS NULL ORDER BY id DESC",
+            ))
+            .await?;
+        rows.iter().map(api_key).collect()
     }
 }

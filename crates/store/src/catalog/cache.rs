@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, Location, Product};
 
+use crate::db::events::{Follower, Logged};
 use crate::{Error, Store};
 
 const STALE_AFTER: Duration = Duration::from_millis(100);
@@ -33,6 +34,23 @@ pub(crate) struct CatalogCache {
     state: Mutex<State>,
     /// One request catches the cache up at a time; the others wait for it.
     refresh: tokio::sync::Mutex<()>,
+    /// The newest commit (of this process or heard of) with an event that makes remembered
+    /// entries wrong.
+    committed: AtomicI64,
+}
+
+impl Follower for CatalogCache {
+    fn follows(&self, kind: &str) -> bool {
+        FORGETTING.contains(&kind)
+    }
+
+    fn committed_here(&self, _: &[&Logged], last_seq: i64) {
+        self.committed.fetch_max(last_seq, Ordering::AcqRel);
+    }
+
+    fn committed_elsewhere(&self, seq: i64) {
+        self.committed.fetch_max(seq, Ordering::AcqRel);
+    }
 }
 
 #[derive(Default)]
@@ -147,7 +165,7 @@ impl Store {
 
     /// Drops what changed; answers the log position the cache is now current with.
     pub(crate) async fn sync_catalog_cache(&self) -> Result<i64, Error> {
-        let committed = self.log_commits.catalog.load(Ordering::Acquire);
+        let committed = self.catalog_cache.committed.load(Ordering::Acquire);
         if let Look::Current(seq) = self.catalog_cache.look(committed) {
             return Ok(seq);
         }

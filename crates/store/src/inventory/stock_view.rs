@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
@@ -19,9 +20,9 @@ use omnihub_domain::inventory::{
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::channel_stock;
+use crate::db::events::{Follower, Logged};
 use crate::db::sql;
-use crate::events::Logged;
-use crate::inventory::channel_stock;
 use crate::{Error, Store};
 
 /// How old the view may get before a read looks for other processes' events.
@@ -43,6 +44,10 @@ pub(crate) struct StockView {
     state: RwLock<Option<State>>,
     /// One process catches the view up at a time; the others wait for it.
     refresh: tokio::sync::Mutex<()>,
+    /// The newest commit of this process with an event the view applies.
+    own: AtomicI64,
+    /// The newest such commit another process told of.
+    heard: AtomicI64,
 }
 
 struct State {
@@ -65,11 +70,11 @@ struct State {
 
 /// How far the view must have come for a read.
 #[derive(Clone, Copy)]
-pub(crate) struct Horizon {
+struct Horizon {
     /// The newest commit of this process with an event the view applies.
-    pub(crate) own: i64,
+    own: i64,
     /// The newest such commit another process told of.
-    pub(crate) heard: i64,
+    heard: i64,
 }
 
 impl State {
@@ -188,10 +193,32 @@ pub(crate) struct KnownStock {
     pub(crate) channels: Vec<ChannelStock>,
 }
 
+impl Follower for StockView {
+    fn follows(&self, kind: &str) -> bool {
+        VIEWED.contains(&kind)
+    }
+
+    fn committed_here(&self, events: &[&Logged], last_seq: i64) {
+        self.apply_own(events, last_seq);
+        self.own.fetch_max(last_seq, Ordering::AcqRel);
+    }
+
+    fn committed_elsewhere(&self, seq: i64) {
+        self.heard.fetch_max(seq, Ordering::AcqRel);
+    }
+}
+
 impl StockView {
+    fn horizon(&self) -> Horizon {
+        Horizon {
+            own: self.own.load(Ordering::Acquire),
+            heard: self.heard.load(Ordering::Acquire),
+        }
+    }
+
     /// Applies the events of a commit of this process that ended at `last_seq`, before anyone
     /// is told of the commit.
-    pub(crate) fn apply_own(&self, logged: &[Logged], last_seq: i64) {
+    fn apply_own(&self, logged: &[&Logged], last_seq: i64) {
         let Ok(mut state) = self.state.write() else {
             return;
         };
@@ -248,19 +275,18 @@ impl Store {
     /// and looked for others' within `PLAN_STALE_AFTER`; `None` rather than waiting for it to
     /// catch up (the write then reads the database).
     pub(crate) fn known_stock(&self, skus: &BTreeSet<String>) -> Option<KnownStock> {
-        let horizon = self.log_commits.stock_horizon();
+        let horizon = self.stock_view.horizon();
         self.read_view(horizon, PLAN_STALE_AFTER, &|state| Ok(state.known(skus)))?
             .ok()
     }
 
     async fn with_view<T>(&self, read: impl Fn(&State) -> Result<T, Error>) -> Result<T, Error> {
-        let horizon = self.log_commits.stock_horizon();
+        let horizon = self.stock_view.horizon();
         if let Some(answer) = self.read_view(horizon, STALE_AFTER, &read) {
             return answer;
         }
         self.refresh_view(horizon).await?;
         let state = self
-            .log_commits
             .stock_view
             .state
             .read()
@@ -278,7 +304,7 @@ impl Store {
         age: Duration,
         read: &impl Fn(&State) -> Result<T, Error>,
     ) -> Option<Result<T, Error>> {
-        let state = self.log_commits.stock_view.state.read().ok()?;
+        let state = self.stock_view.state.read().ok()?;
         let state = state.as_ref().filter(|state| state.is_current(horizon, age))?;
         Some(read(state))
     }
@@ -286,7 +312,7 @@ impl Store {
     /// Brings the view up to `horizon` at least, unless a request that held the refresh
     /// before this one did so already.
     async fn refresh_view(&self, horizon: Horizon) -> Result<(), Error> {
-        let view = &self.log_commits.stock_view;
+        let view = &self.stock_view;
         let _one_at_a_time = view.refresh.lock().await;
         let seq = match view.state.read().as_deref() {
             Ok(Some(state)) if state.is_current(horizon, STALE_AFTER) => return Ok(()),
@@ -312,7 +338,7 @@ impl Store {
     }
 
     fn replace_view(&self, state: State) {
-        if let Ok(mut slot) = self.log_commits.stock_view.state.write() {
+        if let Ok(mut slot) = self.stock_view.state.write() {
             *slot = Some(state);
         }
     }
@@ -408,7 +434,7 @@ mod tests {
             data: level(3),
         };
         // The order's own events came after the level's.
-        view.apply_own(&[logged], 14);
+        view.apply_own(&[&logged], 14);
         let state = view.state.read().unwrap();
         let state = state.as_ref().unwrap();
         assert!(state.is_current(Horizon { own: 14, heard: 0 }, STALE_AFTER));

@@ -23,8 +23,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::db::events::append;
 use crate::db::{Row, Sql, Tx, sql};
-use crate::events::append;
 use crate::{Error, Store};
 
 /// An account, as the admin app shows it: never its password hash.
