@@ -1,43 +1,16 @@
 //! Carts in a sales channel, priced with that channel's prices, that follow the customer
 //! across channels; checkout turns one into an order.
 
-use omnihub_domain::catalog::{Channel, ChannelKind};
-use omnihub_domain::customers::{Identity, IdentityKind, LoyaltyProgram};
+use omnihub_domain::catalog::Channel;
+use omnihub_domain::customers::LoyaltyProgram;
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
-use omnihub_domain::orders::{
-    Cart, CartDetails, CartLine, CartLineDraft, CartStatus, CheckoutBy, Fulfillment, ItemLine, Method, Order,
-    check_buyer, check_item_lines, on_checkout, totals,
-};
+use omnihub_domain::orders::{Cart, CartDetails, CartLine, CartLineDraft, CartStatus, totals};
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
 
-use super::{NewOrder, PricedLine};
 use crate::db::events::append;
 use crate::db::{Backend, Db, Row, Sql, Tx, sql};
 use crate::{Error, Store};
-
-/// An order made elsewhere (a marketplace, a POS, an external web shop), to take in.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ExternalOrder {
-    pub channel_id: String,
-    pub external_id: String,
-    pub customer_id: Option<String>,
-    /// The buyer's identities in that channel (e-mail, phone, loyalty card …).
-    pub identities: Vec<Identity>,
-    pub customer_name: Option<String>,
-    /// Loyalty points redeemed at the till or in the marketplace, as a discount.
-    pub loyalty_points: i64,
-    pub lines: Vec<ExternalLine>,
-    pub fulfillment: Fulfillment,
-    pub shipping_address: Option<omnihub_domain::orders::ShippingAddress>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ExternalLine {
-    pub sku: String,
-    pub quantity: i64,
-    pub unit_price: Money,
-}
 
 impl Store {
     /// The cart as checkout would charge it: an active cart's lines at the channel's current
@@ -61,14 +34,14 @@ impl Store {
 
     /// A variant's price in a channel: its listing's override, or the base price. `None` when
     /// the product is not published there.
-    async fn channel_price(&self, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
+    pub(super) async fn channel_price(&self, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
         let key = (channel.id.clone(), sku.to_owned());
         self.cached(|s| &mut s.prices, key, read_channel_price(&self.db, channel, sku))
             .await
     }
 }
 
-async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
+pub(super) async fn read_channel_price(db: &Db, channel: &Channel, sku: &str) -> Result<Option<i64>, Error> {
     let row = db
         .fetch_optional(
             sql(
@@ -107,11 +80,11 @@ const CART_WITH_LINES: &str = "SELECT c.*, l.id AS line_id, l.sku AS line_sku, l
      l.unit_amount AS line_unit_amount FROM carts c LEFT JOIN cart_lines l ON l.cart_id = c.id \
      WHERE c.id = $1 ORDER BY l.id";
 
-async fn read_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
+pub(super) async fn read_cart(tx: &mut Tx, id: &str) -> Result<Cart, Error> {
     joined_cart(&tx.fetch_all(sql(CART_WITH_LINES).bind(id)).await?)
 }
 
-fn joined_cart(rows: &[Row]) -> Result<Cart, Error> {
+pub(super) fn joined_cart(rows: &[Row]) -> Result<Cart, Error> {
     let row = rows.first().ok_or(Error::NotFound("cart"))?;
     let currency = row.text("currency")?;
     let mut lines = Vec::with_capacity(rows.len());
@@ -129,7 +102,7 @@ fn joined_cart(rows: &[Row]) -> Result<Cart, Error> {
 }
 
 /// The cart of a `carts` row, with its lines.
-async fn with_lines(tx: &mut Tx, row: &Row) -> Result<Cart, Error> {
+pub(super) async fn with_lines(tx: &mut Tx, row: &Row) -> Result<Cart, Error> {
     let id = row.text("id")?;
     let currency = row.text("currency")?;
     let lines = tx
@@ -148,7 +121,7 @@ async fn with_lines(tx: &mut Tx, row: &Row) -> Result<Cart, Error> {
     cart(row, lines, &currency)
 }
 
-fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> {
+pub(super) fn cart(row: &Row, lines: Vec<CartLine>, currency: &str) -> Result<Cart, Error> {
     let details = CartDetails {
         email: row.opt_text("email")?,
         customer_id: row.opt_text("customer_id")?,
@@ -183,7 +156,12 @@ const LINE_ATTEMPTS: usize = 8;
 
 /// `current` with `draft`'s units added at `price`, as written at `now`, and the line as
 /// changed: a SKU already in the cart adds to its line, a new one gets a line of its own.
-fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) -> Result<(Cart, CartLine), Error> {
+pub(super) fn with_line(
+    current: &Cart,
+    draft: &CartLineDraft,
+    price: i64,
+    now: Timestamp,
+) -> Result<(Cart, CartLine), Error> {
     let currency = &current.totals.total.currency;
     let mut lines: Vec<CartLine> = current.lines.iter().filter(|l| l.sku != draft.sku).cloned().collect();
     let line = match current.lines.iter().find(|l| l.sku == draft.sku) {
@@ -214,7 +192,7 @@ fn with_line(current: &Cart, draft: &CartLineDraft, price: i64, now: Timestamp) 
 }
 
 /// Binds a line's id, SKU, quantity and price, in that order.
-fn bind_line(upsert: Sql, line: &CartLine) -> Sql {
+pub(super) fn bind_line(upsert: Sql, line: &CartLine) -> Sql {
     upsert
         .bind(&line.id)
         .bind(&line.sku)
@@ -224,7 +202,7 @@ fn bind_line(upsert: Sql, line: &CartLine) -> Sql {
 
 /// Bumps the version of an active cart and announces the change; a cart checked out
 /// meanwhile refuses, and the job's changes roll back with it.
-async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
+pub(super) async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
     let update =
         sql("UPDATE carts SET version = version + 1, updated_at = $2 WHERE id = $1 AND status = 'active' RETURNING *")
             .bind(id)
@@ -236,7 +214,7 @@ async fn touch(tx: &mut Tx, id: &str, now: Timestamp) -> Result<Cart, Error> {
 /// Runs `update`, which changes one cart and ends in `RETURNING *`, and reads the cart as
 /// changed, with its lines; `None` when it changed nothing. On PostgreSQL that is one
 /// statement (each is a round trip there); SQLite's writer runs two.
-async fn changed_cart(tx: &mut Tx, update: Sql) -> Result<Option<Cart>, Error> {
+pub(super) async fn changed_cart(tx: &mut Tx, update: Sql) -> Result<Option<Cart>, Error> {
     if tx.backend() == Backend::Sqlite {
         let Some(row) = tx.fetch_optional(update).await? else {
             return Ok(None);
@@ -256,12 +234,12 @@ async fn changed_cart(tx: &mut Tx, update: Sql) -> Result<Option<Cart>, Error> {
 }
 
 /// The changed cart, with its `cart.updated` event.
-fn announce(tx: &mut Tx, cart: Cart, now: Timestamp) -> Cart {
+pub(super) fn announce(tx: &mut Tx, cart: Cart, now: Timestamp) -> Cart {
     append(tx, now, NewEvent::new("cart.updated", &cart));
     cart
 }
 
-fn checked_out() -> Error {
+pub(super) fn checked_out() -> Error {
     Error::Conflict("this cart was checked out already".into())
 }
 
@@ -599,202 +577,5 @@ impl Store {
             }]));
         }
         Ok(())
-    }
-
-    /// Holds the stock and places the order of `cart` (as just read, or as last written here),
-    /// atomically: all lines or nothing. A cart changed since is checked out as it is now,
-    /// once; changed again meanwhile, it refuses with a conflict.
-    pub async fn checkout(&self, cart: &Cart, by: CheckoutBy) -> Result<Order, Error> {
-        let placed = self
-            .change_latest(cart, |cart| async move { self.place_from_cart(&cart, by).await })
-            .await;
-        self.recent_carts.forget(&cart.id);
-        placed.map_err(|error| match error {
-            Error::VersionMismatch { .. } => {
-                Error::Conflict("the cart changed during checkout; check out again".into())
-            }
-            error => error,
-        })
-    }
-
-    async fn place_from_cart(&self, cart: &Cart, by: CheckoutBy) -> Result<Order, Error> {
-        if cart.status != CartStatus::Active {
-            return Err(checked_out());
-        }
-        if cart.lines.is_empty() {
-            return Err(Invalid::one("lines", "required", "the cart is empty").into());
-        }
-        let channel = self.channel(&cart.channel_id).await?;
-        let mut lines = Vec::with_capacity(cart.lines.len());
-        for line in &cart.lines {
-            let price = self.channel_price(&channel, &line.sku).await?.ok_or_else(|| {
-                Error::from(Invalid::one(
-                    "lines",
-                    "not_sold_here",
-                    format!("{} is no longer sold in this channel", line.sku),
-                ))
-            })?;
-            lines.push(PricedLine {
-                sku: line.sku.clone(),
-                quantity: line.quantity,
-                unit_amount: price,
-            });
-        }
-        let details = &cart.details;
-        check_buyer(by, details.email.as_deref())?;
-        let wanted: Vec<(String, i64)> = lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
-        let plan = self
-            .plan(
-                &channel,
-                &details.fulfillment,
-                details.shipping_address.as_ref(),
-                &wanted,
-            )
-            .await?;
-        let (payment_status, hold_until) = on_checkout(details.fulfillment.method, by, self.payment_rules, self.now());
-        let new = NewOrder {
-            channel: channel.clone(),
-            external_id: None,
-            customer_id: details.customer_id.clone(),
-            // An order with only an e-mail still lands on that person's profile.
-            identities: details
-                .email
-                .iter()
-                .map(|e| Identity::new(IdentityKind::Email, e.clone()))
-                .collect(),
-            customer_name: details.shipping_address.as_ref().and_then(|a| a.name.clone()),
-            phone_region: self.phone_region(),
-            email: details.email.clone(),
-            lines,
-            fulfillment: details.fulfillment.clone(),
-            shipping_address: details.shipping_address.clone(),
-            loyalty_points: details.loyalty_points,
-            sourcing: plan.sourcing,
-            at_location: plan.at_location,
-            hold_until,
-            payment_status,
-            max_unpaid_per_email: self.payment_rules.max_unpaid_per_email,
-        };
-        let priced = PricedCart {
-            id: cart.id.clone(),
-            version: cart.version,
-        };
-        self.place_order(new, Some(priced)).await
-    }
-
-    /// Takes in an order made elsewhere; the same channel and external id again answers the
-    /// first order (`false`: not created now). A POS sale is handed over on the spot.
-    pub async fn take_order(&self, intake: ExternalOrder) -> Result<(Order, bool), Error> {
-        let external_id = &intake.external_id;
-        if external_id.trim().is_empty() || external_id.len() > 200 || external_id.chars().any(char::is_control) {
-            let message = "must be 1 to 200 characters on one line";
-            return Err(Invalid::one("external_id", "invalid", message).into());
-        }
-        if intake.loyalty_points < 0 {
-            return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative").into());
-        }
-        let items: Vec<ItemLine> = intake
-            .lines
-            .iter()
-            .map(|l| ItemLine {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-            })
-            .collect();
-        check_item_lines(&items)?;
-        let channel = self.channel(&intake.channel_id).await.map_err(|_| {
-            Error::from(Invalid::one(
-                "channel_id",
-                "not_found",
-                "there is no such sales channel",
-            ))
-        })?;
-        let mut check = omnihub_domain::validation::Check::new();
-        for (i, line) in intake.lines.iter().enumerate() {
-            if line.unit_price.currency != channel.draft.currency {
-                check.fail(
-                    format!("lines[{i}].unit_price"),
-                    "invalid",
-                    format!("must be a price in {}", channel.draft.currency),
-                );
-            } else {
-                let field = format!("lines[{i}].unit_price.amount");
-                omnihub_domain::money::check_amount(&field, line.unit_price.amount, &mut check);
-            }
-        }
-        check.done()?;
-        if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
-            return Ok((order, false));
-        }
-        let skus: Vec<&str> = intake.lines.iter().map(|l| l.sku.as_str()).collect();
-        self.check_skus_exist(&skus).await?;
-        let pos = channel.draft.kind == ChannelKind::Pos;
-        let mut fulfillment = intake.fulfillment.clone();
-        if pos {
-            // A sale at the till: the goods leave the store it rang up in, now.
-            fulfillment = Fulfillment {
-                method: Method::Pickup,
-                location_id: fulfillment
-                    .location_id
-                    .or_else(|| channel.draft.location_ids.first().cloned()),
-            };
-        }
-        let wanted: Vec<(String, i64)> = intake.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
-        let plan = self
-            .plan(&channel, &fulfillment, intake.shipping_address.as_ref(), &wanted)
-            .await?;
-        let (payment_status, hold_until) =
-            on_checkout(fulfillment.method, CheckoutBy::Backend, self.payment_rules, self.now());
-        let new = NewOrder {
-            channel: channel.clone(),
-            external_id: Some(intake.external_id.clone()),
-            customer_id: intake.customer_id.clone(),
-            identities: intake.identities.clone(),
-            customer_name: intake.customer_name.clone(),
-            phone_region: self.phone_region(),
-            email: intake
-                .identities
-                .iter()
-                .find(|i| i.kind == IdentityKind::Email)
-                .map(|i| i.value.trim().to_lowercase()),
-            lines: intake
-                .lines
-                .iter()
-                .map(|l| PricedLine {
-                    sku: l.sku.clone(),
-                    quantity: l.quantity,
-                    unit_amount: l.unit_price.amount,
-                })
-                .collect(),
-            fulfillment,
-            shipping_address: intake.shipping_address.clone(),
-            loyalty_points: intake.loyalty_points,
-            sourcing: plan.sourcing,
-            at_location: plan.at_location,
-            hold_until,
-            payment_status,
-            max_unpaid_per_email: self.payment_rules.max_unpaid_per_email,
-        };
-        let order = match self.place_order(new, None).await {
-            Ok(order) => order,
-            // Two deliveries of the same order raced: the other one placed it.
-            Err(Error::Conflict(_))
-                if let Some(first) = self.external_order(&channel.id, &intake.external_id).await? =>
-            {
-                return Ok((first, false));
-            }
-            Err(error) => return Err(error),
-        };
-        if !pos {
-            return Ok((order, true));
-        }
-        let handed_over = match order.fulfillments.first() {
-            Some(f) => {
-                self.advance_fulfillment(&order.id, &f.id, omnihub_domain::orders::Step::Collect, None)
-                    .await?
-            }
-            None => order,
-        };
-        Ok((handed_over, true))
     }
 }
