@@ -39,7 +39,7 @@ use tokio::sync::watch;
 pub use admin::{ChannelSales, OrderSearch, OrderSummary};
 pub use carts::{ExternalLine, ExternalOrder};
 pub use catalog::Page;
-pub use conversations::{ConversationFilter, Courier, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
+pub use conversations::{ConversationFilter, Received, StoredMessage, WebchatSession};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
 use db::Sql;
 pub use db::{Backend, Db};
@@ -50,7 +50,6 @@ pub use orders::{FulfillmentDraft, OrderFilter};
 pub use sealed::{BadSecretKey, SecretKey};
 use stock_view::KnownStock;
 pub use users::{LogIn, NewSession, SignedIn, User};
-pub use webhooks::{Outcome, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
