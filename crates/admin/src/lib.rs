@@ -31,7 +31,8 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::Response;
 use axum::routing::{get, post};
-use omnihub_store::{Courier, Store};
+use omnihub_domain::conversations::courier::Courier;
+use omnihub_store::Store;
 use tokio::sync::watch;
 
 /// What the admin app needs from the server it runs in.

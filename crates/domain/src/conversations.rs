@@ -4,10 +4,11 @@
 //! webhook is checked ([`signatures`]) and read ([`inbound`]), when a reply may still be sent
 //! (reply windows), and what each provider's API wants for a reply ([`outbound`]); e-mail
 //! ([`email`]) and the web chat ([`webchat`]) have their own; automatic answers ([`answers`])
-//! rank frequent questions. The store keeps inboxes, conversations and messages; the HTTP
-//! layer makes the calls.
+//! rank frequent questions; [`courier`] is what a reply's courier is given and answers. The
+//! store keeps inboxes, conversations and messages; the providers crate makes the calls.
 
 pub mod answers;
+pub mod courier;
 pub mod email;
 pub mod inbound;
 pub mod outbound;

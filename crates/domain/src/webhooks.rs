@@ -2,8 +2,9 @@
 //! retried for a day until their server answers 2xx.
 //!
 //! Here are the rules only: which events an endpoint wants, how a delivery is signed and
-//! checked, and when a failed one is tried again. The store keeps endpoints and deliveries;
-//! a server worker sends them.
+//! checked, and when a failed one is tried again; what a claimed delivery carries out
+//! ([`Outgoing`]) and what came of it ([`Outcome`]). The store keeps endpoints and
+//! deliveries; the providers crate sends them.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Timestamp;
 use crate::destinations::Destinations;
+use crate::events::Event;
 use crate::validation::{Check, Invalid};
 
 /// The header that carries the signature of a delivery.
@@ -368,6 +370,29 @@ pub struct Attempt {
     /// The receiver's HTTP status; null when there was no answer (timeout, refused).
     pub status_code: Option<i64>,
     /// Why the attempt failed, when it did.
+    pub error: Option<String>,
+    pub response_time_ms: i64,
+}
+
+/// A delivery claimed for sending, with everything the request needs.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub delivery_id: String,
+    pub url: String,
+    pub secret: String,
+    pub event: Event,
+    /// The number this attempt will have: 1 for the first.
+    pub attempt: i64,
+    /// When the first attempt was made; `None` before it.
+    pub first_attempt_at: Option<Timestamp>,
+}
+
+/// What came of one attempt.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub at: Timestamp,
+    /// The receiver's HTTP status; `None` when it did not answer.
+    pub status_code: Option<u16>,
     pub error: Option<String>,
     pub response_time_ms: i64,
 }

@@ -4,9 +4,7 @@
 
 mod auth;
 mod cors;
-mod courier;
 mod edge;
-pub mod egress;
 mod idempotency;
 pub mod json;
 mod limits;
@@ -22,11 +20,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
+use omnihub_domain::conversations::courier::Courier;
 use omnihub_domain::network::TrustedProxies;
 use omnihub_store::Store;
 use tokio::sync::watch;
 
-pub use courier::Providers;
 pub use observe::Metrics;
 pub use openapi::document as openapi_document;
 
@@ -73,7 +71,7 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub store: Store,
     /// Takes replies to the providers.
-    pub courier: Arc<Providers>,
+    pub courier: Arc<dyn Courier>,
     pub config: Arc<HttpConfig>,
     pub metrics: Arc<Metrics>,
     /// Turns true when the server shuts down, so that long-lived streams end.

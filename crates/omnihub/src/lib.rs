@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use omnihub_domain::Clock;
 use omnihub_domain::clock::SystemClock;
-use omnihub_http::egress::Egress;
-use omnihub_http::{AppState, HttpConfig, Metrics, Providers, Shared};
+use omnihub_domain::conversations::courier::Courier;
+use omnihub_http::{AppState, HttpConfig, Metrics, Shared};
+use omnihub_providers::egress::Egress;
+use omnihub_providers::messaging::Providers;
+use omnihub_providers::{nats, webhooks};
 use omnihub_store::{Db, SecretKey, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -92,7 +95,7 @@ impl Application {
         // again fails harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let egress = Egress::new(settings.destinations(), settings.extra_roots()?)?;
-        let courier = Arc::new(Providers::new(store.clone(), egress.clone())?);
+        let courier: Arc<dyn Courier> = Arc::new(Providers::new(egress.clone())?);
         let state = AppState::new(Shared {
             store: store.clone(),
             courier: courier.clone(),
@@ -117,14 +120,10 @@ impl Application {
         );
         let app = omnihub_http::router_with(state, admin);
         tokio::spawn(workers::expire_reservations(store.clone(), stopping.clone()));
-        let webhook_client = workers::webhooks::client(&egress, settings.webhook_timeout())?;
-        tokio::spawn(workers::webhooks::deliver(
-            store.clone(),
-            webhook_client,
-            stopping.clone(),
-        ));
+        let webhooks = webhooks::Sender::new(&egress, settings.webhook_timeout())?;
+        tokio::spawn(workers::webhooks::deliver(store.clone(), webhooks, stopping.clone()));
         if let Some(url) = &settings.nats_url {
-            let nats = workers::nats::connect(url).await?;
+            let nats = nats::connect(url).await?;
             tokio::spawn(workers::nats::relay(store.clone(), nats, stopping.clone()));
         }
         let mut stop = stopping;

@@ -23,7 +23,6 @@ use crate::db::{Row, Tx, sql};
 use crate::{Error, Store};
 
 pub use inbound::{Received, StoredMessage};
-pub use replies::{Courier, Delivery, ReplyTarget};
 pub use webchat::WebchatSession;
 
 /// How many of a conversation's latest messages are shown with it.

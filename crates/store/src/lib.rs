@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 pub use access::{ApiKey, Claim, KEYS_TRUSTED_FOR, LogIn, NewApiKey, NewSession, SignedIn, User};
 use catalog::cache::CatalogCache;
-pub use conversations::{ConversationFilter, Courier, Delivery, Received, ReplyTarget, StoredMessage, WebchatSession};
+pub use conversations::{ConversationFilter, Received, StoredMessage, WebchatSession};
 pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
 pub use db::Page;
 use db::Sql;
@@ -39,7 +39,6 @@ use inventory::{KnownStock, StockView};
 pub use orders::{ExternalLine, ExternalOrder, OrderSearch, OrderSummary};
 pub use orders::{FulfillmentDraft, OrderFilter};
 pub use reports::ChannelSales;
-pub use webhooks::{Outcome, Outgoing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -8,11 +8,11 @@
 
 use omnihub_domain::Invalid;
 use omnihub_domain::Timestamp;
-use omnihub_domain::events::{Event, NewEvent};
+use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::webhooks::{
-    Attempt, Delivery, DeliveryStatus, Endpoint, EndpointDraft, EndpointStatus, NewEndpoint, accepted, next_attempt_at,
-    wants,
+    Attempt, Delivery, DeliveryStatus, Endpoint, EndpointDraft, EndpointStatus, NewEndpoint, Outcome, Outgoing,
+    accepted, next_attempt_at, wants,
 };
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -27,29 +27,6 @@ const FAN_OUT_BATCH: i64 = 500;
 /// How long a process may take to send a claimed delivery before another may: well over the
 /// longest timeout of a request.
 const CLAIM_SECONDS: i64 = 120;
-
-/// A delivery claimed for sending, with everything the request needs.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub delivery_id: String,
-    pub url: String,
-    pub secret: String,
-    pub event: Event,
-    /// The number this attempt will have: 1 for the first.
-    pub attempt: i64,
-    /// When the first attempt was made; `None` before it.
-    pub first_attempt_at: Option<Timestamp>,
-}
-
-/// What came of one attempt.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub at: Timestamp,
-    /// The receiver's HTTP status; `None` when it did not answer.
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    pub response_time_ms: i64,
-}
 
 fn endpoint(row: &Row) -> Result<Endpoint, Error> {
     let status = row.text("status")?;

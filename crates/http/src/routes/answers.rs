@@ -90,7 +90,10 @@ async fn answer(state: &AppState, stored: &StoredMessage) -> Result<(), omnihub_
     let Some(pending) = recorded else {
         return Ok(());
     };
-    let delivery = state.courier.deliver(&target, &pending, sending).await;
+    let delivery = state
+        .courier
+        .deliver(&target, &pending, sending, state.store.now())
+        .await;
     let finished = state.store.finish_reply(&pending.id, delivery).await?;
     tracing::info!(conversation = %stored.conversation_id, message = %finished.id, status = ?finished.status,
                    "answered automatically");

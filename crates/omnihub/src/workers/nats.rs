@@ -1,6 +1,6 @@
 //! NATS JetStream: one server process at a time publishes the event log, in `seq` order, to
-//! the stream OMNIHUB as `omnihub.<type>`, so the merchant's other systems can consume it
-//! durably. Every process listens to those subjects and wakes its live readers (the SSE
+//! the stream (see [`omnihub_providers::nats`]), so the merchant's other systems can consume
+//! it durably. Every process follows the published events and wakes its live readers (the SSE
 //! stream, the webhook worker) as soon as another process has committed events.
 //!
 //! A process that commits events nudges the publisher, wherever it runs, over plain NATS, so
@@ -9,18 +9,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, message::PublishMessage};
-use futures_util::StreamExt;
 use omnihub_domain::id::{self, Kind};
+use omnihub_providers::nats::Nats;
 use omnihub_store::Store;
 use tokio::sync::{Notify, watch};
 
 use crate::BoxError;
-
-const STREAM: &str = "OMNIHUB";
-const SUBJECTS: &str = "omnihub.>";
-/// "I have committed events": outside the stream's subjects, never stored.
-const NUDGE: &str = "_omnihub.committed";
 
 /// The lease that makes one process the publisher, and how long it lasts unless renewed.
 const LEASE: &str = "nats_publisher";
@@ -37,33 +31,19 @@ const AFTER_FAILURE: Duration = Duration::from_secs(2);
 /// How many events are published before their acknowledgements are awaited.
 const BATCH: i64 = 200;
 
-/// A client that connects in the background and reconnects by itself: NATS speeds nodes up,
-/// but the database is the truth, so a node serves while NATS is away.
-pub async fn connect(url: &str) -> Result<async_nats::Client, BoxError> {
-    Ok(async_nats::ConnectOptions::new()
-        .name("omnihub")
-        .retry_on_initial_connect()
-        .connect(url)
-        .await?)
-}
-
 /// Publishes (while this process holds the lease), nudges and listens, until the server stops.
-pub async fn relay(store: Store, client: async_nats::Client, stopping: watch::Receiver<bool>) {
+pub async fn relay(store: Store, nats: Nats, stopping: watch::Receiver<bool>) {
     let nudged = Arc::new(Notify::new());
     let readers = store.clone();
-    let on_event = move |payload: &[u8]| {
-        if let Ok(Published { seq, kind }) = serde_json::from_slice(payload) {
-            readers.notify_log(seq, &kind);
-        }
-    };
-    tokio::spawn(listen(client.clone(), SUBJECTS, on_event, stopping.clone()));
+    let on_event = move |seq: i64, kind: &str| readers.notify_log(seq, kind);
+    tokio::spawn(nats.clone().follow_events(on_event, stopping.clone()));
     let publisher_wake = nudged.clone();
-    let on_nudge = move |_: &[u8]| publisher_wake.notify_one();
-    tokio::spawn(listen(client.clone(), NUDGE, on_nudge, stopping.clone()));
-    tokio::spawn(nudge_on_commit(store.clone(), client.clone(), stopping.clone()));
+    let on_nudge = move || publisher_wake.notify_one();
+    tokio::spawn(nats.clone().follow_nudges(on_nudge, stopping.clone()));
+    tokio::spawn(nudge_on_commit(store.clone(), nats.clone(), stopping.clone()));
     let mut publisher = Publisher {
         store,
-        jetstream: jetstream::new(client),
+        nats,
         holder: id::new(Kind::ServerNode),
         holding: false,
         renewed: None,
@@ -73,49 +53,16 @@ pub async fn relay(store: Store, client: async_nats::Client, stopping: watch::Re
     publisher.run(&nudged, stopping).await;
 }
 
-/// The part of a published event that tells how far the log has grown, and with what.
-#[derive(serde::Deserialize)]
-struct Published {
-    seq: i64,
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-/// Calls `on_message` for every message on `subject`; without NATS, polling covers for it.
-async fn listen(
-    client: async_nats::Client,
-    subject: &'static str,
-    on_message: impl Fn(&[u8]),
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut messages = match client.subscribe(subject).await {
-        Ok(subscriber) => subscriber,
-        Err(error) => {
-            tracing::warn!(%error, subject, "could not subscribe to NATS; other nodes are followed by polling");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            message = messages.next() => match message {
-                Some(message) => on_message(&message.payload),
-                None => return,
-            },
-            _ = stopping.wait_for(|stop| *stop) => return,
-        }
-    }
-}
-
 /// Tells the publisher, wherever it runs, whenever this process sees the log grow. Nudges
 /// wake only the publisher, never the log's readers, so they cannot echo between processes.
-async fn nudge_on_commit(store: Store, client: async_nats::Client, mut stopping: watch::Receiver<bool>) {
+async fn nudge_on_commit(store: Store, nats: Nats, mut stopping: watch::Receiver<bool>) {
     let mut commits = store.watch_log();
     loop {
         tokio::select! {
             changed = commits.changed() => if changed.is_err() { return },
             _ = stopping.wait_for(|stop| *stop) => return,
         }
-        if let Err(error) = client.publish(NUDGE, "".into()).await {
+        if let Err(error) = nats.nudge().await {
             tracing::debug!(%error, "could not nudge the NATS publisher");
         }
     }
@@ -123,7 +70,7 @@ async fn nudge_on_commit(store: Store, client: async_nats::Client, mut stopping:
 
 struct Publisher {
     store: Store,
-    jetstream: jetstream::Context,
+    nats: Nats,
     /// This process, as the holder of the lease.
     holder: String,
     holding: bool,
@@ -159,7 +106,7 @@ impl Publisher {
             return Ok(());
         }
         if !self.stream_ready {
-            self.jetstream.get_or_create_stream(stream_config()).await?;
+            self.nats.make_stream().await?;
             self.stream_ready = true;
         }
         self.publish_new().await
@@ -181,7 +128,7 @@ impl Publisher {
     }
 
     /// Publishes every event after the stored cursor, then moves the cursor. A crash between
-    /// the two publishes some events again; JetStream drops them by their `Nats-Msg-Id`.
+    /// the two publishes some events again; JetStream drops them by their id.
     async fn publish_new(&mut self) -> Result<(), BoxError> {
         loop {
             let after = match self.published {
@@ -193,34 +140,9 @@ impl Publisher {
                 self.published = Some(after);
                 return Ok(());
             };
-            let mut acks = Vec::with_capacity(events.len());
-            for event in &events {
-                let message = PublishMessage::build()
-                    .payload(serde_json::to_vec(event)?.into())
-                    .message_id(&event.id);
-                acks.push(
-                    self.jetstream
-                        .send_publish(format!("omnihub.{}", event.kind), message)
-                        .await?,
-                );
-            }
-            for ack in acks {
-                ack.await?;
-            }
+            self.nats.publish(&events).await?;
             self.store.record_nats_published(last).await?;
             self.published = Some(last);
         }
-    }
-}
-
-/// The stream, when it has to be made: every event subject, a week of history, and a
-/// deduplication window that covers a publisher's restart.
-fn stream_config() -> jetstream::stream::Config {
-    jetstream::stream::Config {
-        name: STREAM.to_owned(),
-        subjects: vec![SUBJECTS.to_owned()],
-        max_age: Duration::from_secs(7 * 24 * 60 * 60),
-        duplicate_window: Duration::from_secs(10 * 60),
-        ..Default::default()
     }
 }

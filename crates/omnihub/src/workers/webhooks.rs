@@ -1,14 +1,13 @@
-//! Webhook deliveries: new events become deliveries, due deliveries are claimed, POSTed
-//! signed, and every attempt is recorded. Everything goes through the database, so a crash or
-//! a restart loses none, and several server processes share the sending.
+//! Webhook deliveries: new events become deliveries, due deliveries are claimed, sent by the
+//! [`Sender`], and every attempt is recorded. Everything goes through the database, so a crash
+//! or a restart loses none, and several server processes share the sending.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use omnihub_domain::webhooks::{self, SIGNATURE_HEADER, accepted};
-use omnihub_http::egress::{self, Egress, HttpClient};
-use omnihub_store::{Outcome, Outgoing, Store};
-use reqwest::header::CONTENT_TYPE;
+use omnihub_domain::webhooks::Outgoing;
+use omnihub_providers::webhooks::Sender;
+use omnihub_store::Store;
 use tokio::sync::{Semaphore, watch};
 
 /// Due retries are looked for this often; new events wake the worker at once.
@@ -22,20 +21,13 @@ const GATHER: Duration = Duration::from_millis(20);
 /// hold up the others, and a backlog does not open thousands of connections.
 const SENDING_AT_ONCE: usize = 32;
 
-/// The client that sends deliveries, to the destinations the egress allows. HTTPS goes
-/// through rustls with ring, the process's only crypto provider. Redirects are not followed:
-/// a receiver answers where it was registered.
-pub fn client(egress: &Egress, timeout: Duration) -> Result<HttpClient, reqwest::Error> {
-    egress.http_client(timeout, concat!("Omnihub-Webhooks/", env!("CARGO_PKG_VERSION")))
-}
-
 /// Delivers webhooks until the server stops.
-pub async fn deliver(store: Store, client: HttpClient, mut stopping: watch::Receiver<bool>) {
+pub async fn deliver(store: Store, sender: Sender, mut stopping: watch::Receiver<bool>) {
     let mut wake = store.watch_log();
     let sending = Arc::new(Semaphore::new(SENDING_AT_ONCE));
     loop {
         fan_out(&store).await;
-        send_due(&store, &client, &sending).await;
+        send_due(&store, &sender, &sending).await;
         let woken = tokio::select! {
             _ = wake.changed() => true,
             _ = tokio::time::sleep(POLL) => false,
@@ -62,7 +54,7 @@ async fn fan_out(store: &Store) {
 }
 
 /// Claims as many due deliveries as there are free sending slots and sends each in its own task.
-async fn send_due(store: &Store, client: &HttpClient, sending: &Arc<Semaphore>) {
+async fn send_due(store: &Store, sender: &Sender, sending: &Arc<Semaphore>) {
     let free = sending.available_permits();
     if free == 0 {
         return;
@@ -79,51 +71,17 @@ async fn send_due(store: &Store, client: &HttpClient, sending: &Arc<Semaphore>) 
         let Ok(slot) = sending.clone().acquire_owned().await else {
             return;
         };
-        let (store, client) = (store.clone(), client.clone());
+        let (store, sender) = (store.clone(), sender.clone());
         tokio::spawn(async move {
-            send(&store, &client, &outgoing).await;
+            send(&store, &sender, &outgoing).await;
             drop(slot);
         });
     }
 }
 
-/// One attempt: POST the event, signed, and record what came of it.
-async fn send(store: &Store, client: &HttpClient, outgoing: &Outgoing) {
-    let at = store.now();
-    let body = serde_json::to_vec(&outgoing.event).unwrap_or_default();
-    let signature = webhooks::sign(&outgoing.secret, at.millis().div_euclid(1000), &body);
-    let started = Instant::now();
-    let answer = match client.post(&outgoing.url) {
-        Ok(request) => request
-            .header(CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .header("Omnihub-Event-Id", &outgoing.event.id)
-            .header("Omnihub-Event-Type", &outgoing.event.kind)
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| egress::failure(&error).to_owned()),
-        Err(refused) => Err(refused.to_string()),
-    };
-    let response_time_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    // What the receiver said is never kept: its status code tells what the log needs.
-    let outcome = match answer {
-        Ok(response) => {
-            let code = response.status().as_u16();
-            Outcome {
-                at,
-                status_code: Some(code),
-                error: (!accepted(code)).then(|| format!("answered {code}")),
-                response_time_ms,
-            }
-        }
-        Err(error) => Outcome {
-            at,
-            status_code: None,
-            error: Some(error),
-            response_time_ms,
-        },
-    };
+/// One attempt, at the store's time, and its record.
+async fn send(store: &Store, sender: &Sender, outgoing: &Outgoing) {
+    let outcome = sender.send(outgoing, store.now()).await;
     match store.record_webhook_attempt(outgoing, &outcome).await {
         Ok(status) => tracing::debug!(delivery = %outgoing.delivery_id, status = status.as_str(), "webhook attempt"),
         Err(error) => tracing::warn!(%error, delivery = %outgoing.delivery_id, "could not record a webhook attempt"),

@@ -31,8 +31,9 @@ impl Store {
         Ok(None)
     }
 
-    /// The latest message ids of the conversation's mails, oldest first.
-    pub async fn email_references(&self, conversation_id: &str) -> Result<Vec<String>, Error> {
+    /// The latest message ids of the conversation's mails, oldest first: what a reply by mail
+    /// names in `References` (see [`Store::reply_target`]).
+    pub(crate) async fn email_references(&self, conversation_id: &str) -> Result<Vec<String>, Error> {
         let rows = self
             .db
             .fetch_all(

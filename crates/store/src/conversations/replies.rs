@@ -5,10 +5,10 @@
 //! [`Store::send_reply`] is the one way an agent's reply goes out, from the API and the admin
 //! app alike; the provider call itself is the [`Courier`]'s, which the server supplies.
 
-use futures_util::future::BoxFuture;
+use omnihub_domain::conversations::courier::{Courier, Delivery, ReplyTarget};
 use omnihub_domain::conversations::{
-    CannedReply, CannedReplyDraft, Conversation, Credentials, Inbox, Message, MessageStatus, Refused, Reply,
-    SenderKind, Sending, check_reply, reply_window,
+    CannedReply, CannedReplyDraft, Conversation, Credentials, Message, MessageStatus, Refused, Reply, SenderKind,
+    Sending, check_reply, reply_window,
 };
 use omnihub_domain::events::NewEvent;
 use omnihub_domain::id::{self, Kind};
@@ -21,33 +21,6 @@ use crate::db::Page;
 use crate::db::events::append;
 use crate::db::{Row, Tx, sql};
 use crate::{Error, Store};
-
-/// Everything needed to send into a conversation.
-#[derive(Debug, Clone)]
-pub struct ReplyTarget {
-    pub conversation: Conversation,
-    pub inbox: Inbox,
-    pub credentials: Credentials,
-    /// The customer as the provider knows them.
-    pub address: String,
-}
-
-/// What the provider made of a reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    Sent { provider_message_id: Option<String> },
-    Failed(String),
-}
-
-/// Takes a recorded reply to the conversation's provider and answers what became of it.
-pub trait Courier: Send + Sync {
-    fn deliver<'a>(
-        &'a self,
-        target: &'a ReplyTarget,
-        pending: &'a Message,
-        sending: Sending,
-    ) -> BoxFuture<'a, Delivery>;
-}
 
 fn canned(row: &Row) -> Result<CannedReply, Error> {
     Ok(CannedReply {
@@ -76,7 +49,7 @@ impl Store {
         let target = self.reply_target(conversation_id).await?;
         let sending = self.may_send(&target, &reply)?;
         let pending = self.record_reply(conversation_id, reply, by).await?;
-        let delivery = courier.deliver(&target, &pending, sending).await;
+        let delivery = courier.deliver(&target, &pending, sending, self.now()).await;
         self.finish_reply(&pending.id, delivery).await
     }
 
@@ -105,8 +78,8 @@ impl Store {
         })
     }
 
-    /// Where replies into the conversation go; [`Error::Conflict`] once its customer was erased,
-    /// which took the address away.
+    /// Where replies into the conversation go, with the mail thread they answer in an e-mail
+    /// inbox; [`Error::Conflict`] once its customer was erased, which took the address away.
     pub async fn reply_target(&self, conversation_id: &str) -> Result<ReplyTarget, Error> {
         let mut tx = self.db.begin_read().await?;
         let conversation = read_conversation(&mut tx, conversation_id).await?;
@@ -123,11 +96,16 @@ impl Store {
             ));
         }
         let (inbox, credentials) = self.inbox_with_credentials(&conversation.inbox_id).await?;
+        let email_references = match credentials {
+            Credentials::Email(_) => self.email_references(&conversation.id).await?,
+            _ => Vec::new(),
+        };
         Ok(ReplyTarget {
             conversation,
             inbox,
             credentials,
             address,
+            email_references,
         })
     }
 
