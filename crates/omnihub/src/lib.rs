@@ -28,7 +28,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Store, BoxError> {
     let phone_region = settings.phone_region()?;
     let db = Db::connect(&settings.database_url()?, settings.db_max_connections).await?;
-    let applied = omnihub_store::db::migrate::run(&db).await?;
+    let applied = omnihub_store::migrate(&db).await?;
     if applied > 0 {
         tracing::info!(applied, "database schema is up to date");
     }
@@ -147,7 +147,7 @@ impl Application {
     pub async fn stop(self) -> Result<(), BoxError> {
         let _ = self.shutdown.send(true);
         self.server.await??;
-        self.store.db().close().await;
+        self.store.close().await;
         Ok(())
     }
 

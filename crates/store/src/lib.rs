@@ -8,7 +8,12 @@ mod access;
 mod catalog;
 mod conversations;
 mod customers;
+// The drivers and the SQL interface stay inside; tests that must reach past the use cases
+// (to plant a stale row, say) turn on `test-support`.
+#[cfg(feature = "test-support")]
 pub mod db;
+#[cfg(not(feature = "test-support"))]
+mod db;
 mod inventory;
 mod orders;
 mod reports;
@@ -27,10 +32,13 @@ use tokio::sync::watch;
 pub use access::{ApiKey, Claim, KEYS_TRUSTED_FOR, LogIn, NewApiKey, NewSession, SignedIn, User};
 use catalog::cache::CatalogCache;
 pub use conversations::{ConversationFilter, Received, StoredMessage, WebchatSession};
-pub use customers::{Holder, Resolution, add_loyalty_points_in, record_spend_in, resolve_customer_in};
+pub use customers::{Holder, Resolution};
+#[cfg(feature = "test-support")]
+pub use customers::{add_loyalty_points_in, record_spend_in, resolve_customer_in};
 pub use db::Page;
 use db::Sql;
 use db::events::LogCommits;
+pub use db::migrate::run as migrate;
 pub use db::sealed::{BadSecretKey, SecretKey};
 use db::writer::{BoxFuture, Undo, Writer};
 pub use db::{Backend, Db};
@@ -326,8 +334,14 @@ impl Store {
         self.destinations
     }
 
+    #[cfg(feature = "test-support")]
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Closes the database's connections (at shutdown).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     pub fn now(&self) -> Timestamp {

@@ -21,13 +21,13 @@ use super::fulfilment::new_fulfillment;
 use super::points::customer_balance;
 use super::unpaid::count_unpaid;
 use crate::customers::timeline;
+use crate::customers::{add_loyalty_points_in, resolve_customer_in};
 use crate::db::events::append;
 use crate::db::writer::BoxFuture;
 use crate::db::{Backend, Sent, Sql, Tx, row_inserts, sql};
 use crate::inventory::KnownStock;
 use crate::inventory::{Sourcing, plan_reservation, take_stock};
 use crate::{Error, Store};
-use crate::{add_loyalty_points_in, resolve_customer_in};
 
 /// An order made elsewhere (a marketplace, a POS, an external web shop), to take in.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -7,8 +7,8 @@ use omnihub_domain::orders::{Order, Status};
 
 use crate::Error;
 use crate::customers::timeline;
+use crate::customers::{add_loyalty_points_in, record_spend_in};
 use crate::db::{Tx, sql};
-use crate::{add_loyalty_points_in, record_spend_in};
 
 /// Gives the customer back `points` they redeemed on `order` (all of them when it is
 /// cancelled, their share of a return). A customer merged away or erased since keeps nothing:
