@@ -13,11 +13,6 @@ use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
 pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
-    debug_assert!(
-        omnihub_domain::webhooks::EVENT_TYPES.contains(&event.kind),
-        "{} is missing from the event types webhooks may ask for",
-        event.kind
-    );
     tx.events.push((at, event));
 }
 
@@ -99,15 +94,15 @@ pub(crate) async fn commit(mut tx: Tx) -> Result<Option<Appended>, Error> {
         tx.commit().await?;
         return Ok(None);
     }
-    let kinds = tx.events.iter().map(|(_, event)| event.kind).collect();
+    let kinds = tx.events.iter().map(|(_, event)| event.kind.as_str()).collect();
     // Which of the events the stock view applies, and their documents, before the inserts
     // take the events.
     let viewed: Vec<(usize, &'static str, String)> = tx
         .events
         .iter()
         .enumerate()
-        .filter(|(_, (_, event))| VIEWED.contains(&event.kind))
-        .map(|(at, (_, event))| (at, event.kind, event.data.clone()))
+        .filter(|(_, (_, event))| VIEWED.contains(&event.kind.as_str()))
+        .map(|(at, (_, event))| (at, event.kind.as_str(), event.data.clone()))
         .collect();
     let mut inserts = row_inserts(
         "INSERT INTO events (id, type, occurred_at, data)",
@@ -117,7 +112,7 @@ pub(crate) async fn commit(mut tx: Tx) -> Result<Option<Appended>, Error> {
         |insert, (at, event)| {
             insert
                 .bind(id::new(Kind::Event))
-                .bind(event.kind)
+                .bind(event.kind.as_str())
                 .bind(at.millis())
                 .bind(event.data)
         },
@@ -171,7 +166,7 @@ pub(crate) fn with_logged_event(statement: Sql, then: Option<Sql>, at: Timestamp
     statement
         .within("WITH written AS (", &log)
         .bind(id::new(Kind::Event))
-        .bind(event.kind)
+        .bind(event.kind.as_str())
         .bind(at.millis())
         .bind(event.data)
 }

@@ -234,7 +234,7 @@ impl Store {
         now: Timestamp,
         event: NewEvent,
     ) -> Result<Option<db::Row>, Error> {
-        let kind = event.kind;
+        let kind = event.kind.as_str();
         let viewed = stock_view::VIEWED.contains(&kind).then(|| event.data.clone());
         let logged = events::with_logged_event(statement, then, now, event);
         let Some(row) = self.db.fetch_optional(logged).await? else {

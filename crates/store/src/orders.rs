@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use omnihub_domain::catalog::Channel;
 use omnihub_domain::customers::{Identity, LoyaltyProgram, LoyaltyReason, Region};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{Allocation, MovementReason, ReservationLineDraft, ReservationStatus};
 use omnihub_domain::orders::{
@@ -95,7 +95,7 @@ impl Store {
                 Box::pin(async move {
                     let now = clock.now();
                     let order = place_in(tx, &new, from_cart.as_ref(), now, known).await?;
-                    append(tx, now, NewEvent::new("order.placed", &order));
+                    append(tx, now, NewEvent::new(EventType::OrderPlaced, &order));
                     Ok(order)
                 })
             }
@@ -564,7 +564,7 @@ fn new_fulfillment(
         tx,
         now,
         NewEvent::new(
-            "fulfillment.created",
+            EventType::FulfillmentCreated,
             serde_json::json!({"order_id": order_id, "fulfillment_id": id, "location_id": location_id, "kind": kind, "lines": lines}),
         ),
     );
@@ -819,7 +819,7 @@ async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) -> Result<O
             tx,
             now,
             NewEvent::new(
-                "order.status_changed",
+                EventType::OrderStatusChanged,
                 serde_json::json!({"order_id": order_id, "status": status, "previous": order.status}),
             ),
         );
@@ -911,7 +911,7 @@ async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Timestamp) ->
         tx,
         now,
         NewEvent::new(
-            "order.cancelled",
+            EventType::OrderCancelled,
             serde_json::json!({"order": &order, "reason": reason}),
         ),
     );
@@ -978,7 +978,7 @@ impl Store {
             let summary = serde_json::json!({"number": paid.number, "total": paid.totals.total});
             timeline::record(&mut tx, customer, now, "order.paid", Some(id), &summary).await?;
         }
-        append(&mut tx, now, NewEvent::new("order.paid", &paid));
+        append(&mut tx, now, NewEvent::new(EventType::OrderPaid, &paid));
         self.commit(tx).await?;
         Ok(paid)
     }
@@ -1080,17 +1080,17 @@ impl Store {
         )
         .await?;
         let kind = match next {
-            FulfillmentStatus::Ready => "fulfillment.ready_for_pickup",
-            FulfillmentStatus::Shipped => "fulfillment.shipped",
-            FulfillmentStatus::Delivered => "fulfillment.delivered",
-            _ => "fulfillment.collected",
+            FulfillmentStatus::Ready => EventType::FulfillmentReadyForPickup,
+            FulfillmentStatus::Shipped => EventType::FulfillmentShipped,
+            FulfillmentStatus::Delivered => EventType::FulfillmentDelivered,
+            _ => EventType::FulfillmentCollected,
         };
         let updated = refresh_status(&mut tx, order_id, now).await?;
         let record = updated.fulfillments.iter().find(|f| f.id == fulfillment_id).cloned();
         if let Some(customer) = &updated.customer_id {
             let summary =
                 serde_json::json!({"number": updated.number, "status": next, "location_id": fulfillment.location_id});
-            timeline::record(&mut tx, customer, now, kind, Some(order_id), &summary).await?;
+            timeline::record(&mut tx, customer, now, kind.as_str(), Some(order_id), &summary).await?;
         }
         append(
             &mut tx,
@@ -1212,7 +1212,7 @@ impl Store {
             &mut tx,
             now,
             NewEvent::new(
-                "return.received",
+                EventType::ReturnReceived,
                 serde_json::json!({"order_id": order_id, "order_number": updated.number, "customer_id": updated.customer_id, "return": record}),
             ),
         );

@@ -13,6 +13,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
+use omnihub_domain::events::EventType;
 use omnihub_domain::inventory::{LocationAvailability, SkuAvailability, location_available_for_channel};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -29,11 +30,11 @@ const STALE_AFTER: Duration = Duration::from_millis(100);
 const PLAN_STALE_AFTER: Duration = Duration::from_secs(1);
 /// The events that change the view.
 pub(crate) const VIEWED: [&str; 5] = [
-    "inventory.level_changed",
-    "channel.created",
-    "channel.updated",
-    "location.created",
-    "location.updated",
+    EventType::InventoryLevelChanged.as_str(),
+    EventType::ChannelCreated.as_str(),
+    EventType::ChannelUpdated.as_str(),
+    EventType::LocationCreated.as_str(),
+    EventType::LocationUpdated.as_str(),
 ];
 
 #[derive(Default)]
@@ -105,8 +106,8 @@ impl State {
 
     /// Applies the event `seq` of `kind`, unless what it sets was set by a newer one already.
     fn apply(&mut self, seq: i64, kind: &str, data: Data) {
-        match kind {
-            "inventory.level_changed" => {
+        match EventType::parse(kind) {
+            Some(EventType::InventoryLevelChanged) => {
                 if let Some(level) = data.read::<LevelChange>()
                     && self.newer(format!("level {} {}", level.sku, level.location_id), seq)
                 {
@@ -117,7 +118,7 @@ impl State {
                         .insert(level.location_id, available);
                 }
             }
-            "channel.created" | "channel.updated" => {
+            Some(EventType::ChannelCreated | EventType::ChannelUpdated) => {
                 if let Some(channel) = data.read::<ChannelChange>()
                     && self.newer(format!("channel {}", channel.id), seq)
                 {
@@ -129,7 +130,7 @@ impl State {
                     self.channels.insert(channel.id, stock);
                 }
             }
-            "location.created" | "location.updated" => {
+            Some(EventType::LocationCreated | EventType::LocationUpdated) => {
                 if let Some(location) = data.read::<LocationChange>()
                     && self.newer(format!("location {}", location.id), seq)
                 {
