@@ -2,25 +2,63 @@
 
 use crate::validation::{Check, Invalid};
 
-/// Every scope a secret key can carry. `<area>:write` implies `<area>:read`; `admin` implies all.
-pub const SCOPES: &[&str] = &[
-    "catalog:read",
-    "catalog:write",
-    "inventory:read",
-    "inventory:write",
-    "orders:read",
-    "orders:write",
-    "customers:read",
-    "customers:write",
-    "conversations:read",
-    "conversations:write",
-    "events:read",
-    "admin",
-];
+string_enum! {
+    /// What an API key may do, as stored with the key and named by the routes.
+    /// `<area>:write` implies `<area>:read`; `admin` implies all.
+    pub enum Scope {
+        CatalogRead = "catalog:read",
+        CatalogWrite = "catalog:write",
+        InventoryRead = "inventory:read",
+        InventoryWrite = "inventory:write",
+        OrdersRead = "orders:read",
+        OrdersWrite = "orders:write",
+        CustomersRead = "customers:read",
+        CustomersWrite = "customers:write",
+        ConversationsRead = "conversations:read",
+        ConversationsWrite = "conversations:write",
+        EventsRead = "events:read",
+        Admin = "admin",
+        /// Working with carts: what a publishable key does, and a secret key through
+        /// `orders:write`; never given to a key by name.
+        CartsWrite = "carts:write",
+    }
+}
+
+impl Scope {
+    /// The scopes a secret key may be given by name, in the order they are offered.
+    pub fn for_secret_keys() -> impl Iterator<Item = Scope> {
+        Scope::ALL.iter().copied().filter(|scope| *scope != Scope::CartsWrite)
+    }
+
+    /// Whether a key holding this scope may do what `needed` allows.
+    pub fn grants(self, needed: Scope) -> bool {
+        self == needed || self == Scope::Admin || self.implied().contains(&needed)
+    }
+
+    /// What holding this scope brings along besides itself (`admin` aside, which brings all).
+    fn implied(self) -> &'static [Scope] {
+        match self {
+            Scope::CatalogWrite => &[Scope::CatalogRead],
+            Scope::InventoryWrite => &[Scope::InventoryRead],
+            // Carts are part of orders for secret keys.
+            Scope::OrdersWrite => &[Scope::OrdersRead, Scope::CartsWrite],
+            Scope::CustomersWrite => &[Scope::CustomersRead],
+            Scope::ConversationsWrite => &[Scope::ConversationsRead],
+            Scope::CatalogRead
+            | Scope::InventoryRead
+            | Scope::OrdersRead
+            | Scope::CustomersRead
+            | Scope::ConversationsRead
+            | Scope::EventsRead
+            | Scope::Admin
+            | Scope::CartsWrite => &[],
+        }
+    }
+}
 
 /// What a publishable key may do, always limited to its own sales channel: read the catalog
 /// and availability, and work with carts.
-const PUBLISHABLE_SCOPES: &[&str] = &["catalog:read", "inventory:read", "carts:write"];
+const PUBLISHABLE_SCOPES: [Scope; 3] = [Scope::CatalogRead, Scope::InventoryRead, Scope::CartsWrite];
 
 /// What one client may do without a secret key, in one place (an inbox, a sales channel): web
 /// chat visitors and storefront shoppers are anybody, so each is bounded. Counted per server
@@ -68,11 +106,12 @@ pub fn check_scopes(scopes: &[String]) -> Result<(), Invalid> {
         check.fail("scopes", "required", "a secret key needs at least one scope");
     }
     for (i, scope) in scopes.iter().enumerate() {
-        if !SCOPES.contains(&scope.as_str()) {
+        if !Scope::for_secret_keys().any(|known| known == scope.as_str()) {
+            let known: Vec<&str> = Scope::for_secret_keys().map(Scope::as_str).collect();
             check.fail(
                 format!("scopes[{i}]"),
                 "invalid",
-                format!("unknown scope; known: {}", SCOPES.join(", ")),
+                format!("unknown scope; known: {}", known.join(", ")),
             );
         }
     }
@@ -144,7 +183,7 @@ pub fn check_origins(origins: &[String]) -> Result<Vec<String>, Invalid> {
 pub enum Principal {
     Secret {
         key_id: String,
-        scopes: Vec<String>,
+        scopes: Vec<Scope>,
     },
     /// A key of one sales channel, for the pages of the sites in `origins` (and for servers,
     /// which send no `Origin`).
@@ -179,23 +218,11 @@ impl Principal {
         }
     }
 
-    pub fn allows(&self, needed: &str) -> bool {
+    pub fn allows(&self, needed: Scope) -> bool {
         match self {
             Principal::Publishable { .. } => PUBLISHABLE_SCOPES.contains(&needed),
-            Principal::Secret { scopes, .. } => scopes.iter().any(|held| grants(held, needed)),
+            Principal::Secret { scopes, .. } => scopes.iter().any(|held| held.grants(needed)),
         }
-    }
-}
-
-fn grants(held: &str, needed: &str) -> bool {
-    if held == "admin" || held == needed {
-        return true;
-    }
-    match (held.split_once(':'), needed.split_once(':')) {
-        (Some((area, "write")), Some((needed_area, "read"))) => area == needed_area,
-        // Carts are part of orders for secret keys.
-        (Some(("orders", "write")), _) => needed == "carts:write",
-        _ => false,
     }
 }
 
@@ -258,23 +285,23 @@ mod tests {
         };
         assert!(key.allows_origin("https://shop.example"));
         assert!(!key.allows_origin("https://evil.example"));
-        assert!(!secret(&["admin"]).allows_origin("https://shop.example"));
+        assert!(!secret(&[Scope::Admin]).allows_origin("https://shop.example"));
     }
 
-    fn secret(scopes: &[&str]) -> Principal {
+    fn secret(scopes: &[Scope]) -> Principal {
         Principal::Secret {
             key_id: "key_1".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.to_vec(),
         }
     }
 
     #[test]
     fn write_implies_read_and_admin_implies_all() {
-        assert!(secret(&["catalog:write"]).allows("catalog:read"));
-        assert!(!secret(&["catalog:read"]).allows("catalog:write"));
-        assert!(!secret(&["catalog:write"]).allows("inventory:read"));
-        assert!(secret(&["admin"]).allows("inventory:write"));
-        assert!(secret(&["orders:write"]).allows("carts:write"));
+        assert!(secret(&[Scope::CatalogWrite]).allows(Scope::CatalogRead));
+        assert!(!secret(&[Scope::CatalogRead]).allows(Scope::CatalogWrite));
+        assert!(!secret(&[Scope::CatalogWrite]).allows(Scope::InventoryRead));
+        assert!(secret(&[Scope::Admin]).allows(Scope::InventoryWrite));
+        assert!(secret(&[Scope::OrdersWrite]).allows(Scope::CartsWrite));
     }
 
     #[test]
@@ -284,10 +311,10 @@ mod tests {
             channel_id: "chn_1".into(),
             origins: Vec::new(),
         };
-        assert!(key.allows("catalog:read"));
-        assert!(key.allows("carts:write"));
-        assert!(!key.allows("catalog:write"));
-        assert!(!key.allows("admin"));
+        assert!(key.allows(Scope::CatalogRead));
+        assert!(key.allows(Scope::CartsWrite));
+        assert!(!key.allows(Scope::CatalogWrite));
+        assert!(!key.allows(Scope::Admin));
     }
 
     #[test]
@@ -295,5 +322,19 @@ mod tests {
         assert!(check_scopes(&["catalog:read".into()]).is_ok());
         assert!(check_scopes(&["catalog:delete".into()]).is_err());
         assert!(check_scopes(&[]).is_err());
+        assert!(check_scopes(&["carts:write".into()]).is_err(), "never given by name");
+        let Invalid(errors) = check_scopes(&["catalog:delete".into()]).unwrap_err();
+        assert_eq!(
+            errors[0].message,
+            "unknown scope; known: catalog:read, catalog:write, inventory:read, inventory:write, \
+             orders:read, orders:write, customers:read, customers:write, conversations:read, \
+             conversations:write, events:read, admin"
+        );
+    }
+
+    #[test]
+    fn every_scope_round_trips_through_its_own_string() {
+        crate::string_enum::assert_spelled_once(Scope::ALL, Scope::as_str, Scope::parse);
+        assert_eq!(Scope::for_secret_keys().count(), Scope::ALL.len() - 1);
     }
 }

@@ -3,6 +3,9 @@
 //! Each module is one domain of the merchant's world; the store crate keeps their state and
 //! the HTTP crate exposes them.
 
+#[macro_use]
+mod string_enum;
+
 pub mod access;
 pub mod catalog;
 pub mod clock;
@@ -15,6 +18,7 @@ pub mod inventory;
 pub mod money;
 pub mod network;
 pub mod orders;
+pub mod problems;
 pub mod sourcing;
 pub mod users;
 pub mod validation;
@@ -22,4 +26,5 @@ pub mod webhooks;
 
 pub use clock::{Clock, Timestamp};
 pub use money::Money;
+pub use problems::ErrorCode;
 pub use validation::{FieldError, Invalid};

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Timestamp;
 use crate::destinations::Destinations;
-use crate::events::Event;
+use crate::events::{Event, EventType};
 use crate::validation::{Check, Invalid};
 
 /// The header that carries the signature of a delivery.
@@ -40,67 +40,11 @@ const MAX_PATTERN_CHARS: usize = 100;
 const MIN_SECRET_CHARS: usize = 16;
 const MAX_SECRET_CHARS: usize = 200;
 
-/// Every type of event the hub writes to its log. An endpoint's filter must match at least one.
-pub const EVENT_TYPES: &[&str] = &[
-    "api_key.revoked",
-    "availability.changed",
-    "canned_reply.created",
-    "cart.created",
-    "cart.updated",
-    "channel.created",
-    "channel.updated",
-    "conversation.assigned",
-    "conversation.created",
-    "conversation.reopened",
-    "conversation.resolved",
-    "conversation.updated",
-    "customer.created",
-    "customer.erased",
-    "customer.identity_added",
-    "customer.merge_suggested",
-    "customer.merged",
-    "customer.updated",
-    "faq_entry.created",
-    "fulfillment.collected",
-    "fulfillment.created",
-    "fulfillment.delivered",
-    "fulfillment.ready_for_pickup",
-    "fulfillment.shipped",
-    "inbox.created",
-    "inbox.updated",
-    "inventory.level_changed",
-    "listing.updated",
-    "location.created",
-    "location.updated",
-    "loyalty.points_changed",
-    "message.created",
-    "message.received",
-    "message.sent",
-    "message.status_changed",
-    "order.cancelled",
-    "order.paid",
-    "order.placed",
-    "order.status_changed",
-    "product.created",
-    "product.updated",
-    "reservation.created",
-    "reservation.expired",
-    "reservation.released",
-    "return.received",
-    "user.created",
-    "user.deactivated",
-    "user.password_set",
-    "webhook_endpoint.created",
-    "webhook_endpoint.deleted",
-    "webhook_endpoint.replayed",
-    "webhook_endpoint.updated",
-];
-
 /// Whether a well-formed pattern matches some event type.
 fn matches_a_type(pattern: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(prefix) => EVENT_TYPES.iter().any(|kind| kind.starts_with(prefix)),
-        None => EVENT_TYPES.contains(&pattern),
+        Some(prefix) => EventType::ALL.iter().any(|kind| kind.as_str().starts_with(prefix)),
+        None => EventType::parse(pattern).is_some(),
     }
 }
 
@@ -148,6 +92,7 @@ pub struct EndpointDraft {
     pub url: String,
     /// Event types to receive: `*` for all, an exact type (`order.placed`) or every type of a
     /// resource (`order.*`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<EventPattern>))]
     pub events: Vec<String>,
     #[serde(default)]
     pub status: EndpointStatus,
@@ -175,6 +120,7 @@ impl EndpointDraft {
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     pub url: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<EventPattern>))]
     pub events: Vec<String>,
     /// The key deliveries are signed with (16–200 characters); made when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +227,36 @@ fn is_pattern(pattern: &str) -> bool {
         })
 }
 
+/// One entry of an endpoint's `events`, as the OpenAPI document describes it: an event type,
+/// or `*` / `resource.*`.
+#[cfg(feature = "openapi")]
+pub struct EventPattern;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Ref, Type};
+        let wildcard = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*\.\*)$"))
+            .max_length(Some(MAX_PATTERN_CHARS))
+            .description(Some("`*` for every type, or `resource.*` for every type of a resource"));
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("EventType"))
+            .item(wildcard)
+            .description(Some("An event type, or a pattern of event types"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventPattern {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push((EventType::name().into(), EventType::schema()));
+    }
+}
+
 fn check_secret(check: &mut Check, secret: &str) {
     let chars = secret.chars().count();
     if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&chars) {
@@ -343,6 +319,8 @@ pub struct Delivery {
     pub endpoint_id: String,
     pub event_id: String,
     pub event_seq: i64,
+    /// The event's type as it was written, as in the log.
+    #[cfg_attr(feature = "openapi", schema(value_type = EventType))]
     pub event_type: String,
     /// How many times the endpoint had been replayed when this delivery was made: 0 for the
     /// first delivery of an event, 1 or more for one made again by a replay.

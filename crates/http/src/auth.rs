@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use omnihub_domain::access::Principal;
+use omnihub_domain::access::{Principal, Scope};
 
 use crate::AppState;
 use crate::cors::{self, sent_origin};
@@ -49,37 +49,37 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 /// A scope a route needs. Routes name it in their extractors ([`Secret`], [`Allowed`]), so it
 /// is checked as the key is read: before the body, so that a key without it learns nothing of
 /// the route (403, however malformed its body).
-pub trait Scope {
-    const NAME: &'static str;
+pub trait Needs {
+    const SCOPE: Scope;
 }
 
-macro_rules! scopes {
-    ($($scope:ident = $name:literal),* $(,)?) => {
+macro_rules! needs {
+    ($($scope:ident),* $(,)?) => {
         $(
-            #[doc = concat!("The scope `", $name, "`.")]
+            #[doc = concat!("Needs [`Scope::", stringify!($scope), "`].")]
             pub struct $scope;
 
-            impl Scope for $scope {
-                const NAME: &'static str = $name;
+            impl Needs for $scope {
+                const SCOPE: Scope = Scope::$scope;
             }
         )*
     };
 }
 
-scopes!(
-    CatalogRead = "catalog:read",
-    CatalogWrite = "catalog:write",
-    InventoryRead = "inventory:read",
-    InventoryWrite = "inventory:write",
-    OrdersRead = "orders:read",
-    OrdersWrite = "orders:write",
-    CustomersRead = "customers:read",
-    CustomersWrite = "customers:write",
-    ConversationsRead = "conversations:read",
-    ConversationsWrite = "conversations:write",
-    EventsRead = "events:read",
-    CartsWrite = "carts:write",
-    Admin = "admin",
+needs!(
+    CatalogRead,
+    CatalogWrite,
+    InventoryRead,
+    InventoryWrite,
+    OrdersRead,
+    OrdersWrite,
+    CustomersRead,
+    CustomersWrite,
+    ConversationsRead,
+    ConversationsWrite,
+    EventsRead,
+    CartsWrite,
+    Admin,
 );
 
 /// The caller, holding a secret key with the scope `S` (publishable keys never manage the hub).
@@ -88,22 +88,22 @@ pub struct Secret<S>(Caller, PhantomData<S>);
 /// The caller, holding any key, secret or publishable, with the scope `S`.
 pub struct Allowed<S>(Caller, PhantomData<S>);
 
-impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Secret<S> {
+impl<S: Needs, St: Send + Sync> FromRequestParts<St> for Secret<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require_secret(S::NAME)?;
+        caller.require_secret(S::SCOPE)?;
         Ok(Secret(caller, PhantomData))
     }
 }
 
-impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Allowed<S> {
+impl<S: Needs, St: Send + Sync> FromRequestParts<St> for Allowed<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(S::NAME)?;
+        caller.require(S::SCOPE)?;
         Ok(Allowed(caller, PhantomData))
     }
 }
@@ -143,7 +143,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 impl Caller {
     /// The key must carry `scope` (publishable keys carry a fixed few).
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.0.allows(scope) {
             Ok(())
         } else {
@@ -152,7 +152,7 @@ impl Caller {
     }
 
     /// Only a secret key with `scope`: publishable keys never manage the hub.
-    pub fn require_secret(&self, scope: &str) -> Result<(), ApiError> {
+    pub fn require_secret(&self, scope: Scope) -> Result<(), ApiError> {
         if self.0.channel().is_some() {
             return Err(ApiError::forbidden(
                 "a publishable key cannot do this; use a secret key",

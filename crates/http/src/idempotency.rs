@@ -6,6 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use omnihub_domain::ErrorCode;
 use omnihub_domain::access::Principal;
 use omnihub_domain::network::ClientAddress;
 use omnihub_store::Claim;
@@ -78,7 +79,7 @@ async fn run_once(
         Claim::Replay { status, body } => Ok(replay(status, body)),
         Claim::Mismatch => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with another request body",
         )
         .into_response()),

@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use omnihub_domain::ErrorCode;
 use omnihub_domain::validation::has_nul;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,11 +29,11 @@ fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             rejection.body_text(),
         )
     } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", rejection.body_text())
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, rejection.body_text())
     }
 }
 
@@ -126,7 +127,7 @@ fn invalid(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 fn malformed(error: &serde_json::Error) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "malformed_json",
+        ErrorCode::MalformedJson,
         format!("the body is not valid JSON: {error}"),
     )
 }
@@ -222,7 +223,7 @@ mod tests {
     fn a_nul_anywhere_is_refused_with_its_field() {
         let nul = parse::<serde_json::Value>(br#"{"variants": [{"sku": "A"}, {"sku": "B\u0000"}]}"#).unwrap_err();
         assert_eq!(
-            (nul.code, nul.errors[0].field.as_str()),
+            (nul.code.as_str(), nul.errors[0].field.as_str()),
             ("validation_failed", "variants[1].sku")
         );
         assert_eq!(nul.errors[0].code, "invalid_character");

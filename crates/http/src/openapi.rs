@@ -78,3 +78,43 @@ pub fn document() -> &'static str {
         serde_json::to_string_pretty(&conventions::apply(generated)).unwrap_or_default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use omnihub_domain::ErrorCode;
+    use omnihub_domain::events::EventType;
+    use serde_json::Value;
+
+    #[test]
+    fn event_types_and_problem_codes_are_listed_as_they_are_written() {
+        let document: Value = serde_json::from_str(super::document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let listed = |name: &str| -> Vec<String> {
+            let values = schemas[name]["enum"].as_array().unwrap();
+            values.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+        };
+        let written = |all: Vec<&str>| -> Vec<String> { all.into_iter().map(str::to_owned).collect() };
+        assert_eq!(
+            listed("EventType"),
+            written(EventType::ALL.iter().map(|t| t.as_str()).collect())
+        );
+        assert_eq!(
+            listed("ErrorCode"),
+            written(ErrorCode::ALL.iter().map(|c| c.as_str()).collect())
+        );
+        assert_eq!(
+            schemas["Event"]["properties"]["type"]["$ref"],
+            "#/components/schemas/EventType"
+        );
+        assert_eq!(
+            schemas["Delivery"]["properties"]["event_type"]["$ref"],
+            "#/components/schemas/EventType"
+        );
+        assert_eq!(
+            schemas["Problem"]["properties"]["code"]["$ref"],
+            "#/components/schemas/ErrorCode"
+        );
+        let filter = &schemas["EventPattern"]["oneOf"];
+        assert_eq!(filter[0]["$ref"], "#/components/schemas/EventType");
+    }
+}

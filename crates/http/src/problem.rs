@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use omnihub_domain::FieldError;
+use omnihub_domain::{ErrorCode, FieldError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,11 +15,7 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable machine code: `validation_failed`, `malformed_json`, `not_found`, `unauthorized`,
-    /// `forbidden`, `conflict`, `insufficient_stock`, `version_mismatch`,
-    /// `idempotency_key_reused`, `window_closed`, `invalid_signature`, `payload_too_large`,
-    /// `rate_limited`, `internal`.
-    pub code: String,
+    pub code: ErrorCode,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
@@ -28,13 +24,13 @@ pub struct Problem {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -44,23 +40,23 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("{what} not found"))
     }
 
     pub fn unauthorized() -> Self {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "a valid API key is needed: Authorization: Bearer <key>",
         )
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, detail)
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::CONFLICT, "conflict", detail)
+        ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, detail)
     }
 
     pub fn invalid(errors: Vec<FieldError>) -> Self {
@@ -68,7 +64,7 @@ impl ApiError {
             errors,
             ..ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 "the request breaks the rules; see errors",
             )
         }
@@ -87,35 +83,35 @@ impl ApiError {
     pub fn invalid_signature() -> Self {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_signature",
+            ErrorCode::InvalidSignature,
             "the signature is missing or does not match the body",
         )
     }
 
     /// A free-form reply outside the channel's reply window.
     pub fn window_closed(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "window_closed", detail)
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WindowClosed, detail)
     }
 
     pub fn rate_limited(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, detail)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body is larger than {limit} bytes"),
         )
     }
 
     pub fn problem(&self) -> Problem {
         Problem {
-            kind: format!("https://omnihub.dev/problems/{}", self.code.replace('_', "-")),
+            kind: format!("https://omnihub.dev/problems/{}", self.code.as_str().replace('_', "-")),
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            code: self.code,
             errors: self.errors.clone(),
         }
     }
@@ -143,7 +139,7 @@ impl From<omnihub_store::Error> for ApiError {
             E::StockMoved => ApiError::conflict("the stock changed too fast to be held; retry"),
             E::VersionMismatch { current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
-                "version_mismatch",
+                ErrorCode::VersionMismatch,
                 format!("the resource has changed; its current version is {current}"),
             ),
             E::Invalid(invalid) => ApiError::invalid(invalid.0),
@@ -153,7 +149,7 @@ impl From<omnihub_store::Error> for ApiError {
                 errors,
                 ..ApiError::new(
                     StatusCode::CONFLICT,
-                    "insufficient_stock",
+                    ErrorCode::InsufficientStock,
                     "not enough stock for some lines; nothing was held",
                 )
             },
@@ -161,7 +157,7 @@ impl From<omnihub_store::Error> for ApiError {
                 tracing::error!(error = %error, "storage unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "the server cannot save changes right now; the request may be retried",
                 )
             }
@@ -169,7 +165,7 @@ impl From<omnihub_store::Error> for ApiError {
                 tracing::error!(error = %error, "storage failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "the server failed; the request may be retried",
                 )
             }

@@ -47,7 +47,10 @@ mod tests {
     fn control_characters_in_parameters_are_refused_by_name() {
         assert!(refuse_control("q=caf%C3%A9&limit=5").is_ok());
         let nul = refuse_control("limit=5&q=%00").unwrap_err();
-        assert_eq!((nul.code, nul.errors[0].field.as_str()), ("validation_failed", "q"));
+        assert_eq!(
+            (nul.code.as_str(), nul.errors[0].field.as_str()),
+            ("validation_failed", "q")
+        );
         assert_eq!(refuse_control("sku=A%0AB").unwrap_err().errors[0].field, "sku");
         assert_eq!(refuse_control("a%00=1").unwrap_err().errors[0].field, "a\u{fffd}");
     }

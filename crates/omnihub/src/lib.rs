@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use omnihub_domain::Clock;
+use omnihub_domain::access::Scope;
 use omnihub_domain::clock::SystemClock;
 use omnihub_domain::conversations::courier::Courier;
 use omnihub_http::{AppState, HttpConfig, Metrics, Shared};
@@ -48,7 +49,7 @@ pub async fn open_store(settings: &Settings, clock: Arc<dyn Clock>) -> Result<St
 
 /// Makes sure an owner key exists. Answers a token to print when one was generated.
 pub async fn bootstrap_owner_key(store: &Store, bootstrap: Option<&str>) -> Result<Option<String>, BoxError> {
-    let owner = ["admin".to_owned()];
+    let owner = [Scope::Admin.as_str().to_owned()];
     if let Some(token) = bootstrap {
         if !token.starts_with("sk_") || token.len() < 20 {
             return Err("OMNIHUB_BOOTSTRAP_KEY must start with sk_ and be at least 20 characters".into());

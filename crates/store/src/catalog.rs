@@ -6,7 +6,7 @@ use omnihub_domain::catalog::{
     Address, Channel, ChannelDraft, ChannelKind, Geo, Listing, ListingDraft, Location, LocationDraft, LocationKind,
     Parity, ParityRow, PriceOverride, PricePolicy, Product, ProductDraft, StockBuffer, Variant, deviation_basis_points,
 };
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Money, Timestamp};
 use serde::Serialize;
@@ -106,7 +106,7 @@ impl Store {
             .bind(now.millis()),
         )
         .await?;
-        append(&mut tx, now, NewEvent::new("location.created", &location));
+        append(&mut tx, now, NewEvent::new(EventType::LocationCreated, &location));
         self.commit(tx).await?;
         Ok(location)
     }
@@ -140,7 +140,7 @@ impl Store {
             .await?
             .ok_or(Error::NotFound("location"))?;
         let updated = location(&row)?;
-        append(&mut tx, now, NewEvent::new("location.updated", &updated));
+        append(&mut tx, now, NewEvent::new(EventType::LocationUpdated, &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -266,7 +266,7 @@ impl Store {
         )
         .await?;
         write_channel_locations(&mut tx, &channel.id, &d.location_ids).await?;
-        append(&mut tx, now, NewEvent::new("channel.created", &channel));
+        append(&mut tx, now, NewEvent::new(EventType::ChannelCreated, &channel));
         self.commit(tx).await?;
         Ok(channel)
     }
@@ -301,7 +301,7 @@ impl Store {
             created_at: self.channel_created_at(&mut tx, id).await?,
             updated_at: now,
         };
-        append(&mut tx, now, NewEvent::new("channel.updated", &updated));
+        append(&mut tx, now, NewEvent::new(EventType::ChannelUpdated, &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -546,7 +546,7 @@ impl Store {
         }
         write_variants(&mut tx, &id, &draft).await?;
         let created = read_product(&mut tx, &id).await?;
-        append(&mut tx, now, NewEvent::new("product.created", &created));
+        append(&mut tx, now, NewEvent::new(EventType::ProductCreated, &created));
         self.commit(tx).await?;
         Ok(created)
     }
@@ -570,7 +570,7 @@ impl Store {
         check_updated(&mut tx, changed, "products", "product", id).await?;
         write_variants(&mut tx, id, &draft).await?;
         let updated = read_product(&mut tx, id).await?;
-        append(&mut tx, now, NewEvent::new("product.updated", &updated));
+        append(&mut tx, now, NewEvent::new(EventType::ProductUpdated, &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -797,7 +797,7 @@ impl Store {
             version: next,
             updated_at: now,
         };
-        append(&mut tx, now, NewEvent::new("listing.updated", &listing));
+        append(&mut tx, now, NewEvent::new(EventType::ListingUpdated, &listing));
         self.commit(tx).await?;
         Ok(listing)
     }

@@ -14,7 +14,7 @@ use omnihub_domain::conversations::{
     Conversation, ConversationDraft, ConversationStatus, Direction, InboxKind, Message, MessageStatus, SenderKind,
     Template, next_agent, seconds_between,
 };
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use serde_json::json;
 
 use crate::db::Page;
@@ -325,16 +325,16 @@ fn announce_changes(tx: &mut Tx, before: &Conversation, after: &Conversation, no
     if before.assignee_id != after.assignee_id {
         let data =
             json!({"conversation_id": after.id, "assignee_id": after.assignee_id, "previous": before.assignee_id});
-        append(tx, now, NewEvent::new("conversation.assigned", data));
+        append(tx, now, NewEvent::new(EventType::ConversationAssigned, data));
     }
     if before.status != ConversationStatus::Resolved && after.status == ConversationStatus::Resolved {
         let data = json!({"conversation_id": after.id, "inbox_id": after.inbox_id, "customer_id": after.customer_id,
                           "resolution_seconds": after.resolution_seconds});
-        append(tx, now, NewEvent::new("conversation.resolved", data));
+        append(tx, now, NewEvent::new(EventType::ConversationResolved, data));
     }
     if before.status == ConversationStatus::Resolved && after.status != ConversationStatus::Resolved {
         let data = json!({"conversation_id": after.id, "customer_id": after.customer_id});
-        append(tx, now, NewEvent::new("conversation.reopened", data));
+        append(tx, now, NewEvent::new(EventType::ConversationReopened, data));
     }
-    append(tx, now, NewEvent::new("conversation.updated", after));
+    append(tx, now, NewEvent::new(EventType::ConversationUpdated, after));
 }

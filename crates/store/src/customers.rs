@@ -11,7 +11,7 @@ use omnihub_domain::customers::{
     Consent, ConsentStatus, Customer, CustomerDraft, CustomerExport, CustomerMerge, Identity, IdentityKind,
     MergeSuggestion, Region, check_merge, merge_tags, normalize, normalize_identities, search_name,
 };
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Timestamp};
 use serde::Serialize;
@@ -300,7 +300,7 @@ async fn announce_identities(tx: &mut Tx, customer_id: &str, added: &[Identity],
     for identity in added {
         let data = json!({"customer_id": customer_id, "kind": identity.kind});
         timeline::record(tx, customer_id, now, "customer.identity_added", None, &data).await?;
-        append(tx, now, NewEvent::new("customer.identity_added", data));
+        append(tx, now, NewEvent::new(EventType::CustomerIdentityAdded, data));
     }
     Ok(())
 }
@@ -352,7 +352,7 @@ async fn create_in(
     let kinds: Vec<IdentityKind> = attached.added.iter().map(|i| i.kind).collect();
     let data = json!({"customer_id": id, "identity_kinds": kinds});
     timeline::record(tx, &id, now, "customer.created", None, &data).await?;
-    append(tx, now, NewEvent::new("customer.created", data));
+    append(tx, now, NewEvent::new(EventType::CustomerCreated, data));
     Ok((id, attached))
 }
 
@@ -379,7 +379,7 @@ async fn suggest_merge(tx: &mut Tx, customer_ids: &[String], now: Timestamp) -> 
             append(
                 tx,
                 now,
-                NewEvent::new("customer.merge_suggested", json!({"customer_ids": [a, b]})),
+                NewEvent::new(EventType::CustomerMergeSuggested, json!({"customer_ids": [a, b]})),
             );
         }
     }
@@ -679,7 +679,10 @@ impl Store {
         append(
             &mut tx,
             now,
-            NewEvent::new("customer.updated", json!({"customer_id": id, "version": new_version})),
+            NewEvent::new(
+                EventType::CustomerUpdated,
+                json!({"customer_id": id, "version": new_version}),
+            ),
         );
         let updated = read_customer(&mut tx, id).await?;
         self.commit(tx).await?;
@@ -788,7 +791,7 @@ impl Store {
         append(
             &mut tx,
             now,
-            NewEvent::new("customer.erased", json!({"customer_id": id})),
+            NewEvent::new(EventType::CustomerErased, json!({"customer_id": id})),
         );
         self.commit(tx).await
     }
@@ -1047,7 +1050,7 @@ async fn record_merge(tx: &mut Tx, merge: &CustomerMerge) -> Result<(), Error> {
         &data,
     )
     .await?;
-    append(tx, merge.at, NewEvent::new("customer.merged", data));
+    append(tx, merge.at, NewEvent::new(EventType::CustomerMerged, data));
     Ok(())
 }
 

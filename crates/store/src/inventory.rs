@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use omnihub_domain::catalog::{Channel, Location, StockBuffer};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{
     AdjustmentDraft, Allocation, ChannelStock, FewestSplits, Level, Movement, MovementReason, ReorderRow, Reservation,
@@ -159,7 +159,7 @@ fn level_changed(tx: &mut Tx, level: &Level, cause: &str, reference: Option<&str
         tx,
         now,
         NewEvent::new(
-            "inventory.level_changed",
+            EventType::InventoryLevelChanged,
             serde_json::json!({
                 "sku": level.sku, "location_id": level.location_id, "on_hand": level.on_hand,
                 "reserved": level.reserved, "available": level.available(), "cause": cause, "reference": reference,
@@ -324,7 +324,7 @@ fn announce_to(
     now: Timestamp,
 ) {
     for change in availability_changes(channels, skus, before, after) {
-        append(tx, now, NewEvent::new("availability.changed", &change));
+        append(tx, now, NewEvent::new(EventType::AvailabilityChanged, &change));
     }
 }
 
@@ -554,7 +554,7 @@ impl Store {
                     )
                     .await?;
                     let reservation = take_stock(tx, planned, now).await?;
-                    append(tx, now, NewEvent::new("reservation.created", &reservation));
+                    append(tx, now, NewEvent::new(EventType::ReservationCreated, &reservation));
                     Ok(reservation)
                 })
             }
@@ -858,9 +858,9 @@ pub(crate) async fn end_reservation(
     watch.finish(tx, now).await?;
     let reservation = read_reservation(tx, id).await?;
     let kind = if status == ReservationStatus::Expired {
-        "reservation.expired"
+        EventType::ReservationExpired
     } else {
-        "reservation.released"
+        EventType::ReservationReleased
     };
     append(tx, now, NewEvent::new(kind, &reservation));
     Ok(Some(reservation))

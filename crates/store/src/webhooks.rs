@@ -8,7 +8,7 @@
 
 use omnihub_domain::Invalid;
 use omnihub_domain::Timestamp;
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::webhooks::{
     Attempt, Delivery, DeliveryStatus, Endpoint, EndpointDraft, EndpointStatus, NewEndpoint, Outcome, Outgoing,
@@ -92,7 +92,7 @@ impl Store {
             .bind(now.millis()),
         )
         .await?;
-        append(&mut tx, now, NewEvent::new("webhook_endpoint.created", &created));
+        append(&mut tx, now, NewEvent::new(EventType::WebhookEndpointCreated, &created));
         self.commit(tx).await?;
         Ok(Endpoint {
             secret: Some(secret),
@@ -147,7 +147,7 @@ impl Store {
             )
             .await?;
         let updated = self.changed_endpoint(&mut tx, changed, id).await?;
-        append(&mut tx, now, NewEvent::new("webhook_endpoint.updated", &updated));
+        append(&mut tx, now, NewEvent::new(EventType::WebhookEndpointUpdated, &updated));
         self.commit(tx).await?;
         Ok(updated)
     }
@@ -174,7 +174,7 @@ impl Store {
             .await?;
         let replayed = self.changed_endpoint(&mut tx, changed, id).await?;
         let data = serde_json::json!({"endpoint": &replayed, "from_seq": from_seq});
-        append(&mut tx, now, NewEvent::new("webhook_endpoint.replayed", data));
+        append(&mut tx, now, NewEvent::new(EventType::WebhookEndpointReplayed, data));
         self.commit(tx).await?;
         Ok(replayed)
     }
@@ -210,7 +210,7 @@ impl Store {
             return Err(Error::NotFound("webhook endpoint"));
         }
         let data = serde_json::json!({"endpoint_id": id});
-        append(&mut tx, now, NewEvent::new("webhook_endpoint.deleted", data));
+        append(&mut tx, now, NewEvent::new(EventType::WebhookEndpointDeleted, data));
         self.commit(tx).await?;
         Ok(())
     }

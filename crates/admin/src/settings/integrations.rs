@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Form, Router};
-use omnihub_domain::access::SCOPES;
+use omnihub_domain::access::Scope;
 use omnihub_domain::users::{Access, Area};
 use omnihub_domain::webhooks::{EndpointStatus, NewEndpoint};
 
@@ -74,7 +74,7 @@ pub async fn view(admin: &Admin, names: &Names, feedback: &Feedback) -> Result<I
                 created: show::when(k.created_at),
             })
             .collect(),
-        scopes: SCOPES.to_vec(),
+        scopes: Scope::for_secret_keys().map(Scope::as_str).collect(),
         channel_choices: names
             .channels
             .iter()

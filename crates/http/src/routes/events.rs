@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
-use omnihub_domain::events::Event;
+use omnihub_domain::events::{Event, EventType};
 use omnihub_store::KEYS_TRUSTED_FOR;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -33,7 +33,9 @@ pub struct EventParams {
     pub after: Option<i64>,
     /// The `next_cursor` of the previous page (the same as `after`; it wins over `after`).
     pub cursor: Option<String>,
-    /// Comma-separated event types to keep (`order.placed,order.cancelled`).
+    /// Comma-separated event types to keep (`order.placed,order.cancelled`); each one the hub
+    /// writes.
+    #[param(value_type = Option<Vec<EventType>>, style = Form, explode = false)]
     pub types: Option<String>,
     /// At most this many (1–500, default 50).
     pub limit: Option<i64>,
@@ -49,14 +51,22 @@ impl EventParams {
         }
     }
 
-    fn types(&self) -> Vec<String> {
+    /// The event types asked for, as they are written in the log.
+    fn types(&self) -> Result<Vec<String>, ApiError> {
         self.types
             .as_deref()
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+            .map(|t| match EventType::parse(t) {
+                Some(kind) => Ok(kind.as_str().to_owned()),
+                None => Err(ApiError::invalid_field(
+                    "types",
+                    "unknown",
+                    format!("{t} is not an event type"),
+                )),
+            })
             .collect()
     }
 }
@@ -87,7 +97,7 @@ pub async fn list_events(
     }
     let data = state
         .store
-        .events_after(params.after()?, &params.types(), limit)
+        .events_after(params.after()?, &params.types()?, limit)
         .await?;
     let next_cursor = if data.len() as i64 == limit {
         data.last().map(|e| e.seq.to_string())
@@ -120,7 +130,7 @@ pub async fn stream_events(
     let follow = Follow {
         state: state.clone(),
         after,
-        types: params.types(),
+        types: params.types()?,
         pending: Vec::new().into_iter(),
         wake: state.store.watch_log(),
         key_id: caller.0.key_id().to_owned(),
@@ -219,4 +229,30 @@ fn sse_event(event: &Event) -> SseEvent {
         .id(event.seq.to_string())
         .event(event.kind.clone())
         .data(serde_json::to_string(event).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use omnihub_domain::ErrorCode;
+
+    use super::*;
+
+    fn asking_for(types: &str) -> EventParams {
+        EventParams {
+            after: None,
+            cursor: None,
+            types: Some(types.to_owned()),
+            limit: None,
+        }
+    }
+
+    #[test]
+    fn only_event_types_the_hub_writes_may_be_asked_for() {
+        let types = asking_for(" order.placed, cart.created,").types().unwrap();
+        assert_eq!(types, ["order.placed", "cart.created"]);
+        let refused = asking_for("order.placed,order.shipped").types().unwrap_err();
+        assert_eq!(refused.code, ErrorCode::ValidationFailed);
+        assert_eq!(refused.errors[0].field, "types");
+        assert_eq!(refused.errors[0].code, "unknown");
+    }
 }

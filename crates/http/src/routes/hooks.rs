@@ -12,6 +12,8 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use omnihub_domain::ErrorCode;
+use omnihub_domain::access::Scope;
 use omnihub_domain::conversations::inbound::{self, ApiMessage, Inbound};
 use omnihub_domain::conversations::{Credentials, Inbox, InboxKind, email, signatures};
 use omnihub_domain::id::{self, Kind};
@@ -42,11 +44,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     rejection.body_text(),
                 )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", rejection.body_text())
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, rejection.body_text())
             }
         })
     }
@@ -138,7 +140,7 @@ pub async fn receive_hook(
         email_items(&state, &inbox, &body).await?
     } else {
         inbound::parse(inbox.kind, &body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, e.to_string()))?
     };
     log_ignored(&inbox, &items);
     let received = state.store.receive(&inbox, items).await?;
@@ -239,8 +241,11 @@ async fn authenticate_channel(
         return Ok(proof.map(str::to_owned));
     };
     match state.store.authenticate(token).await? {
-        Some(principal) if principal.channel().is_none() && principal.allows("conversations:write") => Ok(None),
-        Some(_) => Err(ApiError::forbidden("this key lacks the scope conversations:write")),
+        Some(principal) if principal.channel().is_none() && principal.allows(Scope::ConversationsWrite) => Ok(None),
+        Some(_) => Err(ApiError::forbidden(format!(
+            "this key lacks the scope {}",
+            Scope::ConversationsWrite
+        ))),
         None => Err(ApiError::unauthorized()),
     }
 }

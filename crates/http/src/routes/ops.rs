@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use omnihub_domain::ErrorCode;
 
 use crate::AppState;
 use crate::json::Json;
@@ -79,7 +80,7 @@ pub async fn method_not_allowed(
     }
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("this path does not take {method}"),
     )
     .into_response()

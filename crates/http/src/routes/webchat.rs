@@ -16,11 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures_util::stream::{self, Stream};
+use omnihub_domain::ErrorCode;
 use omnihub_domain::access::PublicLimit;
 use omnihub_domain::conversations::inbound::Inbound;
 use omnihub_domain::conversations::webchat::{MAX_STREAMS_PER_VISITOR, VisitorMessage, names_an_order};
 use omnihub_domain::conversations::{Inbox, InboxKind, SenderKind};
-use omnihub_domain::events::Event;
+use omnihub_domain::events::{Event, EventType};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::network::ClientAddress;
 use omnihub_store::WebchatSession;
@@ -113,7 +114,7 @@ impl StreamSlot {
         if *open >= MAX_STREAMS_PER_VISITOR {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("at most {MAX_STREAMS_PER_VISITOR} live streams per visitor; close one first"),
             ));
         }
@@ -308,7 +309,7 @@ impl VisitorFollow {
             if *self.state.shutdown.borrow() {
                 return None;
             }
-            let types = ["message.sent".to_owned()];
+            let types = [EventType::MessageSent.as_str().to_owned()];
             match self.state.store.events_after(self.after, &types, 200).await {
                 Ok(events) if !events.is_empty() => {
                     self.pending = events.into_iter();

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use omnihub_domain::Invalid;
 use omnihub_domain::Timestamp;
-use omnihub_domain::access::{Principal, check_origins};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::access::{Principal, Scope, check_origins};
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
@@ -173,9 +173,10 @@ impl Store {
                 channel_id,
                 origins: key.origins,
             },
+            // A stored scope this version does not know grants nothing.
             None => Principal::Secret {
                 key_id: key.id,
-                scopes: key.scopes,
+                scopes: key.scopes.iter().filter_map(|scope| Scope::parse(scope)).collect(),
             },
         }))
     }
@@ -195,7 +196,11 @@ impl Store {
         if revoked == 0 {
             return Err(Error::NotFound("API key"));
         }
-        append(&mut tx, now, NewEvent::new("api_key.revoked", json!({"key_id": id})));
+        append(
+            &mut tx,
+            now,
+            NewEvent::new(EventType::ApiKeyRevoked, json!({"key_id": id})),
+        );
         self.commit(tx).await?;
         self.known_keys.forget(id);
         Ok(())

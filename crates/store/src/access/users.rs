@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use omnihub_domain::catalog::LocationKind;
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::users::{
     LOGIN_WINDOW_SECONDS, LoginCounter, Role, SESSION_SECONDS, UserDraft, check_password, login_retry_after,
@@ -176,7 +176,7 @@ impl Store {
                 .await?;
                 // Only what the account may do: names and addresses stay out of the log.
                 let data = json!({"user_id": id, "role": draft.role.as_str(), "location_id": draft.location_id});
-                append(tx, now, NewEvent::new("user.created", data));
+                append(tx, now, NewEvent::new(EventType::UserCreated, data));
                 read_user(tx, &id).await
             })
         })
@@ -197,7 +197,7 @@ impl Store {
         )
         .bind(id)
         .bind(self.now().millis());
-        self.change_open_account(id, change, "user.deactivated").await
+        self.change_open_account(id, change, EventType::UserDeactivated).await
     }
 
     /// Gives an account a new password and ends its sessions, so that whoever knew the old
@@ -213,12 +213,12 @@ impl Store {
         .bind(id)
         .bind(hash_password(password.to_owned()).await?)
         .bind(self.now().millis());
-        self.change_open_account(id, change, "user.password_set").await
+        self.change_open_account(id, change, EventType::UserPasswordSet).await
     }
 
     /// Makes `change`, an update of the account `$1` that only an open account takes; then ends
     /// the account's sessions and records `event`.
-    async fn change_open_account(&self, id: &str, change: Sql, event: &'static str) -> Result<User, Error> {
+    async fn change_open_account(&self, id: &str, change: Sql, event: EventType) -> Result<User, Error> {
         let (id, now) = (id.to_owned(), self.now());
         self.write(move |tx| {
             Box::pin(async move {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, Location, Product};
+use omnihub_domain::events::EventType;
 
 use crate::db::events::{Follower, Logged};
 use crate::{Error, Store};
@@ -22,11 +23,11 @@ const MAX_ENTRIES: usize = 50_000;
 
 /// The events that make entries wrong.
 pub(crate) const FORGETTING: [&str; 5] = [
-    "product.created",
-    "product.updated",
-    "listing.updated",
-    "channel.updated",
-    "location.updated",
+    EventType::ProductCreated.as_str(),
+    EventType::ProductUpdated.as_str(),
+    EventType::ListingUpdated.as_str(),
+    EventType::ChannelUpdated.as_str(),
+    EventType::LocationUpdated.as_str(),
 ];
 
 #[derive(Default)]
@@ -40,8 +41,8 @@ pub(crate) struct CatalogCache {
 }
 
 impl Follower for CatalogCache {
-    fn follows(&self, kind: &str) -> bool {
-        FORGETTING.contains(&kind)
+    fn follows(&self, kind: EventType) -> bool {
+        FORGETTING.contains(&kind.as_str())
     }
 
     fn committed_here(&self, _: &[&Logged], last_seq: i64) {
@@ -107,20 +108,20 @@ impl CatalogCache {
                 .as_str()
                 .or(event.data["id"].as_str())
                 .unwrap_or_default();
-            match event.kind.as_str() {
+            match EventType::parse(&event.kind) {
                 // A new product's SKUs may have been asked for before they existed.
-                "product.created" => state.prices.clear(),
-                "product.updated" | "listing.updated" => {
+                Some(EventType::ProductCreated) => state.prices.clear(),
+                Some(EventType::ProductUpdated | EventType::ListingUpdated) => {
                     state.products.retain(|(id, _), _| id != subject);
                     state.prices.clear();
                 }
                 // A channel's currency or policy may change what its prices mean.
-                "channel.updated" => {
+                Some(EventType::ChannelUpdated) => {
                     state.products.clear();
                     state.prices.clear();
                     state.channels.remove(subject);
                 }
-                "location.updated" => {
+                Some(EventType::LocationUpdated) => {
                     state.locations.remove(subject);
                 }
                 _ => {}

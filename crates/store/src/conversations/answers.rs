@@ -4,7 +4,7 @@
 use omnihub_domain::Timestamp;
 use omnihub_domain::conversations::answers::{FaqEntry, FaqEntryDraft};
 use omnihub_domain::conversations::{Message, MessageStatus};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use serde_json::json;
 
@@ -47,7 +47,7 @@ impl Store {
                 )
                 .await?;
                 let created = read_faq_entry(tx, &id).await?;
-                append(tx, now, NewEvent::new("faq_entry.created", &created));
+                append(tx, now, NewEvent::new(EventType::FaqEntryCreated, &created));
                 Ok(created)
             })
         })
@@ -110,7 +110,7 @@ impl Store {
                 let created = read_message(tx, &id).await?;
                 let data = json!({"message_id": id, "conversation_id": conversation_id, "private": false,
                                   "status": created.status, "sender_kind": created.sender_kind});
-                append(tx, now, NewEvent::new("message.created", data));
+                append(tx, now, NewEvent::new(EventType::MessageCreated, data));
                 Ok(Some(created))
             })
         })

@@ -5,7 +5,7 @@ use omnihub_domain::Timestamp;
 use omnihub_domain::conversations::inbound::{Inbound, InboundMessage, Receipt, ReceiptStatus, ReceiptTarget};
 use omnihub_domain::conversations::{Inbox, MessageStatus};
 use omnihub_domain::customers::{Identity, IdentityKind, Region, mask, normalize};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use serde_json::json;
 
@@ -130,7 +130,7 @@ async fn take_message(
     let data = json!({"message_id": id, "conversation_id": conversation_id, "customer_id": customer_id,
                       "inbox_id": inbox.id, "channel": inbox.kind});
     timeline::record(tx, &customer_id, now, "message.received", Some(&conversation_id), &data).await?;
-    append(tx, now, NewEvent::new("message.received", data));
+    append(tx, now, NewEvent::new(EventType::MessageReceived, data));
     tracing::debug!(inbox = %inbox.id, sender = %mask(&identities[0]), "message received");
     Ok(Taken::Stored(StoredMessage {
         message_id: id,
@@ -191,7 +191,7 @@ async fn open_conversation(
         let data =
             json!({"conversation_id": id, "inbox_id": inbox.id, "customer_id": customer_id, "channel": inbox.kind});
         timeline::record(tx, customer_id, now, "conversation.created", Some(&id), &data).await?;
-        append(tx, now, NewEvent::new("conversation.created", data));
+        append(tx, now, NewEvent::new(EventType::ConversationCreated, data));
         return Ok((id, customer_id.to_owned()));
     }
     let row = tx
@@ -222,7 +222,7 @@ async fn reopen(tx: &mut Tx, id: &str, customer_id: &str, now: Timestamp) -> Res
     )
     .await?;
     let data = json!({"conversation_id": id, "customer_id": customer_id});
-    append(tx, now, NewEvent::new("conversation.reopened", data));
+    append(tx, now, NewEvent::new(EventType::ConversationReopened, data));
     Ok(())
 }
 
@@ -280,6 +280,6 @@ async fn set_status(tx: &mut Tx, message_id: &str, receipt: &Receipt, now: Times
     .await?;
     let data = json!({"message_id": message_id, "conversation_id": before.conversation_id,
                       "status": next, "previous": before.status});
-    append(tx, now, NewEvent::new("message.status_changed", data));
+    append(tx, now, NewEvent::new(EventType::MessageStatusChanged, data));
     Ok(true)
 }

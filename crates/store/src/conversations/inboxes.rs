@@ -2,7 +2,7 @@
 //! secret key before they reach the database and opened only to verify a webhook or send.
 
 use omnihub_domain::conversations::{Credentials, Inbox, InboxDraft, InboxKind, NewInbox};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Timestamp};
 
@@ -84,7 +84,7 @@ impl Store {
             .await?;
         }
         let (created, _) = read_inbox(&mut tx, &id).await?;
-        append(&mut tx, now, NewEvent::new("inbox.created", &created));
+        append(&mut tx, now, NewEvent::new(EventType::InboxCreated, &created));
         self.commit(tx).await?;
         Ok(created)
     }
@@ -135,7 +135,7 @@ impl Store {
         let (updated, _) = read_inbox(&mut tx, id).await?;
         let mut data = serde_json::to_value(&updated).unwrap_or_default();
         data["credentials_replaced"] = serde_json::Value::Bool(credentials.is_some());
-        append(&mut tx, now, NewEvent::new("inbox.updated", data));
+        append(&mut tx, now, NewEvent::new(EventType::InboxUpdated, data));
         self.commit(tx).await?;
         Ok(updated)
     }

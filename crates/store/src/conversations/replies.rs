@@ -10,7 +10,7 @@ use omnihub_domain::conversations::{
     CannedReply, CannedReplyDraft, Conversation, Credentials, Message, MessageStatus, Refused, Reply, SenderKind,
     Sending, check_reply, reply_window,
 };
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::{Invalid, Timestamp};
 use serde_json::json;
@@ -122,7 +122,7 @@ impl Store {
                 let created = read_message(tx, &id).await?;
                 let data = json!({"message_id": id, "conversation_id": conversation.id, "private": created.private,
                                   "status": created.status});
-                append(tx, now, NewEvent::new("message.created", data));
+                append(tx, now, NewEvent::new(EventType::MessageCreated, data));
                 Ok(created)
             })
         })
@@ -187,7 +187,7 @@ impl Store {
             .await?
             .ok_or(Error::NotFound("canned reply"))?;
         let created = canned(&row)?;
-        append(&mut tx, now, NewEvent::new("canned_reply.created", &created));
+        append(&mut tx, now, NewEvent::new(EventType::CannedReplyCreated, &created));
         self.commit(tx).await?;
         Ok(created)
     }
@@ -282,7 +282,7 @@ async fn mark_sent(tx: &mut Tx, pending: &Message, provider_id: Option<&str>, no
         &data,
     )
     .await?;
-    append(tx, now, NewEvent::new("message.sent", data));
+    append(tx, now, NewEvent::new(EventType::MessageSent, data));
     Ok(())
 }
 
@@ -313,6 +313,6 @@ async fn mark_failed(tx: &mut Tx, pending: &Message, reason: &str, now: Timestam
     .await?;
     let data = json!({"message_id": pending.id, "conversation_id": pending.conversation_id,
                       "status": MessageStatus::Failed, "previous": pending.status});
-    append(tx, now, NewEvent::new("message.status_changed", data));
+    append(tx, now, NewEvent::new(EventType::MessageStatusChanged, data));
     Ok(())
 }

@@ -9,7 +9,7 @@ use omnihub_domain::Timestamp;
 use omnihub_domain::customers::{
     LoyaltyAdjustment, LoyaltyMovement, LoyaltyProgram, LoyaltyReason, LoyaltyStanding, insufficient_points,
 };
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use serde_json::json;
 
@@ -118,7 +118,7 @@ async fn change_points(
         &data,
     )
     .await?;
-    append(tx, now, NewEvent::new("loyalty.points_changed", data));
+    append(tx, now, NewEvent::new(EventType::LoyaltyPointsChanged, data));
     Ok((movement, balance))
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use omnihub_domain::Timestamp;
-use omnihub_domain::events::{Event, NewEvent};
+use omnihub_domain::events::{Event, EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 
 use crate::db::{Row, Sql, Tx, placeholders, row_inserts, sql, sql_built};
@@ -11,11 +11,6 @@ use crate::{Error, Store};
 
 /// Appends an event to the transaction; it is written, and becomes visible, when it commits.
 pub(crate) fn append(tx: &mut Tx, at: Timestamp, event: NewEvent) {
-    debug_assert!(
-        omnihub_domain::webhooks::EVENT_TYPES.contains(&event.kind),
-        "{} is missing from the event types webhooks may ask for",
-        event.kind
-    );
     tx.events.push((at, event));
 }
 
@@ -29,7 +24,7 @@ pub(crate) struct Appended {
 /// An event this process logged, as it wrote it.
 pub(crate) struct Logged {
     pub(crate) seq: i64,
-    pub(crate) kind: &'static str,
+    pub(crate) kind: EventType,
     pub(crate) data: String,
 }
 
@@ -39,7 +34,7 @@ pub(crate) struct Logged {
 /// itself for what it was not told, so it needs no import of anything here but this trait.
 pub(crate) trait Follower: Send + Sync {
     /// Whether events of `kind` change what the follower holds.
-    fn follows(&self, kind: &str) -> bool;
+    fn follows(&self, kind: EventType) -> bool;
     /// This process committed `events` (those the follower follows, as written), the newest at
     /// `last_seq`; told before anyone else learns of the commit.
     fn committed_here(&self, events: &[&Logged], last_seq: i64);
@@ -64,7 +59,7 @@ impl LogCommits {
     }
 
     /// Whether some follower follows events of `kind` (their data is kept for it).
-    pub(crate) fn is_followed(&self, kind: &str) -> bool {
+    pub(crate) fn is_followed(&self, kind: EventType) -> bool {
         self.followers.iter().any(|f| f.follows(kind))
     }
 
@@ -81,7 +76,12 @@ impl LogCommits {
 
     /// Another process committed the event `seq` of `kind`, and every one before it.
     pub(crate) fn note_heard(&self, seq: i64, kind: &str) {
-        for follower in self.followers.iter().filter(|f| f.follows(kind)) {
+        let kind = EventType::parse(kind);
+        for follower in self
+            .followers
+            .iter()
+            .filter(|f| kind.is_some_and(|kind| f.follows(kind)))
+        {
             follower.committed_elsewhere(seq);
         }
         self.advance(seq);
@@ -109,7 +109,7 @@ pub(crate) async fn commit(mut tx: Tx, log: &LogCommits) -> Result<Option<Append
     }
     // Which of the events a follower follows, and their documents, before the inserts take
     // the events.
-    let followed: Vec<(usize, &'static str, String)> = tx
+    let followed: Vec<(usize, EventType, String)> = tx
         .events
         .iter()
         .enumerate()
@@ -124,7 +124,7 @@ pub(crate) async fn commit(mut tx: Tx, log: &LogCommits) -> Result<Option<Append
         |insert, (at, event)| {
             insert
                 .bind(id::new(Kind::Event))
-                .bind(event.kind)
+                .bind(event.kind.as_str())
                 .bind(at.millis())
                 .bind(event.data)
         },
@@ -174,7 +174,7 @@ pub(crate) fn with_logged_event(statement: Sql, then: Option<Sql>, at: Timestamp
     statement
         .within("WITH written AS (", &log)
         .bind(id::new(Kind::Event))
-        .bind(event.kind)
+        .bind(event.kind.as_str())
         .bind(at.millis())
         .bind(event.data)
 }
@@ -278,8 +278,8 @@ mod tests {
     }
 
     impl Follower for Levels {
-        fn follows(&self, kind: &str) -> bool {
-            kind == "inventory.level_changed"
+        fn follows(&self, kind: EventType) -> bool {
+            kind == EventType::InventoryLevelChanged
         }
         fn committed_here(&self, events: &[&Logged], last_seq: i64) {
             let seqs = events.iter().map(|e| e.seq).collect();
@@ -290,7 +290,7 @@ mod tests {
         }
     }
 
-    fn logged(seq: i64, kind: &'static str) -> Logged {
+    fn logged(seq: i64, kind: EventType) -> Logged {
         Logged {
             seq,
             kind,
@@ -302,8 +302,8 @@ mod tests {
     fn a_follower_is_told_only_of_commits_with_events_it_follows() {
         let levels = Arc::new(Levels::default());
         let commits = LogCommits::new(vec![levels.clone()]);
-        assert!(commits.is_followed("inventory.level_changed"));
-        assert!(!commits.is_followed("cart.created"));
+        assert!(commits.is_followed(EventType::InventoryLevelChanged));
+        assert!(!commits.is_followed(EventType::CartCreated));
         commits.note_own(&Appended {
             last_seq: 5,
             followed: Vec::new(),
@@ -311,7 +311,10 @@ mod tests {
         assert_eq!(commits.committed(), 5);
         commits.note_own(&Appended {
             last_seq: 7,
-            followed: vec![logged(6, "inventory.level_changed"), logged(7, "order.placed")],
+            followed: vec![
+                logged(6, EventType::InventoryLevelChanged),
+                logged(7, EventType::OrderPlaced),
+            ],
         });
         commits.note_heard(11, "channel.updated");
         commits.note_heard(8, "inventory.level_changed");

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use omnihub_domain::catalog::{Channel, StockBuffer};
+use omnihub_domain::events::EventType;
 use omnihub_domain::inventory::{
     ChannelStock, LocationAvailability, SkuAvailability, StockMap, location_available_for_channel,
 };
@@ -32,11 +33,11 @@ const STALE_AFTER: Duration = Duration::from_millis(100);
 const PLAN_STALE_AFTER: Duration = Duration::from_secs(1);
 /// The events that change the view.
 pub(crate) const VIEWED: [&str; 5] = [
-    "inventory.level_changed",
-    "channel.created",
-    "channel.updated",
-    "location.created",
-    "location.updated",
+    EventType::InventoryLevelChanged.as_str(),
+    EventType::ChannelCreated.as_str(),
+    EventType::ChannelUpdated.as_str(),
+    EventType::LocationCreated.as_str(),
+    EventType::LocationUpdated.as_str(),
 ];
 
 #[derive(Default)]
@@ -112,8 +113,8 @@ impl State {
 
     /// Applies the event `seq` of `kind`, unless what it sets was set by a newer one already.
     fn apply(&mut self, seq: i64, kind: &str, data: Data) {
-        match kind {
-            "inventory.level_changed" => {
+        match EventType::parse(kind) {
+            Some(EventType::InventoryLevelChanged) => {
                 if let Some(level) = data.read::<LevelChange>()
                     && self.newer(format!("level {} {}", level.sku, level.location_id), seq)
                 {
@@ -124,7 +125,7 @@ impl State {
                         .insert(level.location_id, available);
                 }
             }
-            "channel.created" | "channel.updated" => {
+            Some(EventType::ChannelCreated | EventType::ChannelUpdated) => {
                 if let Some(channel) = data.read::<ChannelChange>()
                     && self.newer(format!("channel {}", channel.id), seq)
                 {
@@ -136,7 +137,7 @@ impl State {
                     self.channels.insert(channel.id, stock);
                 }
             }
-            "location.created" | "location.updated" => {
+            Some(EventType::LocationCreated | EventType::LocationUpdated) => {
                 if let Some(location) = data.read::<LocationChange>()
                     && self.newer(format!("location {}", location.id), seq)
                 {
@@ -194,8 +195,8 @@ pub(crate) struct KnownStock {
 }
 
 impl Follower for StockView {
-    fn follows(&self, kind: &str) -> bool {
-        VIEWED.contains(&kind)
+    fn follows(&self, kind: EventType) -> bool {
+        VIEWED.contains(&kind.as_str())
     }
 
     fn committed_here(&self, events: &[&Logged], last_seq: i64) {
@@ -227,7 +228,7 @@ impl StockView {
             return;
         };
         for event in logged {
-            state.apply(event.seq, event.kind, Data::Written(&event.data));
+            state.apply(event.seq, event.kind.as_str(), Data::Written(&event.data));
         }
         state.own = state.own.max(last_seq);
     }
@@ -430,7 +431,7 @@ mod tests {
         *view.state.write().unwrap() = Some(state());
         let logged = Logged {
             seq: 12,
-            kind: "inventory.level_changed",
+            kind: EventType::InventoryLevelChanged,
             data: level(3),
         };
         // The order's own events came after the level's.

@@ -3,7 +3,7 @@
 
 use omnihub_domain::Timestamp;
 use omnihub_domain::customers::LoyaltyReason;
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::inventory::ReservationStatus;
 use omnihub_domain::orders::{
     FulfillmentStatus, Order, PaymentStatus, Status, check_mark_paid, hold_once_paid, lapse_reason,
@@ -100,7 +100,7 @@ pub(super) async fn cancel_in(tx: &mut Tx, order_id: &str, reason: &str, now: Ti
         tx,
         now,
         NewEvent::new(
-            "order.cancelled",
+            EventType::OrderCancelled,
             serde_json::json!({"order": &order, "reason": reason}),
         ),
     );
@@ -159,7 +159,7 @@ impl Store {
             let summary = serde_json::json!({"number": paid.number, "total": paid.totals.total});
             timeline::record(&mut tx, customer, now, "order.paid", Some(id), &summary).await?;
         }
-        append(&mut tx, now, NewEvent::new("order.paid", &paid));
+        append(&mut tx, now, NewEvent::new(EventType::OrderPaid, &paid));
         self.commit(tx).await?;
         Ok(paid)
     }

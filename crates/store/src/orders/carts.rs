@@ -3,7 +3,7 @@
 
 use omnihub_domain::catalog::Channel;
 use omnihub_domain::customers::LoyaltyProgram;
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{Cart, CartDetails, CartLine, CartLineDraft, CartStatus, totals};
 use omnihub_domain::{FieldError, Invalid, Money, Timestamp};
@@ -235,7 +235,7 @@ pub(super) async fn changed_cart(tx: &mut Tx, update: Sql) -> Result<Option<Cart
 
 /// The changed cart, with its `cart.updated` event.
 pub(super) fn announce(tx: &mut Tx, cart: Cart, now: Timestamp) -> Cart {
-    append(tx, now, NewEvent::new("cart.updated", &cart));
+    append(tx, now, NewEvent::new(EventType::CartUpdated, &cart));
     cart
 }
 
@@ -312,7 +312,7 @@ impl Store {
             .bind(&channel.draft.currency)
             .bind(serde_json::to_string(&cart.details.fulfillment).unwrap_or_default())
             .bind(now.millis());
-        self.write_announced(insert, now, NewEvent::new("cart.created", &cart))
+        self.write_announced(insert, now, NewEvent::new(EventType::CartCreated, &cart))
             .await?
             .ok_or_else(|| Error::Corrupt("the cart was not written".into()))?;
         self.recent_carts.remember(&cart);
@@ -416,7 +416,7 @@ impl Store {
         .bind(&changed.id)
         .bind(version)
         .bind(now.millis());
-        let event = NewEvent::new("cart.updated", changed);
+        let event = NewEvent::new(EventType::CartUpdated, changed);
         if self.db.backend() == Backend::Postgres {
             let upsert = sql(concat!(
                 "INSERT INTO cart_lines (id, cart_id, sku, quantity, unit_amount) SELECT $1, id, $2, $3, $4 FROM written ",
@@ -546,7 +546,7 @@ impl Store {
             .bind(details.loyalty_points)
             .bind(now.millis());
         if self
-            .write_announced(update, now, NewEvent::new("cart.updated", &changed))
+            .write_announced(update, now, NewEvent::new(EventType::CartUpdated, &changed))
             .await?
             .is_some()
         {

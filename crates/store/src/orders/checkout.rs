@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use omnihub_domain::catalog::{Channel, ChannelKind};
 use omnihub_domain::customers::{Identity, IdentityKind, LoyaltyProgram, LoyaltyReason, Region};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::ReservationLineDraft;
 use omnihub_domain::orders::{
@@ -308,7 +308,7 @@ impl Store {
                 Box::pin(async move {
                     let now = clock.now();
                     let order = place_in(tx, &new, from_cart.as_ref(), now, known).await?;
-                    append(tx, now, NewEvent::new("order.placed", &order));
+                    append(tx, now, NewEvent::new(EventType::OrderPlaced, &order));
                     Ok(order)
                 })
             }

@@ -1,7 +1,7 @@
 //! Fulfilments: from any location, shipped, picked up or delivered, step by step; the order's
 //! status follows them.
 
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::orders::{
     FulfillmentKind, FulfillmentStatus, ItemLine, Order, Progress, Status, Step, check_handover, check_item_lines,
@@ -72,7 +72,7 @@ pub(super) fn new_fulfillment(
         tx,
         now,
         NewEvent::new(
-            "fulfillment.created",
+            EventType::FulfillmentCreated,
             serde_json::json!({"order_id": order_id, "fulfillment_id": id, "location_id": location_id, "kind": kind, "lines": lines}),
         ),
     );
@@ -120,7 +120,7 @@ pub(super) async fn refresh_status(tx: &mut Tx, order_id: &str, now: Timestamp) 
             tx,
             now,
             NewEvent::new(
-                "order.status_changed",
+                EventType::OrderStatusChanged,
                 serde_json::json!({"order_id": order_id, "status": status, "previous": order.status}),
             ),
         );
@@ -226,17 +226,17 @@ impl Store {
         )
         .await?;
         let kind = match next {
-            FulfillmentStatus::Ready => "fulfillment.ready_for_pickup",
-            FulfillmentStatus::Shipped => "fulfillment.shipped",
-            FulfillmentStatus::Delivered => "fulfillment.delivered",
-            _ => "fulfillment.collected",
+            FulfillmentStatus::Ready => EventType::FulfillmentReadyForPickup,
+            FulfillmentStatus::Shipped => EventType::FulfillmentShipped,
+            FulfillmentStatus::Delivered => EventType::FulfillmentDelivered,
+            _ => EventType::FulfillmentCollected,
         };
         let updated = refresh_status(&mut tx, order_id, now).await?;
         let record = updated.fulfillments.iter().find(|f| f.id == fulfillment_id).cloned();
         if let Some(customer) = &updated.customer_id {
             let summary =
                 serde_json::json!({"number": updated.number, "status": next, "location_id": fulfillment.location_id});
-            timeline::record(&mut tx, customer, now, kind, Some(order_id), &summary).await?;
+            timeline::record(&mut tx, customer, now, kind.as_str(), Some(order_id), &summary).await?;
         }
         append(
             &mut tx,

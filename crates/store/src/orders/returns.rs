@@ -2,7 +2,7 @@
 
 use omnihub_domain::Invalid;
 use omnihub_domain::customers::{LoyaltyProgram, LoyaltyReason};
-use omnihub_domain::events::NewEvent;
+use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::MovementReason;
 use omnihub_domain::orders::{ItemLine, Order, check_item_lines, return_split};
@@ -124,7 +124,7 @@ impl Store {
             &mut tx,
             now,
             NewEvent::new(
-                "return.received",
+                EventType::ReturnReceived,
                 serde_json::json!({"order_id": order_id, "order_number": updated.number, "customer_id": updated.customer_id, "return": record}),
             ),
         );
