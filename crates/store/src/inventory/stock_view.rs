@@ -21,7 +21,7 @@ use omnihub_domain::inventory::{
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::channel_stock;
+use super::availability::channel_stock;
 use crate::db::events::{Follower, Logged};
 use crate::db::sql;
 use crate::{Error, Store};
