@@ -117,7 +117,8 @@ pub async fn stream_events(
     headers: HeaderMap,
     Query(params): Query<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let after = match headers.get("last-event-id").filter(|v| !v.is_empty()) {
+    // Browsers send no Last-Event-ID rather than an empty one; an empty one is no seq.
+    let after = match headers.get("last-event-id") {
         Some(resume) => resume.to_str().ok().and_then(seq).ok_or_else(|| {
             ApiError::invalid_field(
                 "Last-Event-ID",

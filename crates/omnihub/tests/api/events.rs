@@ -213,4 +213,12 @@ async fn pages_follow_the_cursor_and_bad_positions_are_refused(app: TestApp) {
         .unwrap();
     let garbage = problem(resume, 422, "validation_failed").await;
     assert_eq!(garbage["errors"][0]["field"], "Last-Event-ID");
+    let empty = app
+        .request(Method::GET, "/events/stream")
+        .header("last-event-id", "")
+        .send()
+        .await
+        .unwrap();
+    let empty = problem(empty, 422, "validation_failed").await;
+    assert_eq!(empty["errors"][0]["field"], "Last-Event-ID");
 }
