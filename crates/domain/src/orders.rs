@@ -604,6 +604,53 @@ pub struct ItemLine {
     pub quantity: i64,
 }
 
+/// An order taken in from another system: its external id one line of 1 to 200 characters, no
+/// negative points, sound lines, each priced in the channel's currency.
+pub fn check_intake(
+    external_id: &str,
+    loyalty_points: i64,
+    lines: &[(ItemLine, Money)],
+    currency: &str,
+) -> Result<(), Invalid> {
+    if external_id.trim().is_empty() || external_id.len() > 200 || external_id.chars().any(char::is_control) {
+        return Err(Invalid::one(
+            "external_id",
+            "invalid",
+            "must be 1 to 200 characters on one line",
+        ));
+    }
+    if loyalty_points < 0 {
+        return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative"));
+    }
+    let items: Vec<ItemLine> = lines.iter().map(|(item, _)| item.clone()).collect();
+    check_item_lines(&items)?;
+    let mut check = Check::new();
+    for (i, (_, price)) in lines.iter().enumerate() {
+        if price.currency != currency {
+            check.fail(
+                format!("lines[{i}].unit_price"),
+                "invalid",
+                format!("must be a price in {currency}"),
+            );
+        } else {
+            crate::money::check_amount(&format!("lines[{i}].unit_price.amount"), price.amount, &mut check);
+        }
+    }
+    check.done()
+}
+
+/// A sale at a till (a POS channel) is picked up at once where it was rung up: the store it
+/// names, else the channel's first location.
+pub fn till_sale(fulfillment: &Fulfillment, channel_locations: &[String]) -> Fulfillment {
+    Fulfillment {
+        method: Method::Pickup,
+        location_id: fulfillment
+            .location_id
+            .clone()
+            .or_else(|| channel_locations.first().cloned()),
+    }
+}
+
 pub fn check_item_lines(lines: &[ItemLine]) -> Result<(), Invalid> {
     let mut check = Check::new();
     if lines.is_empty() {
@@ -821,6 +868,36 @@ impl Order {
         held - in_fulfilments
     }
 
+    /// What returning `lines` now gives back, in points and in cash per line (see
+    /// [`return_split`]); refused when a line is more than can be returned.
+    pub fn refund_of(&self, lines: &[ItemLine], program: &LoyaltyProgram) -> Result<ReturnSplit, Invalid> {
+        let unit_of = |sku: &str| {
+            self.lines
+                .iter()
+                .find(|l| l.sku == sku)
+                .map_or(0, |l| l.unit_price.amount)
+        };
+        let mut gross = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let returnable = self.returnable(&line.sku);
+            if line.quantity > returnable {
+                return Err(Invalid::one(
+                    format!("lines[{i}].quantity"),
+                    "exceeds_purchased",
+                    format!("only {returnable} units of {} can be returned", line.sku),
+                ));
+            }
+            let amount = line.quantity.checked_mul(unit_of(&line.sku));
+            gross.push(amount.ok_or_else(|| crate::money::too_large(&format!("lines[{i}].quantity")))?);
+        }
+        let returned_before = (self.returns.iter().flat_map(|r| &r.lines))
+            .try_fold(0i64, |sum, l| sum.checked_add(l.quantity.checked_mul(unit_of(&l.sku))?))
+            .ok_or_else(|| crate::money::too_large("lines"))?;
+        let (subtotal, redeemed) = (self.totals.subtotal.amount, self.loyalty_points_redeemed);
+        return_split(&gross, returned_before, subtotal, redeemed, program.point_value_minor)
+            .ok_or_else(|| crate::money::too_large("lines"))
+    }
+
     /// Units of a SKU that reached the customer (or the carrier) and have not come back yet.
     pub fn returnable(&self, sku: &str) -> i64 {
         let left: i64 = (self.fulfillments.iter().filter(|f| f.status.has_left()))
@@ -840,6 +917,56 @@ impl Order {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_intake_is_one_line_of_id_with_lines_priced_in_the_channels_currency() {
+        let line = |currency: &str, amount| {
+            let item = ItemLine {
+                sku: "SKU-1".into(),
+                quantity: 1,
+            };
+            (item, Money::new(amount, currency))
+        };
+        assert_eq!(check_intake("ext-1", 0, &[line("EUR", 500)], "EUR"), Ok(()));
+        let code = |r: Result<(), Invalid>| r.unwrap_err().0[0].clone();
+        assert_eq!(
+            code(check_intake("a\nb", 0, &[line("EUR", 5)], "EUR")).field,
+            "external_id"
+        );
+        assert_eq!(
+            code(check_intake(" ", 0, &[line("EUR", 5)], "EUR")).field,
+            "external_id"
+        );
+        assert_eq!(
+            code(check_intake("ext-1", -1, &[line("EUR", 5)], "EUR")).code,
+            "out_of_range"
+        );
+        assert_eq!(
+            code(check_intake("ext-1", 0, &[line("USD", 5)], "EUR")).field,
+            "lines[0].unit_price"
+        );
+        assert_eq!(
+            code(check_intake("ext-1", 0, &[line("EUR", -5)], "EUR")).field,
+            "lines[0].unit_price.amount"
+        );
+        assert_eq!(code(check_intake("ext-1", 0, &[], "EUR")).field, "lines");
+    }
+
+    #[test]
+    fn a_till_sale_is_picked_up_where_it_was_rung_up() {
+        let asked = Fulfillment {
+            method: Method::Ship,
+            location_id: None,
+        };
+        let stores = ["loc_a".to_string(), "loc_b".to_string()];
+        assert_eq!(till_sale(&asked, &stores).location_id.as_deref(), Some("loc_a"));
+        assert_eq!(till_sale(&asked, &stores).method, Method::Pickup);
+        let named = Fulfillment {
+            location_id: Some("loc_b".into()),
+            ..asked
+        };
+        assert_eq!(till_sale(&named, &stores).location_id.as_deref(), Some("loc_b"));
+    }
 
     #[test]
     fn a_cart_spends_only_the_points_of_the_customer_it_names() {

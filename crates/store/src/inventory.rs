@@ -14,5 +14,7 @@ pub(crate) use availability::AvailabilityWatch;
 pub use health::Discrepancy;
 pub use levels::LevelFilter;
 pub(crate) use levels::{ensure_level, move_stock};
-pub(crate) use reservations::{Sourcing, end_reservation, plan_reservation, take_reserved, take_stock};
+pub(crate) use reservations::{
+    PlannedReservation, Sourcing, end_reservation, plan_reservation, take_reserved, take_stock,
+};
 pub(crate) use stock_view::{KnownStock, StockView};

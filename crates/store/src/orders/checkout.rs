@@ -8,17 +8,18 @@ use omnihub_domain::catalog::{Channel, ChannelKind};
 use omnihub_domain::customers::{Identity, IdentityKind, LoyaltyProgram, LoyaltyReason, Region};
 use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
-use omnihub_domain::inventory::ReservationLineDraft;
+use omnihub_domain::inventory::{Reservation, ReservationLineDraft};
 use omnihub_domain::orders::{
     Cart, CartStatus, CheckoutBy, Fulfillment, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order,
-    OrderLine, PaymentStatus, ShippingAddress, Status, check_buyer, check_item_lines, on_checkout, order_number,
-    redeemer, redemption, totals,
+    OrderLine, PaymentStatus, ShippingAddress, Status, Totals, check_buyer, check_intake, on_checkout, order_number,
+    redeemer, redemption, till_sale, totals,
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
 use super::carts::{self, PricedCart, checked_out};
 use super::fulfilment::new_fulfillment;
 use super::points::customer_balance;
+use super::sourcing::Plan;
 use super::unpaid::count_unpaid;
 use crate::customers::timeline;
 use crate::customers::{add_loyalty_points_in, resolve_customer_in};
@@ -26,7 +27,7 @@ use crate::db::events::append;
 use crate::db::writer::BoxFuture;
 use crate::db::{Backend, Sent, Sql, Tx, row_inserts, sql};
 use crate::inventory::KnownStock;
-use crate::inventory::{Sourcing, plan_reservation, take_stock};
+use crate::inventory::{PlannedReservation, Sourcing, plan_reservation, take_stock};
 use crate::{Error, Store};
 
 /// An order made elsewhere (a marketplace, a POS, an external web shop), to take in.
@@ -182,23 +183,47 @@ impl Store {
     /// Takes in an order made elsewhere; the same channel and external id again answers the
     /// first order (`false`: not created now). A POS sale is handed over on the spot.
     pub async fn take_order(&self, intake: ExternalOrder) -> Result<(Order, bool), Error> {
-        let external_id = &intake.external_id;
-        if external_id.trim().is_empty() || external_id.len() > 200 || external_id.chars().any(char::is_control) {
-            let message = "must be 1 to 200 characters on one line";
-            return Err(Invalid::one("external_id", "invalid", message).into());
+        let channel = self.intake_channel(&intake).await?;
+        if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
+            return Ok((order, false));
         }
-        if intake.loyalty_points < 0 {
-            return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative").into());
+        let skus: Vec<&str> = intake.lines.iter().map(|l| l.sku.as_str()).collect();
+        self.check_skus_exist(&skus).await?;
+        let pos = channel.draft.kind == ChannelKind::Pos;
+        let fulfillment = match pos {
+            true => till_sale(&intake.fulfillment, &channel.draft.location_ids),
+            false => intake.fulfillment.clone(),
+        };
+        let wanted: Vec<(String, i64)> = intake.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+        let plan = self
+            .plan(&channel, &fulfillment, intake.shipping_address.as_ref(), &wanted)
+            .await?;
+        let new = self.intake_order(&intake, &channel, fulfillment, plan);
+        let order = match self.place_order(new, None).await {
+            Ok(order) => order,
+            // Two deliveries of the same order raced: the other one placed it.
+            Err(Error::Conflict(_))
+                if let Some(first) = self.external_order(&channel.id, &intake.external_id).await? =>
+            {
+                return Ok((first, false));
+            }
+            Err(error) => return Err(error),
+        };
+        if !pos {
+            return Ok((order, true));
         }
-        let items: Vec<ItemLine> = intake
-            .lines
-            .iter()
-            .map(|l| ItemLine {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-            })
-            .collect();
-        check_item_lines(&items)?;
+        let handed_over = match order.fulfillments.first() {
+            Some(f) => {
+                self.advance_fulfillment(&order.id, &f.id, omnihub_domain::orders::Step::Collect, None)
+                    .await?
+            }
+            None => order,
+        };
+        Ok((handed_over, true))
+    }
+
+    /// The channel an intake names, once the intake is sound.
+    async fn intake_channel(&self, intake: &ExternalOrder) -> Result<Channel, Error> {
         let channel = self.channel(&intake.channel_id).await.map_err(|_| {
             Error::from(Invalid::one(
                 "channel_id",
@@ -206,43 +231,37 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
-        let mut check = omnihub_domain::validation::Check::new();
-        for (i, line) in intake.lines.iter().enumerate() {
-            if line.unit_price.currency != channel.draft.currency {
-                check.fail(
-                    format!("lines[{i}].unit_price"),
-                    "invalid",
-                    format!("must be a price in {}", channel.draft.currency),
-                );
-            } else {
-                let field = format!("lines[{i}].unit_price.amount");
-                omnihub_domain::money::check_amount(&field, line.unit_price.amount, &mut check);
-            }
-        }
-        check.done()?;
-        if let Some(order) = self.external_order(&channel.id, &intake.external_id).await? {
-            return Ok((order, false));
-        }
-        let skus: Vec<&str> = intake.lines.iter().map(|l| l.sku.as_str()).collect();
-        self.check_skus_exist(&skus).await?;
-        let pos = channel.draft.kind == ChannelKind::Pos;
-        let mut fulfillment = intake.fulfillment.clone();
-        if pos {
-            // A sale at the till: the goods leave the store it rang up in, now.
-            fulfillment = Fulfillment {
-                method: Method::Pickup,
-                location_id: fulfillment
-                    .location_id
-                    .or_else(|| channel.draft.location_ids.first().cloned()),
-            };
-        }
-        let wanted: Vec<(String, i64)> = intake.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
-        let plan = self
-            .plan(&channel, &fulfillment, intake.shipping_address.as_ref(), &wanted)
-            .await?;
+        let lines: Vec<(ItemLine, Money)> = intake
+            .lines
+            .iter()
+            .map(|l| {
+                let item = ItemLine {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                };
+                (item, l.unit_price.clone())
+            })
+            .collect();
+        check_intake(
+            &intake.external_id,
+            intake.loyalty_points,
+            &lines,
+            &channel.draft.currency,
+        )?;
+        Ok(channel)
+    }
+
+    /// The order an intake asks for, at its own prices, sourced by `plan`.
+    fn intake_order(
+        &self,
+        intake: &ExternalOrder,
+        channel: &Channel,
+        fulfillment: Fulfillment,
+        plan: Plan,
+    ) -> NewOrder {
         let (payment_status, hold_until) =
             on_checkout(fulfillment.method, CheckoutBy::Backend, self.payment_rules, self.now());
-        let new = NewOrder {
+        NewOrder {
             channel: channel.clone(),
             external_id: Some(intake.external_id.clone()),
             customer_id: intake.customer_id.clone(),
@@ -271,28 +290,7 @@ impl Store {
             hold_until,
             payment_status,
             max_unpaid_per_email: self.payment_rules.max_unpaid_per_email,
-        };
-        let order = match self.place_order(new, None).await {
-            Ok(order) => order,
-            // Two deliveries of the same order raced: the other one placed it.
-            Err(Error::Conflict(_))
-                if let Some(first) = self.external_order(&channel.id, &intake.external_id).await? =>
-            {
-                return Ok((first, false));
-            }
-            Err(error) => return Err(error),
-        };
-        if !pos {
-            return Ok((order, true));
         }
-        let handed_over = match order.fulfillments.first() {
-            Some(f) => {
-                self.advance_fulfillment(&order.id, &f.id, omnihub_domain::orders::Step::Collect, None)
-                    .await?
-            }
-            None => order,
-        };
-        Ok((handed_over, true))
     }
 }
 
@@ -423,70 +421,20 @@ pub(super) async fn place_in(
     known: Option<KnownStock>,
 ) -> Result<Order, Error> {
     let order_id = id::new(Kind::Order);
-    if new.payment_status == Some(PaymentStatus::Pending)
-        && let Some(email) = &new.email
-    {
-        count_unpaid(tx, email, new.max_unpaid_per_email).await?;
-    }
-    let wanted: Vec<ReservationLineDraft> = new
-        .lines
-        .iter()
-        .map(|l| ReservationLineDraft {
-            sku: l.sku.clone(),
-            quantity: l.quantity,
-            location_id: new.at_location.clone(),
-        })
-        .collect();
-    let planned = plan_reservation(
-        tx,
-        &new.channel,
-        &wanted,
-        &new.sourcing,
-        Some(&order_id),
-        new.hold_until,
-        now,
-        known,
-    )
-    .await?;
-    // A cart's buyer known only by an e-mail is found by the order's insert, unless points
-    // are redeemed: those need the customer first.
-    let found_by_insert = from_cart.is_some() && new.loyalty_points == 0;
-    let customer_id = match &new.customer_id {
-        Some(id) => Some(id.clone()),
-        None if new.identities.is_empty() || found_by_insert => None,
-        None => {
-            Some(resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?)
-        }
+    let planned = plan_stock(tx, new, &order_id, now, known).await?;
+    let (customer_id, totals) = price(tx, new, from_cart, &order_id, now).await?;
+    let row = |insert: Sql| {
+        bind_order(
+            insert,
+            new,
+            &order_id,
+            customer_id.as_deref(),
+            &planned.reservation.id,
+            &totals,
+            now,
+        )
     };
-    let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
-    let currency = &new.channel.draft.currency;
-    let redeemer = redeemer(from_cart.is_some(), new.customer_id.as_deref(), customer_id.as_deref());
-    let discount = redeem(tx, redeemer, new.loyalty_points, &sums, &order_id, now).await?;
-    let totals = totals(&sums, discount, currency)?;
-    let order = |insert: Sql| {
-        insert
-            .bind(&order_id)
-            .bind(&new.channel.id)
-            .bind(new.external_id.as_deref())
-            .bind(customer_id.as_deref())
-            .bind(new.email.as_deref())
-            .bind(new.fulfillment.method.as_str())
-            .bind(new.fulfillment.location_id.as_deref())
-            .bind(
-                new.shipping_address
-                    .as_ref()
-                    .map(|a| serde_json::to_string(a).unwrap_or_default()),
-            )
-            .bind(&planned.reservation.id)
-            .bind(currency)
-            .bind(totals.subtotal.amount)
-            .bind(totals.discount.amount)
-            .bind(totals.total.amount)
-            .bind(new.loyalty_points)
-            .bind(now.millis())
-            .bind(new.payment_status.map(PaymentStatus::as_str))
-    };
-    let sent = send_order(tx, order, from_cart, &order_id, now).await?;
+    let sent = send_order(tx, row, from_cart, &order_id, now).await?;
     // The stock's hold goes out behind the order's row. If the order's statement failed, so
     // does the hold: its own failure is the one to tell. What hangs off the order's row waits
     // for it (it rides with the log's insert).
@@ -494,31 +442,10 @@ pub(super) async fn place_in(
     let (number, found) = order_written(tx, sent, from_cart).await?;
     let reservation = taken?;
     let fulfillments = hand_to_store(tx, new, &order_id, now).await?;
-    let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
-    let inserts = row_inserts(head, 5, "", new.lines.iter().enumerate(), |insert, (line_no, line)| {
-        insert
-            .bind(&order_id)
-            .bind(line_no as i64)
-            .bind(&line.sku)
-            .bind(line.quantity)
-            .bind(line.unit_amount)
-    });
-    for insert in inserts {
-        tx.defer(insert).await?;
-    }
+    write_lines(tx, &order_id, &new.lines).await?;
     let customer_id = match found {
         // Nobody holds the e-mail yet: the buyer becomes a customer.
-        None if !new.identities.is_empty() => {
-            let id =
-                resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?;
-            tx.defer(
-                sql("UPDATE orders SET customer_id = $2 WHERE id = $1")
-                    .bind(&order_id)
-                    .bind(&id),
-            )
-            .await?;
-            Some(id)
-        }
+        None if !new.identities.is_empty() => Some(become_customer(tx, new, &order_id, now).await?),
         found => found,
     };
     if let Some(customer) = &customer_id {
@@ -533,43 +460,193 @@ pub(super) async fn place_in(
         ))
         .await?;
     }
-    // The order as `read_order` would read it back, without reading it.
-    let lines = new
+    let placed = Placed {
+        order_id,
+        number,
+        customer_id,
+        totals,
+        reservation,
+        fulfillments,
+    };
+    Ok(placed.into_order(new, now))
+}
+
+/// Counts the buyer's unpaid order, if it waits for payment, and plans where its stock comes
+/// from (see [`plan_reservation`]).
+async fn plan_stock(
+    tx: &mut Tx,
+    new: &NewOrder,
+    order_id: &str,
+    now: Timestamp,
+    known: Option<KnownStock>,
+) -> Result<PlannedReservation, Error> {
+    if new.payment_status == Some(PaymentStatus::Pending)
+        && let Some(email) = &new.email
+    {
+        count_unpaid(tx, email, new.max_unpaid_per_email).await?;
+    }
+    let wanted: Vec<ReservationLineDraft> = new
         .lines
         .iter()
-        .zip(reservation.lines)
-        .map(|(line, sourced)| {
-            let mut allocations = sourced.allocations;
-            allocations.sort_by(|a, b| a.location_id.cmp(&b.location_id));
-            OrderLine {
-                sku: line.sku.clone(),
-                quantity: line.quantity,
-                unit_price: Money::new(line.unit_amount, currency),
-                allocations,
-            }
+        .map(|l| ReservationLineDraft {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            location_id: new.at_location.clone(),
         })
         .collect();
-    Ok(Order {
-        id: order_id,
-        number: order_number(number),
-        channel_id: new.channel.id.clone(),
-        external_id: new.external_id.clone(),
-        customer_id,
-        email: new.email.clone(),
-        status: Status::Allocated,
-        lines,
-        totals,
-        loyalty_points_redeemed: new.loyalty_points,
-        fulfillment: new.fulfillment.clone(),
-        shipping_address: new.shipping_address.clone(),
-        fulfillments,
-        returns: Vec::new(),
-        payment_status: new.payment_status,
-        hold_expires_at: new.hold_until,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    })
+    let reference = Some(order_id);
+    plan_reservation(
+        tx,
+        &new.channel,
+        &wanted,
+        &new.sourcing,
+        reference,
+        new.hold_until,
+        now,
+        known,
+    )
+    .await
+}
+
+/// The customer known before the order is written, and the order's totals after the points
+/// they redeem.
+async fn price(
+    tx: &mut Tx,
+    new: &NewOrder,
+    from_cart: Option<&PricedCart>,
+    order_id: &str,
+    now: Timestamp,
+) -> Result<(Option<String>, Totals), Error> {
+    // A cart's buyer known only by an e-mail is found by the order's insert, unless points
+    // are redeemed: those need the customer first.
+    let found_by_insert = from_cart.is_some() && new.loyalty_points == 0;
+    let customer_id = match &new.customer_id {
+        Some(id) => Some(id.clone()),
+        None if new.identities.is_empty() || found_by_insert => None,
+        None => {
+            Some(resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?)
+        }
+    };
+    let sums: Vec<(i64, i64)> = new.lines.iter().map(|l| (l.quantity, l.unit_amount)).collect();
+    let redeemer = redeemer(from_cart.is_some(), new.customer_id.as_deref(), customer_id.as_deref());
+    let discount = redeem(tx, redeemer, new.loyalty_points, &sums, order_id, now).await?;
+    let totals = totals(&sums, discount, &new.channel.draft.currency)?;
+    Ok((customer_id, totals))
+}
+
+/// Binds the order's row (`$1` to `$16`, as `order_values!` numbers them) to `insert`.
+fn bind_order(
+    insert: Sql,
+    new: &NewOrder,
+    order_id: &str,
+    customer_id: Option<&str>,
+    reservation_id: &str,
+    totals: &Totals,
+    now: Timestamp,
+) -> Sql {
+    let shipping_address = new
+        .shipping_address
+        .as_ref()
+        .map(|a| serde_json::to_string(a).unwrap_or_default());
+    insert
+        .bind(order_id)
+        .bind(&new.channel.id)
+        .bind(new.external_id.as_deref())
+        .bind(customer_id)
+        .bind(new.email.as_deref())
+        .bind(new.fulfillment.method.as_str())
+        .bind(new.fulfillment.location_id.as_deref())
+        .bind(shipping_address)
+        .bind(reservation_id)
+        .bind(&new.channel.draft.currency)
+        .bind(totals.subtotal.amount)
+        .bind(totals.discount.amount)
+        .bind(totals.total.amount)
+        .bind(new.loyalty_points)
+        .bind(now.millis())
+        .bind(new.payment_status.map(PaymentStatus::as_str))
+}
+
+/// The order's lines, written with the log's insert.
+async fn write_lines(tx: &mut Tx, order_id: &str, lines: &[PricedLine]) -> Result<(), Error> {
+    let head = "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_amount)";
+    let inserts = row_inserts(head, 5, "", lines.iter().enumerate(), |insert, (line_no, line)| {
+        insert
+            .bind(order_id)
+            .bind(line_no as i64)
+            .bind(&line.sku)
+            .bind(line.quantity)
+            .bind(line.unit_amount)
+    });
+    for insert in inserts {
+        tx.defer(insert).await?;
+    }
+    Ok(())
+}
+
+/// A buyer whose identities nobody holds yet becomes a customer, and the order theirs.
+async fn become_customer(tx: &mut Tx, new: &NewOrder, order_id: &str, now: Timestamp) -> Result<String, Error> {
+    let id = resolve_customer_in(tx, &new.identities, new.customer_name.as_deref(), now, new.phone_region).await?;
+    tx.defer(
+        sql("UPDATE orders SET customer_id = $2 WHERE id = $1")
+            .bind(order_id)
+            .bind(&id),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// What placing an order decided, beyond what was asked.
+struct Placed {
+    order_id: String,
+    number: i64,
+    customer_id: Option<String>,
+    totals: Totals,
+    reservation: Reservation,
+    fulfillments: Vec<FulfillmentRecord>,
+}
+
+impl Placed {
+    /// The order as `read_order` would read it back, without reading it.
+    fn into_order(self, new: &NewOrder, now: Timestamp) -> Order {
+        let currency = &new.channel.draft.currency;
+        let lines = new
+            .lines
+            .iter()
+            .zip(self.reservation.lines)
+            .map(|(line, sourced)| {
+                let mut allocations = sourced.allocations;
+                allocations.sort_by(|a, b| a.location_id.cmp(&b.location_id));
+                OrderLine {
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                    unit_price: Money::new(line.unit_amount, currency),
+                    allocations,
+                }
+            })
+            .collect();
+        Order {
+            id: self.order_id,
+            number: order_number(self.number),
+            channel_id: new.channel.id.clone(),
+            external_id: new.external_id.clone(),
+            customer_id: self.customer_id,
+            email: new.email.clone(),
+            status: Status::Allocated,
+            lines,
+            totals: self.totals,
+            loyalty_points_redeemed: new.loyalty_points,
+            fulfillment: new.fulfillment.clone(),
+            shipping_address: new.shipping_address.clone(),
+            fulfillments: self.fulfillments,
+            returns: Vec::new(),
+            payment_status: new.payment_status,
+            hold_expires_at: new.hold_until,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// Methods served at one store get their fulfilment at once: the store sees it to prepare.

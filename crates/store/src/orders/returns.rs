@@ -5,7 +5,7 @@ use omnihub_domain::customers::{LoyaltyProgram, LoyaltyReason};
 use omnihub_domain::events::{EventType, NewEvent};
 use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::MovementReason;
-use omnihub_domain::orders::{ItemLine, Order, check_item_lines, return_split};
+use omnihub_domain::orders::{ItemLine, Order, check_item_lines};
 
 use super::fulfilment::refresh_status;
 use super::points::{give_back_points, take_back};
@@ -44,39 +44,7 @@ impl Store {
             return Err(Invalid::one("location_id", "not_found", "there is no such location").into());
         }
         let return_id = id::new(Kind::Return);
-        let unit_of = |sku: &str| {
-            order
-                .lines
-                .iter()
-                .find(|l| l.sku == sku)
-                .map_or(0, |l| l.unit_price.amount)
-        };
-        let too_large = |field: String| Error::from(omnihub_domain::money::too_large(&field));
-        let mut gross = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            let returnable = order.returnable(&line.sku);
-            if line.quantity > returnable {
-                return Err(Invalid::one(
-                    format!("lines[{i}].quantity"),
-                    "exceeds_purchased",
-                    format!("only {returnable} units of {} can be returned", line.sku),
-                )
-                .into());
-            }
-            let amount = line.quantity.checked_mul(unit_of(&line.sku));
-            gross.push(amount.ok_or_else(|| too_large(format!("lines[{i}].quantity")))?);
-        }
-        let returned_before = (order.returns.iter().flat_map(|r| &r.lines))
-            .try_fold(0i64, |sum, l| sum.checked_add(l.quantity.checked_mul(unit_of(&l.sku))?))
-            .ok_or_else(|| too_large("lines".into()))?;
-        let split = return_split(
-            &gross,
-            returned_before,
-            order.totals.subtotal.amount,
-            order.loyalty_points_redeemed,
-            LoyaltyProgram::default().point_value_minor,
-        )
-        .ok_or_else(|| too_large("lines".into()))?;
+        let split = order.refund_of(lines, &LoyaltyProgram::default())?;
         let total_refund = split.cash_total();
         let priced: Vec<(&ItemLine, i64)> = lines.iter().zip(split.cash.iter().copied()).collect();
         tx.execute(
