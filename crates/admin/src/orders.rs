@@ -169,7 +169,7 @@ async fn list(State(admin): State<Admin>, staff: Staff, Query(query): Query<List
     let status = chosen(&query.status);
     let mut statuses = vec![Choice::new("open", "Open (still to fulfil)", status.as_deref())];
     statuses.extend(
-        show::STATUSES
+        Status::ALL
             .iter()
             .map(|s| Choice::new(s.as_str(), show::status(*s), status.as_deref())),
     );

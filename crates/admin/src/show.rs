@@ -48,17 +48,6 @@ pub fn status(status: Status) -> &'static str {
     }
 }
 
-pub const STATUSES: [Status; 8] = [
-    Status::Placed,
-    Status::Allocated,
-    Status::PartiallyFulfilled,
-    Status::ReadyForPickup,
-    Status::Shipped,
-    Status::Completed,
-    Status::Cancelled,
-    Status::Returned,
-];
-
 pub fn method(method: Method) -> &'static str {
     match method {
         Method::Ship => "Shipping",

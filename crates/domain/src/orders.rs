@@ -605,13 +605,8 @@ pub struct ItemLine {
 }
 
 /// An order taken in from another system: its external id one line of 1 to 200 characters, no
-/// negative points, sound lines, each priced in the channel's currency.
-pub fn check_intake(
-    external_id: &str,
-    loyalty_points: i64,
-    lines: &[(ItemLine, Money)],
-    currency: &str,
-) -> Result<(), Invalid> {
+/// negative points, sound lines.
+pub fn check_intake(external_id: &str, loyalty_points: i64, lines: &[ItemLine]) -> Result<(), Invalid> {
     if external_id.trim().is_empty() || external_id.len() > 200 || external_id.chars().any(char::is_control) {
         return Err(Invalid::one(
             "external_id",
@@ -622,10 +617,13 @@ pub fn check_intake(
     if loyalty_points < 0 {
         return Err(Invalid::one("loyalty_points", "out_of_range", "must not be negative"));
     }
-    let items: Vec<ItemLine> = lines.iter().map(|(item, _)| item.clone()).collect();
-    check_item_lines(&items)?;
+    check_item_lines(lines)
+}
+
+/// The unit prices of an order taken in: each in the channel's currency, each an amount.
+pub fn check_prices(prices: &[&Money], currency: &str) -> Result<(), Invalid> {
     let mut check = Check::new();
-    for (i, (_, price)) in lines.iter().enumerate() {
+    for (i, price) in prices.iter().enumerate() {
         if price.currency != currency {
             check.fail(
                 format!("lines[{i}].unit_price"),
@@ -920,36 +918,26 @@ mod tests {
 
     #[test]
     fn an_intake_is_one_line_of_id_with_lines_priced_in_the_channels_currency() {
-        let line = |currency: &str, amount| {
-            let item = ItemLine {
-                sku: "SKU-1".into(),
-                quantity: 1,
-            };
-            (item, Money::new(amount, currency))
-        };
-        assert_eq!(check_intake("ext-1", 0, &[line("EUR", 500)], "EUR"), Ok(()));
-        let code = |r: Result<(), Invalid>| r.unwrap_err().0[0].clone();
+        let line = [ItemLine {
+            sku: "SKU-1".into(),
+            quantity: 1,
+        }];
+        assert_eq!(check_intake("ext-1", 0, &line), Ok(()));
+        let first = |r: Result<(), Invalid>| r.unwrap_err().0[0].clone();
+        assert_eq!(first(check_intake("a\nb", 0, &line)).field, "external_id");
+        assert_eq!(first(check_intake(" ", 0, &line)).field, "external_id");
+        assert_eq!(first(check_intake("ext-1", -1, &line)).code, "out_of_range");
+        assert_eq!(first(check_intake("ext-1", 0, &[])).field, "lines");
+        let (euros, dollars, negative) = (Money::new(500, "EUR"), Money::new(5, "USD"), Money::new(-5, "EUR"));
+        assert_eq!(check_prices(&[&euros], "EUR"), Ok(()));
         assert_eq!(
-            code(check_intake("a\nb", 0, &[line("EUR", 5)], "EUR")).field,
-            "external_id"
+            first(check_prices(&[&euros, &dollars], "EUR")).field,
+            "lines[1].unit_price"
         );
         assert_eq!(
-            code(check_intake(" ", 0, &[line("EUR", 5)], "EUR")).field,
-            "external_id"
-        );
-        assert_eq!(
-            code(check_intake("ext-1", -1, &[line("EUR", 5)], "EUR")).code,
-            "out_of_range"
-        );
-        assert_eq!(
-            code(check_intake("ext-1", 0, &[line("USD", 5)], "EUR")).field,
-            "lines[0].unit_price"
-        );
-        assert_eq!(
-            code(check_intake("ext-1", 0, &[line("EUR", -5)], "EUR")).field,
+            first(check_prices(&[&negative], "EUR")).field,
             "lines[0].unit_price.amount"
         );
-        assert_eq!(code(check_intake("ext-1", 0, &[], "EUR")).field, "lines");
     }
 
     #[test]

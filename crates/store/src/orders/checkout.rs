@@ -11,8 +11,8 @@ use omnihub_domain::id::{self, Kind};
 use omnihub_domain::inventory::{Reservation, ReservationLineDraft};
 use omnihub_domain::orders::{
     Cart, CartStatus, CheckoutBy, Fulfillment, FulfillmentRecord, FulfillmentStatus, ItemLine, Method, Order,
-    OrderLine, PaymentStatus, ShippingAddress, Status, Totals, check_buyer, check_intake, on_checkout, order_number,
-    redeemer, redemption, till_sale, totals,
+    OrderLine, PaymentStatus, ShippingAddress, Status, Totals, check_buyer, check_intake, check_prices, on_checkout,
+    order_number, redeemer, redemption, till_sale, totals,
 };
 use omnihub_domain::{Invalid, Money, Timestamp};
 
@@ -224,6 +224,15 @@ impl Store {
 
     /// The channel an intake names, once the intake is sound.
     async fn intake_channel(&self, intake: &ExternalOrder) -> Result<Channel, Error> {
+        let items: Vec<ItemLine> = intake
+            .lines
+            .iter()
+            .map(|l| ItemLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect();
+        check_intake(&intake.external_id, intake.loyalty_points, &items)?;
         let channel = self.channel(&intake.channel_id).await.map_err(|_| {
             Error::from(Invalid::one(
                 "channel_id",
@@ -231,23 +240,8 @@ impl Store {
                 "there is no such sales channel",
             ))
         })?;
-        let lines: Vec<(ItemLine, Money)> = intake
-            .lines
-            .iter()
-            .map(|l| {
-                let item = ItemLine {
-                    sku: l.sku.clone(),
-                    quantity: l.quantity,
-                };
-                (item, l.unit_price.clone())
-            })
-            .collect();
-        check_intake(
-            &intake.external_id,
-            intake.loyalty_points,
-            &lines,
-            &channel.draft.currency,
-        )?;
+        let prices: Vec<&Money> = intake.lines.iter().map(|l| &l.unit_price).collect();
+        check_prices(&prices, &channel.draft.currency)?;
         Ok(channel)
     }
 
