@@ -161,7 +161,7 @@ impl From<omnihub_store::Error> for ApiError {
                     "the server cannot save changes right now; the request may be retried",
                 )
             }
-            E::Corrupt(_) | E::Database(_) | E::Sqlite(_) | E::Postgres(_) => {
+            E::Corrupt(_) | E::Sqlite(_) | E::Postgres(_) => {
                 tracing::error!(error = %error, "storage failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -217,7 +217,7 @@ fn print_demo(made: Option<demo::Demo>) {
 
 fn init_logs(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIHUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tokio_postgres=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -2,37 +2,35 @@
 //!
 //! Everything above this module writes its SQL once (`$1` placeholders, `RETURNING`,
 //! `ON CONFLICT`), binds [`Arg`]s and reads typed columns from a [`Row`]; this module hands it
-//! to the real driver of whichever backend is configured: tokio-postgres for PostgreSQL (see
-//! [`postgres`]), sqlx for SQLite's readers, rusqlite for SQLite's one write connection (see
-//! [`write_connection`]). The backends are a closed set, so an enum dispatches to them.
+//! to the one driver of whichever backend is configured: tokio-postgres for PostgreSQL (see
+//! [`postgres`]), rusqlite for SQLite, whose reads go through a pool of read-only connections
+//! (see [`readers`]) and writes through one write connection (see [`write_connection`]). The
+//! backends are a closed set, so an enum dispatches to them.
 
-mod direct;
 pub(crate) mod events;
 mod flush;
 mod leases;
 pub mod migrate;
 mod paging;
-mod point_reads;
 mod postgres;
+mod readers;
 pub(crate) mod sealed;
+mod sqlite;
 mod write_connection;
 pub(crate) mod writer;
 
-use std::str::FromStr;
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Database, Row as _, Sqlite, Transaction};
 
 use crate::Error;
-pub use direct::DirectRow;
-#[cfg(test)]
-pub(crate) use direct::Scratch;
 use flush::Flusher;
 pub use paging::Page;
-use point_reads::PointReaders;
+use readers::{Reader, Readers};
+#[cfg(test)]
+pub(crate) use sqlite::Scratch;
+pub use sqlite::SqliteRow;
 pub use write_connection::WriteConnection;
 use write_connection::WriteTx;
 
@@ -262,34 +260,17 @@ fn renumbered(text: &str, by: usize) -> String {
     out
 }
 
-/// The statement for sqlx, which runs SQLite's readers.
-fn prepare(sql: Sql) -> sqlx::query::Query<'static, Sqlite, <Sqlite as Database>::Arguments> {
-    let query = match sql.text {
-        Text::Static(text) => sqlx::query(text),
-        Text::Built(text) => sqlx::query(sqlx::AssertSqlSafe(text)),
-    };
-    sql.args.into_iter().fold(query, |query, arg| match arg {
-        Arg::Int(v) => query.bind(v),
-        Arg::Text(v) => query.bind(v),
-        Arg::Bool(v) => query.bind(v),
-        Arg::Float(v) => query.bind(v),
-    })
-}
-
 /// A result row of either backend, read by column name.
 pub enum Row {
     Sqlite(SqliteRow),
     Postgres(tokio_postgres::Row),
-    /// Answered by a SQLite connection driven directly (the write connection, point reads).
-    Direct(DirectRow),
 }
 
 macro_rules! get {
     ($row:expr, $col:expr, $ty:ty) => {
         match $row {
-            Row::Sqlite(r) => r.try_get::<$ty, _>($col).map_err(Error::from),
+            Row::Sqlite(r) => r.get::<$ty>($col),
             Row::Postgres(r) => r.try_get::<_, $ty>($col).map_err(Error::from),
-            Row::Direct(r) => r.get::<$ty>($col),
         }
     };
 }
@@ -335,15 +316,8 @@ pub enum Backend {
 /// them through a flusher (see [`flush`]).
 #[derive(Clone)]
 pub enum Db {
-    Sqlite {
-        reader: sqlx::SqlitePool,
-        writer: WriteConnection,
-        point_readers: Arc<PointReaders>,
-    },
-    Postgres {
-        pool: postgres::Pool,
-        flusher: Flusher,
-    },
+    Sqlite { readers: Readers, writer: WriteConnection },
+    Postgres { pool: postgres::Pool, flusher: Flusher },
 }
 
 /// Each PostgreSQL connection is a process on the database's cores, and writers wait on each
@@ -354,6 +328,20 @@ pub enum Db {
 fn postgres_connections() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
     (4 * cores).clamp(4, 32)
+}
+
+/// The file a `sqlite://path` URL names; `sqlite:path` and a bare path will do too.
+fn sqlite_path(url: &str) -> Result<&Path, Error> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.contains('?') {
+        return Err(Error::Unavailable(format!(
+            "a SQLite URL names a file and takes no parameters: {url}"
+        )));
+    }
+    Ok(Path::new(path))
 }
 
 impl Db {
@@ -368,25 +356,13 @@ impl Db {
             let flusher = Flusher::start(postgres::Pool::connect(url, "", 1, timeout).await?);
             return Ok(Db::Postgres { pool, flusher });
         }
+        let path = sqlite_path(url)?;
         let busy_timeout = Duration::from_secs(10);
-        let options = SqliteConnectOptions::from_str(url)?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(busy_timeout)
-            .read_only(true);
         // Opened first: it creates the file the readers open.
-        let writer = WriteConnection::open(options.get_filename(), busy_timeout)?;
-        let point_readers = Arc::new(PointReaders::new(options.get_filename(), busy_timeout));
-        let reader = SqlitePoolOptions::new()
-            .max_connections(max_connections.unwrap_or(16).max(2))
-            .connect_with(options)
-            .await?;
-        Ok(Db::Sqlite {
-            reader,
-            writer,
-            point_readers,
-        })
+        let writer = WriteConnection::open(path, busy_timeout)?;
+        let size = max_connections.unwrap_or(16).max(2) as usize;
+        let readers = Readers::open(path, busy_timeout, size)?;
+        Ok(Db::Sqlite { readers, writer })
     }
 
     pub fn backend(&self) -> Backend {
@@ -428,7 +404,11 @@ impl Db {
     /// Starts a read-only transaction: several reads that see one moment.
     pub async fn begin_read(&self) -> Result<Tx, Error> {
         let inner = match self {
-            Db::Sqlite { reader, .. } => TxInner::Sqlite(reader.begin().await?),
+            Db::Sqlite { readers, .. } => {
+                let mut reader = readers.acquire().await?;
+                reader.begin()?;
+                TxInner::Read(reader)
+            }
             Db::Postgres { pool, .. } => TxInner::Postgres(pool.acquire().await?),
         };
         Ok(Tx {
@@ -450,8 +430,10 @@ impl Db {
 
     pub async fn fetch_all(&self, sql: Sql) -> Result<Vec<Row>, Error> {
         Ok(match self {
-            Db::Sqlite { reader, .. } => prepare(sql)
-                .fetch_all(reader)
+            Db::Sqlite { readers, .. } => readers
+                .acquire()
+                .await?
+                .fetch(sql, usize::MAX)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
@@ -469,11 +451,12 @@ impl Db {
     }
 
     /// Reads the few rows a key names (a cart and its lines, say): on SQLite on the calling
-    /// thread, which is quicker for such reads than a hand-over to the pool's.
+    /// thread, which is quicker for such reads than a hand-over to another (see [`readers`]).
     pub async fn fetch_by_key(&self, sql: Sql) -> Result<Vec<Row>, Error> {
         match self {
-            Db::Sqlite { point_readers, .. } => {
-                Ok(point_readers.fetch_all(sql)?.into_iter().map(Row::Direct).collect())
+            Db::Sqlite { readers, .. } => {
+                let rows = readers.acquire().await?.fetch_here(sql)?;
+                Ok(rows.into_iter().map(Row::Sqlite).collect())
             }
             Db::Postgres { .. } => self.fetch_all(sql).await,
         }
@@ -481,15 +464,15 @@ impl Db {
 
     pub async fn fetch_optional(&self, sql: Sql) -> Result<Option<Row>, Error> {
         Ok(match self {
-            Db::Sqlite { reader, .. } => prepare(sql).fetch_optional(reader).await?.map(Row::Sqlite),
+            Db::Sqlite { readers, .. } => readers.acquire().await?.fetch(sql, 1).await?.pop().map(Row::Sqlite),
             Db::Postgres { .. } => self.fetch_all(sql).await?.into_iter().next(),
         })
     }
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { reader, writer, .. } => {
-                reader.close().await;
+            Db::Sqlite { readers, writer } => {
+                readers.close();
                 writer.close().await;
             }
             Db::Postgres { pool, flusher } => {
@@ -501,7 +484,8 @@ impl Db {
 }
 
 enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// A read transaction on a SQLite read connection.
+    Read(Reader),
     /// A connection of the pool; the transaction begins with its first statement.
     Postgres(postgres::Pooled),
     Written(WriteTx),
@@ -537,7 +521,7 @@ pub struct Tx {
 impl Tx {
     pub fn backend(&self) -> Backend {
         match self.inner {
-            TxInner::Sqlite(_) | TxInner::Written(_) => Backend::Sqlite,
+            TxInner::Read(_) | TxInner::Written(_) => Backend::Sqlite,
             TxInner::Postgres(_) => Backend::Postgres,
         }
     }
@@ -564,7 +548,10 @@ impl Tx {
     pub async fn execute(&mut self, sql: Sql) -> Result<u64, Error> {
         let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
-            TxInner::Sqlite(tx) => prepare(sql).execute(&mut **tx).await?.rows_affected(),
+            TxInner::Read(reader) => {
+                reader.fetch(sql, 0).await?;
+                reader.changes()
+            }
             TxInner::Postgres(tx) => tx.run_in_transaction(sql).await?.changed,
             TxInner::Written(tx) => tx.execute(sql)?,
         })
@@ -573,8 +560,8 @@ impl Tx {
     pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, Error> {
         let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
-            TxInner::Sqlite(tx) => prepare(sql)
-                .fetch_all(&mut **tx)
+            TxInner::Read(reader) => reader
+                .fetch(sql, usize::MAX)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
@@ -586,7 +573,7 @@ impl Tx {
                 .into_iter()
                 .map(Row::Postgres)
                 .collect(),
-            TxInner::Written(tx) => tx.fetch_all(sql)?.into_iter().map(Row::Direct).collect(),
+            TxInner::Written(tx) => tx.fetch_all(sql)?.into_iter().map(Row::Sqlite).collect(),
         })
     }
 
@@ -600,14 +587,14 @@ impl Tx {
                 let sql = sql.hosting(std::mem::take(&mut self.deferred));
                 Ok(Sent::Postgres(tx.send_in_transaction(sql).await?))
             }
-            TxInner::Sqlite(_) | TxInner::Written(_) => Ok(Sent::Answered(self.fetch_all(sql).await?)),
+            TxInner::Read(_) | TxInner::Written(_) => Ok(Sent::Answered(self.fetch_all(sql).await?)),
         }
     }
 
     pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, Error> {
         let sql = self.with_deferred(sql);
         Ok(match &mut self.inner {
-            TxInner::Sqlite(tx) => prepare(sql).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
+            TxInner::Read(reader) => reader.fetch(sql, 1).await?.pop().map(Row::Sqlite),
             TxInner::Postgres(tx) => tx
                 .run_in_transaction(sql)
                 .await?
@@ -615,7 +602,7 @@ impl Tx {
                 .into_iter()
                 .next()
                 .map(Row::Postgres),
-            TxInner::Written(tx) => tx.fetch_optional(sql)?.map(Row::Direct),
+            TxInner::Written(tx) => tx.fetch_optional(sql)?.map(Row::Sqlite),
         })
     }
 
@@ -623,10 +610,7 @@ impl Tx {
     /// anything built from input.
     pub(crate) async fn execute_script(&mut self, script: String) -> Result<(), Error> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-                .execute(&mut **tx)
-                .await
-                .map(drop)?,
+            TxInner::Read(reader) => reader.execute_script(script).await?,
             TxInner::Postgres(tx) => tx.execute_script(&script).await?,
             TxInner::Written(tx) => tx.execute_script(&script)?,
         }
@@ -638,7 +622,7 @@ impl Tx {
     pub(crate) fn total_changes(&self) -> u64 {
         match &self.inner {
             TxInner::Written(tx) => tx.total_changes(),
-            TxInner::Sqlite(_) | TxInner::Postgres(_) => 0,
+            TxInner::Read(_) | TxInner::Postgres(_) => 0,
         }
     }
 
@@ -661,7 +645,7 @@ impl Tx {
             rows = self.fetch_all(last).await?;
         }
         match self.inner {
-            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Read(mut reader) => reader.end()?,
             TxInner::Written(tx) => tx.commit().await?,
             TxInner::Postgres(mut tx) => {
                 rows = tx

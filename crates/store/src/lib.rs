@@ -77,8 +77,6 @@ pub enum Error {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database: {0}")]
     Sqlite(rusqlite::Error),
     #[error("database: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
@@ -107,7 +105,6 @@ impl From<rusqlite::Error> for Error {
 impl Error {
     fn is_unique_violation(&self) -> bool {
         match self {
-            Error::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
             Error::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
             Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.extended_code,

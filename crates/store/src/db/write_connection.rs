@@ -1,4 +1,4 @@
-//! The SQLite write connection, driven directly (`direct`) on the thread that writes: the
+//! The SQLite write connection, whose statements run (`sqlite`) on the thread that writes: the
 //! group-commit writer's, or the caller's for the few writes made outside it. Only what waits
 //! for the disk (taking the write lock, the commit's fsync) moves off the async runtime's
 //! threads.
@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::Sql;
-use super::direct::{self, DirectRow};
+use super::sqlite::{self, SqliteRow};
 use crate::Error;
 
 /// The database's one write connection; writers take turns.
@@ -28,7 +28,7 @@ impl WriteConnection {
         connection.pragma_update(None, "foreign_keys", "on")?;
         // The group commit's savepoints keep their undo pages in memory, not in temp files.
         connection.pragma_update(None, "temp_store", "memory")?;
-        connection.set_prepared_statement_cache_capacity(direct::STATEMENT_CACHE);
+        connection.set_prepared_statement_cache_capacity(sqlite::STATEMENT_CACHE);
         Ok(WriteConnection(Arc::new(Mutex::new(connection))))
     }
 
@@ -94,11 +94,11 @@ impl WriteTx {
         Ok(self.connection()?.changes())
     }
 
-    pub(crate) fn fetch_all(&mut self, sql: Sql) -> Result<Vec<DirectRow>, Error> {
+    pub(crate) fn fetch_all(&mut self, sql: Sql) -> Result<Vec<SqliteRow>, Error> {
         self.run(sql, usize::MAX)
     }
 
-    pub(crate) fn fetch_optional(&mut self, sql: Sql) -> Result<Option<DirectRow>, Error> {
+    pub(crate) fn fetch_optional(&mut self, sql: Sql) -> Result<Option<SqliteRow>, Error> {
         Ok(self.run(sql, 1)?.pop())
     }
 
@@ -110,8 +110,8 @@ impl WriteTx {
         Ok(self.connection()?.execute_batch(script)?)
     }
 
-    fn run(&mut self, sql: Sql, limit: usize) -> Result<Vec<DirectRow>, Error> {
-        direct::run(self.connection()?, sql, limit)
+    fn run(&mut self, sql: Sql, limit: usize) -> Result<Vec<SqliteRow>, Error> {
+        sqlite::run(self.connection()?, &sql, limit)
     }
 
     /// Commits, waiting for the disk off the async runtime's threads.
@@ -150,7 +150,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::db::sql;
 
-    use crate::db::direct::Scratch;
+    use crate::db::sqlite::Scratch;
 
     pub(crate) async fn table() -> (WriteConnection, Scratch) {
         let scratch = Scratch::new();

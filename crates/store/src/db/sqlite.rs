@@ -1,16 +1,12 @@
-//! Statements run directly on a rusqlite connection, on the calling thread.
-//!
-//! sqlx runs every SQLite connection on a thread of its own and hands each statement over to
-//! it and each answer back: two thread wake-ups per statement, longer than SQLite takes to run
-//! a point query or update. The write connection and the point readers run their statements
-//! here instead.
+//! Statements run on a rusqlite connection, on the thread that asks: the write connection's
+//! (see `write_connection`) or a read connection's (see `readers`).
 
 use std::sync::Arc;
 
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
-use super::{Arg, Sql, Text};
+use super::{Arg, Sql};
 use crate::Error;
 
 /// Enough for every distinct statement a connection runs, so none is prepared twice.
@@ -18,11 +14,8 @@ pub(crate) const STATEMENT_CACHE: usize = 512;
 
 /// Runs a statement, keeping at most `limit` of the rows it answers. The statement is prepared
 /// once per connection and kept.
-pub(crate) fn run(connection: &Connection, sql: Sql, limit: usize) -> Result<Vec<DirectRow>, Error> {
-    let text = match &sql.text {
-        Text::Static(text) => text,
-        Text::Built(text) => text.as_str(),
-    };
+pub(crate) fn run(connection: &Connection, sql: &Sql, limit: usize) -> Result<Vec<SqliteRow>, Error> {
+    let text = sql.text();
     tracing::trace!(statement = text, "statement");
     let mut statement = connection.prepare_cached(text)?;
     // `$n` names the n-th argument wherever it stands; SQLite numbers parameters in the
@@ -47,7 +40,7 @@ pub(crate) fn run(connection: &Connection, sql: Sql, limit: usize) -> Result<Vec
             let values = (0..columns.len())
                 .map(|i| row.get::<_, Value>(i))
                 .collect::<Result<_, _>>()?;
-            kept.push(DirectRow {
+            kept.push(SqliteRow {
                 columns: columns.clone(),
                 values,
             });
@@ -68,13 +61,13 @@ fn value_of(arg: &Arg) -> ValueRef<'_> {
     }
 }
 
-/// A row answered by a connection driven directly, read by column name.
-pub struct DirectRow {
+/// A row answered by SQLite, read by column name.
+pub struct SqliteRow {
     columns: Arc<[String]>,
     values: Vec<Value>,
 }
 
-impl DirectRow {
+impl SqliteRow {
     pub(crate) fn get<T: FromValue>(&self, column: &str) -> Result<T, Error> {
         let value = self
             .columns
