@@ -45,7 +45,7 @@ impl Follower for CatalogCache {
         FORGETTING.contains(&kind.as_str())
     }
 
-    fn committed_here(&self, _: &[&Logged], last_seq: i64) {
+    fn committed_here(&self, _: &[Logged], last_seq: i64) {
         self.committed.fetch_max(last_seq, Ordering::AcqRel);
     }
 

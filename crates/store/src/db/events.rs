@@ -35,9 +35,10 @@ pub(crate) struct Logged {
 pub(crate) trait Follower: Send + Sync {
     /// Whether events of `kind` change what the follower holds.
     fn follows(&self, kind: EventType) -> bool;
-    /// This process committed `events` (those the follower follows, as written), the newest at
-    /// `last_seq`; told before anyone else learns of the commit.
-    fn committed_here(&self, events: &[&Logged], last_seq: i64);
+    /// This process committed `events` (those some follower follows, as written; among them
+    /// one this follower follows at least), the newest at `last_seq`; told before anyone else
+    /// learns of the commit.
+    fn committed_here(&self, events: &[Logged], last_seq: i64);
     /// Another process committed an event the follower follows at `seq`, and all before it.
     fn committed_elsewhere(&self, seq: i64);
 }
@@ -66,9 +67,8 @@ impl LogCommits {
     /// This process committed `appended`: the followers are told first, then everyone.
     pub(crate) fn note_own(&self, appended: &Appended) {
         for follower in &self.followers {
-            let events: Vec<&Logged> = appended.followed.iter().filter(|e| follower.follows(e.kind)).collect();
-            if !events.is_empty() {
-                follower.committed_here(&events, appended.last_seq);
+            if appended.followed.iter().any(|e| follower.follows(e.kind)) {
+                follower.committed_here(&appended.followed, appended.last_seq);
             }
         }
         self.advance(appended.last_seq);
@@ -281,8 +281,8 @@ mod tests {
         fn follows(&self, kind: EventType) -> bool {
             kind == EventType::InventoryLevelChanged
         }
-        fn committed_here(&self, events: &[&Logged], last_seq: i64) {
-            let seqs = events.iter().map(|e| e.seq).collect();
+        fn committed_here(&self, events: &[Logged], last_seq: i64) {
+            let seqs = events.iter().filter(|e| self.follows(e.kind)).map(|e| e.seq).collect();
             self.here.lock().unwrap().push((seqs, last_seq));
         }
         fn committed_elsewhere(&self, seq: i64) {

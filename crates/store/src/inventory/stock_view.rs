@@ -112,9 +112,9 @@ impl State {
     }
 
     /// Applies the event `seq` of `kind`, unless what it sets was set by a newer one already.
-    fn apply(&mut self, seq: i64, kind: &str, data: Data) {
-        match EventType::parse(kind) {
-            Some(EventType::InventoryLevelChanged) => {
+    fn apply(&mut self, seq: i64, kind: EventType, data: Data) {
+        match kind {
+            EventType::InventoryLevelChanged => {
                 if let Some(level) = data.read::<LevelChange>()
                     && self.newer(format!("level {} {}", level.sku, level.location_id), seq)
                 {
@@ -125,7 +125,7 @@ impl State {
                         .insert(level.location_id, available);
                 }
             }
-            Some(EventType::ChannelCreated | EventType::ChannelUpdated) => {
+            EventType::ChannelCreated | EventType::ChannelUpdated => {
                 if let Some(channel) = data.read::<ChannelChange>()
                     && self.newer(format!("channel {}", channel.id), seq)
                 {
@@ -137,7 +137,7 @@ impl State {
                     self.channels.insert(channel.id, stock);
                 }
             }
-            Some(EventType::LocationCreated | EventType::LocationUpdated) => {
+            EventType::LocationCreated | EventType::LocationUpdated => {
                 if let Some(location) = data.read::<LocationChange>()
                     && self.newer(format!("location {}", location.id), seq)
                 {
@@ -199,7 +199,7 @@ impl Follower for StockView {
         VIEWED.contains(&kind.as_str())
     }
 
-    fn committed_here(&self, events: &[&Logged], last_seq: i64) {
+    fn committed_here(&self, events: &[Logged], last_seq: i64) {
         self.apply_own(events, last_seq);
         self.own.fetch_max(last_seq, Ordering::AcqRel);
     }
@@ -219,7 +219,7 @@ impl StockView {
 
     /// Applies the events of a commit of this process that ended at `last_seq`, before anyone
     /// is told of the commit.
-    fn apply_own(&self, logged: &[&Logged], last_seq: i64) {
+    fn apply_own(&self, logged: &[Logged], last_seq: i64) {
         let Ok(mut state) = self.state.write() else {
             return;
         };
@@ -228,7 +228,7 @@ impl StockView {
             return;
         };
         for event in logged {
-            state.apply(event.seq, event.kind.as_str(), Data::Written(&event.data));
+            state.apply(event.seq, event.kind, Data::Written(&event.data));
         }
         state.own = state.own.max(last_seq);
     }
@@ -330,7 +330,9 @@ impl Store {
             && let Some(state) = state.as_mut()
         {
             for event in &events {
-                state.apply(event.seq, &event.kind, Data::Parsed(&event.data));
+                if let Some(kind) = EventType::parse(&event.kind) {
+                    state.apply(event.seq, kind, Data::Parsed(&event.data));
+                }
             }
             state.seq = state.seq.max(upto);
             state.refreshed = Instant::now();
@@ -412,16 +414,16 @@ mod tests {
     #[test]
     fn an_event_applies_only_over_an_older_one() {
         let mut state = state();
-        state.apply(9, "inventory.level_changed", Data::Written(&level(9)));
+        state.apply(9, EventType::InventoryLevelChanged, Data::Written(&level(9)));
         assert_eq!(available(&state), 5, "the tables were read after event 9");
         // Own commits finish in any order; the log reads them back again later.
-        state.apply(12, "inventory.level_changed", Data::Written(&level(3)));
-        state.apply(11, "inventory.level_changed", Data::Written(&level(4)));
+        state.apply(12, EventType::InventoryLevelChanged, Data::Written(&level(3)));
+        state.apply(11, EventType::InventoryLevelChanged, Data::Written(&level(4)));
         assert_eq!(available(&state), 3);
         let read_back = serde_json::from_str::<serde_json::Value>(&level(4)).unwrap();
-        state.apply(11, "inventory.level_changed", Data::Parsed(&read_back));
+        state.apply(11, EventType::InventoryLevelChanged, Data::Parsed(&read_back));
         assert_eq!(available(&state), 3);
-        state.apply(13, "inventory.level_changed", Data::Written(&level(2)));
+        state.apply(13, EventType::InventoryLevelChanged, Data::Written(&level(2)));
         assert_eq!(available(&state), 2);
     }
 
@@ -435,7 +437,7 @@ mod tests {
             data: level(3),
         };
         // The order's own events came after the level's.
-        view.apply_own(&[&logged], 14);
+        view.apply_own(&[logged], 14);
         let state = view.state.read().unwrap();
         let state = state.as_ref().unwrap();
         assert!(state.is_current(Horizon { own: 14, heard: 0 }, STALE_AFTER));

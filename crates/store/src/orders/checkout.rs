@@ -53,6 +53,15 @@ pub struct ExternalLine {
     pub unit_price: Money,
 }
 
+impl ExternalLine {
+    fn item(&self) -> ItemLine {
+        ItemLine {
+            sku: self.sku.clone(),
+            quantity: self.quantity,
+        }
+    }
+}
+
 /// A priced line of an order about to be placed.
 #[derive(Debug, Clone)]
 pub struct PricedLine {
@@ -224,14 +233,7 @@ impl Store {
 
     /// The channel an intake names, once the intake is sound.
     async fn intake_channel(&self, intake: &ExternalOrder) -> Result<Channel, Error> {
-        let items: Vec<ItemLine> = intake
-            .lines
-            .iter()
-            .map(|l| ItemLine {
-                sku: l.sku.clone(),
-                quantity: l.quantity,
-            })
-            .collect();
+        let items: Vec<ItemLine> = intake.lines.iter().map(ExternalLine::item).collect();
         check_intake(&intake.external_id, intake.loyalty_points, &items)?;
         let channel = self.channel(&intake.channel_id).await.map_err(|_| {
             Error::from(Invalid::one(
